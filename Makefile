@@ -1,0 +1,41 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   creates .venv, installs the map stack, runs the demo basin (writes demo-output/)
+#   make test   creates .venv, installs everything (ML stack, Label Studio client, Dask, dev tools), runs the tests
+# Both need only Python 3.11 and the package registries.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off
+DEMO_OUT ?= demo-output
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint check clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.maps-installed: $(BIN)/python pyproject.toml
+	$(PIP) -q -e .
+	@touch $@
+
+$(VENV)/.all-installed: $(BIN)/python pyproject.toml
+	$(PIP) -q -e '.[all,dev]'
+	@touch $@ $(VENV)/.maps-installed
+
+demo: $(VENV)/.maps-installed
+	$(BIN)/plastic-hotspots demo --out $(DEMO_OUT)
+
+test: $(VENV)/.all-installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.all-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+check: lint test
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

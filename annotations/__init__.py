@@ -1,0 +1,1 @@
+"""Volunteer labelling -> consensus -> training datasets."""

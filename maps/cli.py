@@ -1,0 +1,65 @@
+"""Subcommands of the map stage: ``demo``, ``hotspots`` and ``map``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def demo(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Directory to write the demo basin and its results into.")
+    ] = Path("demo"),
+    seed: Annotated[int, typer.Option(help="Random seed of the generated basin.")] = 20240601,
+) -> None:
+    """Generate a demo river basin, run the hotspot model on it and write its interactive map."""
+    from maps.demo import run_demo
+
+    result = run_demo(out, seed)
+    console.print("[bold green]Demo basin done.[/]")
+    typer.echo(f"map:      {result.map_html}")
+    typer.echo(f"hotspots: {result.hotspots_dir}")
+    typer.echo(f"config:   {result.config}")
+    typer.echo(f"truth:    {result.truth}")
+
+
+def hotspots(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Basin config YAML naming the layers.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Directory for the hotspot rasters and GeoPackage.")
+    ],
+) -> None:
+    """Run the hotspot model (leakage sources, river routing, accumulation) for one basin."""
+    from maps.config import load_config
+    from maps.pipeline import run_hotspots
+
+    result, outputs = run_hotspots(load_config(config), out)
+    n_leak = sum(1 for h in result.hotspots if h.kind == "leakage")
+    n_acc = len(result.hotspots) - n_leak
+    console.print(f"[bold green]{n_leak} leakage and {n_acc} accumulation hotspots ranked.[/]")
+    typer.echo(f"vectors:  {outputs.vectors}")
+    for name, path in outputs.rasters.items():
+        typer.echo(f"raster:   {path}  ({name})")
+
+
+def map_command(
+    directory: Annotated[Path, typer.Argument(help="A directory written by `plastic-hotspots hotspots`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("map.html"),
+    title: Annotated[str, typer.Option(help="Title shown on the map.")] = "Plastic hotspots",
+) -> None:
+    """Render a self-contained interactive map (works offline) of a hotspot result directory."""
+    from maps.render import render_map
+
+    typer.echo(str(render_map(directory, out, title=title)))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the map stage's subcommands to the command line."""
+    app.command("demo")(demo)
+    app.command("hotspots")(hotspots)
+    app.command("map")(map_command)

@@ -1,0 +1,25 @@
+"""Errors raised by the map stack (layers, hotspot model, rendering)."""
+
+from __future__ import annotations
+
+from plastic_hotspots.errors import PlasticHotspotsError
+
+
+class MapsError(PlasticHotspotsError):
+    """Base class of errors raised by :mod:`maps`."""
+
+
+class ConfigError(MapsError):
+    """A basin configuration file is missing, malformed or names unknown keys."""
+
+
+class LayerError(MapsError):
+    """An input layer cannot be used: missing file, no CRS, wrong units, empty area, all nodata."""
+
+
+class CRSError(LayerError):
+    """A layer has no CRS, or one that does not fit how it is used."""
+
+
+class RenderError(MapsError):
+    """A map or report cannot be rendered from a result directory."""

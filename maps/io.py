@@ -1,0 +1,110 @@
+"""Writing the hotspot model's outputs: Cloud-Optimised GeoTIFFs and GeoPackages, atomically.
+
+Every file is written to a temporary name beside its target and renamed into place, so a crash
+never leaves a half-written output. Each carries the provenance of the run (GeoTIFF tag
+``PROVENANCE``; a ``provenance`` table in the GeoPackage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import rasterio
+from rasterio.transform import Affine
+
+from plastic_hotspots.records import GridSpec, Provenance
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    tmp.unlink()
+    try:
+        yield tmp
+        tmp.replace(target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_cog(
+    path: Path,
+    values: npt.NDArray[np.float64],
+    grid: GridSpec,
+    provenance: Provenance,
+    *,
+    description: str,
+    unit: str,
+    nodata: float = float("nan"),
+) -> Path:
+    """Write one band as a Cloud-Optimised GeoTIFF (float32, deflate, internal overviews)."""
+    with atomic_path(path) as tmp:
+        profile = {
+            "driver": "COG",
+            "width": grid.width,
+            "height": grid.height,
+            "count": 1,
+            "dtype": "float32",
+            "crs": grid.crs,
+            "transform": Affine(*grid.transform),
+            "nodata": nodata,
+            "compress": "DEFLATE",
+            "predictor": 3,
+            "blocksize": 256,
+            "overview_resampling": "average",
+        }
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(values.astype(np.float32), 1)
+            dst.set_band_description(1, description)
+            dst.update_tags(1, unit=unit)
+            dst.update_tags(PROVENANCE=provenance.to_json())
+    return path
+
+
+def read_band(path: Path) -> tuple[npt.NDArray[np.float64], GridSpec]:
+    """Read band 1 of a north-up raster written on a projected grid, nodata as NaN."""
+    with rasterio.open(path) as src:
+        values = src.read(1, masked=True).astype(np.float64).filled(np.nan)
+        t = src.transform
+        grid = GridSpec(
+            crs=src.crs.to_string(), west=t.c, north=t.f, cell_size=t.a, width=src.width, height=src.height
+        )
+    return values, grid
+
+
+def write_gpkg(path: Path, layers: Mapping[str, gpd.GeoDataFrame], provenance: Provenance) -> Path:
+    """Write several layers into one GeoPackage (EPSG:4326), plus a ``provenance`` table."""
+    with atomic_path(path) as tmp:
+        for name, frame in layers.items():
+            out = frame.to_crs("EPSG:4326") if frame.crs is not None else frame.set_crs("EPSG:4326")
+            out.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
+        meta = pd.DataFrame({"key": ["provenance"], "value": [provenance.to_json()]})
+        gpd.GeoDataFrame(meta, geometry=gpd.GeoSeries([None] * len(meta)), crs="EPSG:4326").to_file(
+            tmp, layer="provenance", driver="GPKG", engine="pyogrio"
+        )
+    return path
+
+
+def write_geoparquet(path: Path, frame: gpd.GeoDataFrame, provenance: Provenance) -> Path:
+    """Write a GeoParquet file (EPSG:4326) with the provenance in its file metadata."""
+    with atomic_path(path) as tmp:
+        frame.to_crs("EPSG:4326").to_parquet(tmp, index=False)
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(tmp)
+        meta = dict(table.schema.metadata or {})
+        meta[b"plastic_hotspots:provenance"] = provenance.to_json().encode()
+        pq.write_table(table.replace_schema_metadata(meta), tmp)
+    return path

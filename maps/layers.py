@@ -1,0 +1,338 @@
+"""Loading the input layers of a basin onto its grid, with their CRS checked.
+
+* Rasters: DEM (bilinear), population (sum-preserving: every source pixel's people end up in the grid
+  cells its area covers), land cover (nearest).
+* Vectors: waste-collection zones, river network, barriers.
+* Observations: survey points (GeoParquet or GeoPackage with an ``items`` column, such as the
+  detector's per-image table).
+
+A missing CRS, a CRS in the wrong units, an area outside the grid or a layer with nodata everywhere
+raises :class:`~maps.errors.LayerError` with what to do about it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import rasterio
+from rasterio import features
+from rasterio.transform import Affine
+from rasterio.warp import Resampling, reproject
+
+from maps.density import Observations, track_effort_km
+from maps.errors import CRSError, LayerError
+from maps.grid import lonlat_to_grid
+from maps.params import BarrierPass, ZoneDefaults
+from plastic_hotspots.records import GridSpec
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def _require_file(path: Path, what: str) -> None:
+    if not path.is_file():
+        raise LayerError(f"{what} file not found: {path}", hint="check the path in the basin config")
+
+
+def raster_bounds_lonlat(path: Path) -> tuple[float, float, float, float]:
+    """``(west, south, east, north)`` of a raster in EPSG:4326."""
+    _require_file(path, "raster")
+    with rasterio.open(path) as src:
+        if src.crs is None:
+            raise CRSError(f"{path} has no CRS", hint="assign one, e.g. `gdal_edit.py -a_srs EPSG:4326 FILE`")
+        from rasterio.warp import transform_bounds
+
+        west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    return (float(west), float(south), float(east), float(north))
+
+
+def load_raster(path: Path, grid: GridSpec, *, what: str, resampling: Resampling) -> FloatArray:
+    """Reproject band 1 of a raster onto the grid; nodata becomes NaN."""
+    _require_file(path, what)
+    with rasterio.open(path) as src:
+        if src.crs is None:
+            raise CRSError(
+                f"the {what} raster {path} has no CRS",
+                hint="assign one, e.g. `gdal_edit.py -a_srs EPSG:4326 FILE`, or re-export it with its CRS",
+            )
+        data = src.read(1, masked=True).astype(np.float64).filled(np.nan)
+        if not np.isfinite(data).any():
+            raise LayerError(
+                f"the {what} raster {path} holds nodata everywhere", hint="check its nodata value"
+            )
+        out = np.full(grid.shape, np.nan, dtype=np.float64)
+        reproject(
+            source=data,
+            destination=out,
+            src_transform=src.transform,
+            src_crs=src.crs,
+            src_nodata=np.nan,
+            dst_transform=Affine(*grid.transform),
+            dst_crs=grid.crs,
+            dst_nodata=np.nan,
+            resampling=resampling,
+        )
+    if not np.isfinite(out).any():
+        raise LayerError(
+            f"the {what} raster {path} does not overlap the basin grid",
+            hint="check the area of interest and the raster's extent and CRS",
+        )
+    return out
+
+
+def load_dem(path: Path, grid: GridSpec) -> FloatArray:
+    """Load a DEM (metres) onto the grid by bilinear resampling."""
+    dem = load_raster(path, grid, what="DEM", resampling=Resampling.bilinear)
+    finite = dem[np.isfinite(dem)]
+    if finite.size and (float(finite.max()) > 9000.0 or float(finite.min()) < -500.0):
+        raise LayerError(
+            f"the DEM {path} has elevations from {finite.min():.0f} to {finite.max():.0f}; expected metres",
+            hint="convert it to metres above sea level",
+        )
+    return dem
+
+
+def splat_counts(
+    counts: FloatArray,
+    transform: Affine,
+    crs: str,
+    grid: GridSpec,
+) -> FloatArray:
+    """Move a count raster (e.g. people per pixel) onto the grid, keeping totals.
+
+    Each source pixel is split into ``k x k`` sub-pixels (``k`` chosen so a sub-pixel is at most half
+    a grid cell), each carrying ``1 / k^2`` of its count to the grid cell under its centre. Totals of
+    pixels inside the grid are kept exactly.
+    """
+    rows, cols = counts.shape
+    px_w = abs(transform.a)
+    corner_x, corner_y = transform @ (0, 0)
+    far_x, far_y = transform @ (cols, rows)
+    from pyproj import Transformer
+
+    to_grid = Transformer.from_crs(crs, grid.crs, always_xy=True)
+    gx, gy = to_grid.transform(np.array([corner_x, far_x]), np.array([corner_y, far_y]))
+    pixel_m = max(abs(gx[1] - gx[0]) / cols, abs(gy[1] - gy[0]) / rows) if px_w else grid.cell_size
+    k = max(1, int(np.ceil(2.0 * pixel_m / grid.cell_size)))
+    valid = np.isfinite(counts) & (counts != 0)
+    src_r, src_c = np.nonzero(valid)
+    values = counts[src_r, src_c] / (k * k)
+    offsets = (np.arange(k) + 0.5) / k
+    out = np.zeros(grid.shape, dtype=np.float64)
+    for dy in offsets:
+        for dx in offsets:
+            xs, ys = transform @ (src_c + dx, src_r + dy)
+            px, py = to_grid.transform(np.asarray(xs), np.asarray(ys))
+            c = np.floor((np.asarray(px) - grid.west) / grid.cell_size).astype(np.int64)
+            r = np.floor((grid.north - np.asarray(py)) / grid.cell_size).astype(np.int64)
+            inside = (r >= 0) & (r < grid.height) & (c >= 0) & (c < grid.width)
+            np.add.at(out, (r[inside], c[inside]), values[inside])
+    return out
+
+
+def load_population(path: Path, grid: GridSpec) -> FloatArray:
+    """Load a people-per-pixel raster onto the grid, sum-preserving (see :func:`splat_counts`)."""
+    _require_file(path, "population")
+    with rasterio.open(path) as src:
+        if src.crs is None:
+            raise CRSError(
+                f"the population raster {path} has no CRS", hint="assign its CRS (WorldPop: EPSG:4326)"
+            )
+        data = src.read(1, masked=True).astype(np.float64).filled(np.nan)
+        if not np.isfinite(data).any():
+            raise LayerError(
+                f"the population raster {path} holds nodata everywhere", hint="check its nodata value"
+            )
+        if float(np.nanmin(data)) < 0:
+            raise LayerError(
+                f"the population raster {path} has negative counts", hint="give people per pixel (>= 0)"
+            )
+        return splat_counts(data, src.transform, src.crs.to_string(), grid)
+
+
+def read_vector(path: Path, what: str) -> gpd.GeoDataFrame:
+    """Read a vector file and check it has a CRS."""
+    _require_file(path, what)
+    frame = gpd.read_file(path, engine="pyogrio")
+    if frame.crs is None:
+        raise CRSError(
+            f"the {what} layer {path} has no CRS",
+            hint="save it with its CRS (set it in QGIS, or with geopandas `set_crs`)",
+        )
+    return frame
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ZoneRasters:
+    """Waste figures per cell from the service zones (defaults where no zone covers a cell)."""
+
+    generation_kg_per_cap_day: FloatArray
+    plastic_share: FloatArray
+    collection_rate: FloatArray
+    zone_id: IntArray
+
+
+ZONE_COLUMNS = ("generation_kg_per_cap_day", "plastic_share", "collection_rate")
+
+
+def rasterize_zones(zones: gpd.GeoDataFrame, grid: GridSpec, defaults: ZoneDefaults) -> ZoneRasters:
+    """Burn zone attributes into the grid (cell centre in polygon; later zones win overlaps)."""
+    projected = zones.to_crs(grid.crs)
+    transform = Affine(*grid.transform)
+    out: dict[str, FloatArray] = {}
+    for column in ZONE_COLUMNS:
+        default = float(getattr(defaults, column))
+        if column in projected.columns:
+            values = projected[column].astype(float).fillna(default).to_numpy()
+        else:
+            values = np.full(len(projected), default)
+        if column != "generation_kg_per_cap_day" and ((values < 0) | (values > 1)).any():
+            raise LayerError(
+                f"zone column {column!r} must be a fraction in [0, 1]; got values up to {values.max():g}",
+                hint="give fractions, not percentages (0.6, not 60)",
+            )
+        shapes = list(zip(projected.geometry, values, strict=True))
+        out[column] = (
+            features.rasterize(
+                shapes, out_shape=grid.shape, transform=transform, fill=default, dtype="float64"
+            )
+            if shapes
+            else np.full(grid.shape, default)
+        )
+    ids = list(zip(projected.geometry, range(1, len(projected) + 1), strict=True))
+    zone_id = (
+        features.rasterize(ids, out_shape=grid.shape, transform=transform, fill=0, dtype="int32").astype(
+            np.int64
+        )
+        if ids
+        else np.zeros(grid.shape, dtype=np.int64)
+    )
+    return ZoneRasters(
+        out["generation_kg_per_cap_day"], out["plastic_share"], out["collection_rate"], zone_id
+    )
+
+
+def rasterize_lines(lines: gpd.GeoDataFrame, grid: GridSpec) -> npt.NDArray[np.bool_]:
+    """Cells touched by the lines of a river network."""
+    projected = lines.to_crs(grid.crs)
+    shapes = [(geom, 1) for geom in projected.geometry if geom is not None and not geom.is_empty]
+    if not shapes:
+        raise LayerError(
+            "the river network has no lines inside the basin grid", hint="check its extent and CRS"
+        )
+    mask = features.rasterize(
+        shapes,
+        out_shape=grid.shape,
+        transform=Affine(*grid.transform),
+        fill=0,
+        all_touched=True,
+        dtype="uint8",
+    )
+    return np.asarray(mask, dtype=np.bool_)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Barriers:
+    """Barriers located on the grid."""
+
+    name: list[str]
+    kind: list[str]
+    x: FloatArray
+    y: FloatArray
+    pass_factor: FloatArray
+
+
+def load_barriers(path: Path, grid: GridSpec, passes: BarrierPass) -> Barriers:
+    """Read barrier points and place them on the grid.
+
+    The layer needs a ``kind`` column (dam, weir, bridge, lock, port); ``name`` and ``pass_factor``
+    are optional.
+    """
+    frame = read_vector(path, "barriers").to_crs(grid.crs)
+    if "kind" not in frame.columns:
+        raise LayerError(
+            f"the barriers layer {path} has no `kind` column", hint="add kind = dam/weir/bridge/lock/port"
+        )
+    kinds = [str(k).strip().lower() for k in frame["kind"]]
+    given = (
+        frame["pass_factor"].to_numpy(dtype=float)
+        if "pass_factor" in frame.columns
+        else np.full(len(frame), np.nan)
+    )
+    factor = np.array(
+        [g if np.isfinite(g) else passes.for_kind(k) for g, k in zip(given, kinds, strict=True)]
+    )
+    names = (
+        [str(n) for n in frame["name"]]
+        if "name" in frame.columns
+        else [f"{k} {i + 1}" for i, k in enumerate(kinds)]
+    )
+    points = frame.geometry.representative_point()
+    return Barriers(
+        name=names,
+        kind=kinds,
+        x=points.x.to_numpy(dtype=np.float64),
+        y=points.y.to_numpy(dtype=np.float64),
+        pass_factor=factor.astype(np.float64),
+    )
+
+
+def load_observations(path: Path, grid: GridSpec) -> Observations:
+    """Read survey observations (points with an ``items`` column) and project them to the grid.
+
+    Optional columns: ``track`` (survey unit), ``captured_at`` (orders points within a track),
+    ``effort_km`` (else derived from track spacing), and per-class counts named ``n_<class>``.
+    """
+    _require_file(path, "observations")
+    frame = (
+        gpd.read_parquet(path)
+        if path.suffix.lower() in (".parquet", ".geoparquet")
+        else read_vector(path, "observations")
+    )
+    if frame.crs is None:
+        raise CRSError(f"the observations {path} have no CRS", hint="write them as EPSG:4326 GeoParquet")
+    if "items" not in frame.columns:
+        raise LayerError(
+            f"the observations {path} have no `items` column",
+            hint="give one row per image with its item count",
+        )
+    lonlat = frame.to_crs("EPSG:4326")
+    x, y = lonlat_to_grid(grid, lonlat.geometry.x.to_numpy(), lonlat.geometry.y.to_numpy())
+    track = (
+        frame["track"].astype(str).to_numpy() if "track" in frame.columns else np.full(len(frame), "survey")
+    )
+    if "captured_at" in frame.columns:
+        times = pd.to_datetime(frame["captured_at"], utc=True, errors="coerce", format="ISO8601")
+        seconds = (times - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+        order = seconds.fillna(
+            pd.Series(np.arange(len(frame), dtype=np.float64), index=frame.index)
+        ).to_numpy()
+    else:
+        order = np.arange(len(frame), dtype=np.float64)
+    effort = (
+        frame["effort_km"].to_numpy(dtype=np.float64)
+        if "effort_km" in frame.columns
+        else track_effort_km(x, y, track.astype(np.str_), order)
+    )
+    classes = {
+        col[2:]: frame[col].to_numpy(dtype=np.float64) for col in frame.columns if col.startswith("n_")
+    }
+    return Observations(
+        x=x,
+        y=y,
+        items=frame["items"].to_numpy(dtype=np.float64),
+        track=track.astype(np.str_),
+        effort_km=effort,
+        classes=classes,
+        image=frame["image"].astype(str).to_numpy().astype(np.str_) if "image" in frame.columns else None,
+        captured_at=(
+            frame["captured_at"].astype(str).to_numpy().astype(np.str_)
+            if "captured_at" in frame.columns
+            else None
+        ),
+    )

@@ -1,0 +1,522 @@
+"""``plastic-hotspots hotspots``: run the whole hotspot model for one basin config and write its outputs.
+
+Steps: grid -> DEM conditioning and D8 routing -> rivers and basin -> mismanaged plastic from
+population and service zones -> observed density and calibration -> leakage-source index ->
+river routing with retention at barriers -> sub-basin totals -> ranked hotspots -> files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from rasterio import features
+from rasterio.transform import Affine
+from shapely.geometry import LineString, Point, box, shape
+from shapely.ops import linemerge, unary_union
+
+from maps import model, terrain
+from maps.config import BasinConfig
+from maps.density import DensityGrid, Observations, calibrate_source_scale, observed_density
+from maps.errors import LayerError
+from maps.grid import cell_lonlat, grid_for_bounds, grid_to_lonlat, rowcol
+from maps.io import atomic_path, write_cog, write_gpkg
+from maps.layers import (
+    Barriers,
+    load_barriers,
+    load_dem,
+    load_observations,
+    load_population,
+    raster_bounds_lonlat,
+    rasterize_lines,
+    rasterize_zones,
+    read_vector,
+)
+from plastic_hotspots.progress import progress_bar
+from plastic_hotspots.provenance import make_provenance
+from plastic_hotspots.records import GridSpec, Hotspot, HotspotGrid, Layer
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+STEPS = 9
+
+
+@dataclass(frozen=True, slots=True)
+class HotspotOutputs:
+    """Paths written by :func:`run_hotspots`."""
+
+    directory: Path
+    rasters: dict[str, Path]
+    vectors: Path
+    provenance: Path
+
+
+def _grid(config: BasinConfig) -> GridSpec:
+    bounds = config.area_of_interest or raster_bounds_lonlat(config.dem)
+    return grid_for_bounds(bounds, config.params.cell_size_m, config.crs)
+
+
+def _snap_barriers(
+    barriers: Barriers, grid: GridSpec, rivers: BoolArray, radius: int = 3
+) -> tuple[list[int], list[int]]:
+    """Flat river-cell index of each barrier (nearest river cell within ``radius`` cells), -1 if none."""
+    rows, cols, inside = rowcol(grid, barriers.x, barriers.y)
+    cells: list[int] = []
+    dist_m: list[int] = []
+    for r, c, ok in zip(rows.tolist(), cols.tolist(), inside.tolist(), strict=True):
+        if not ok:
+            cells.append(-1)
+            dist_m.append(-1)
+            continue
+        r0, r1 = max(0, r - radius), min(grid.height, r + radius + 1)
+        c0, c1 = max(0, c - radius), min(grid.width, c + radius + 1)
+        rr, cc = np.nonzero(rivers[r0:r1, c0:c1])
+        if rr.size == 0:
+            cells.append(-1)
+            dist_m.append(-1)
+            continue
+        d = (rr + r0 - r) ** 2 + (cc + c0 - c) ** 2
+        k = int(np.argmin(d))
+        cells.append(int((rr[k] + r0) * grid.width + cc[k] + c0))
+        dist_m.append(round(float(np.sqrt(d[k])) * grid.cell_size))
+    return cells, dist_m
+
+
+def _subbasin_pour_points(
+    graph: model.FlowGraph, rivers: BoolArray, basin: BoolArray, barrier_cells: list[int], outlet: int
+) -> list[int]:
+    """Outlet, barriers, and the mouths of tributaries draining at least 5 % of the basin."""
+    flat_rivers = rivers.ravel() & basin.ravel()
+    acc = graph.accumulation.ravel()
+    min_cells = 0.05 * float(basin.sum())
+    down = graph.down
+    river_idx = np.nonzero(flat_rivers)[0]
+    targets = down[river_idx]
+    ok = targets >= 0
+    counts = np.bincount(targets[ok], minlength=down.size)
+    junctions = set(np.nonzero((counts >= 2) & flat_rivers)[0].tolist())
+    pour = {outlet}
+    pour.update(c for c in barrier_cells if c >= 0 and basin.ravel()[c])
+    for u, d in zip(river_idx[ok].tolist(), targets[ok].tolist(), strict=True):
+        if d in junctions and acc[u] >= min_cells:
+            pour.add(u)
+    return sorted(pour)
+
+
+def _polygons(mask: BoolArray, labels: npt.NDArray[np.int64], grid: GridSpec) -> dict[int, object]:
+    """Dissolve labelled cells into one (multi)polygon per label, in the grid CRS."""
+    geoms: dict[int, list[object]] = {}
+    for geom, value in features.shapes(
+        labels.astype(np.int32), mask=mask, transform=Affine(*grid.transform), connectivity=4
+    ):
+        geoms.setdefault(int(value), []).append(shape(geom))
+    return {k: unary_union(v) for k, v in geoms.items()}
+
+
+def _river_lines(
+    graph: model.FlowGraph, rivers: BoolArray, order: npt.NDArray[np.int64], grid: GridSpec
+) -> gpd.GeoDataFrame:
+    """River network as lines (cell centre to downstream cell centre), merged per stream order."""
+    idx = np.nonzero(rivers.ravel())[0]
+    dst = graph.down[idx]
+    keep = dst >= 0
+    idx, dst = idx[keep], dst[keep]
+    r0, c0 = np.divmod(idx, grid.width)
+    r1, c1 = np.divmod(dst, grid.width)
+    x0 = grid.west + (c0 + 0.5) * grid.cell_size
+    y0 = grid.north - (r0 + 0.5) * grid.cell_size
+    x1 = grid.west + (c1 + 0.5) * grid.cell_size
+    y1 = grid.north - (r1 + 0.5) * grid.cell_size
+    orders = order.ravel()[idx]
+    rows = []
+    for k in sorted(set(orders.tolist())):
+        sel = orders == k
+        segs = [
+            LineString([(a, b), (c, d)])
+            for a, b, c, d in zip(x0[sel], y0[sel], x1[sel], y1[sel], strict=True)
+        ]
+        rows.append({"order": int(k), "geometry": linemerge(segs)})
+    return gpd.GeoDataFrame(rows, columns=["order", "geometry"], geometry="geometry", crs=grid.crs)
+
+
+def _density_cells(density: DensityGrid, grid: GridSpec) -> gpd.GeoDataFrame:
+    """One polygon per cell with any observation."""
+    rr, cc = np.nonzero(density.observations > 0)
+    west = grid.west + cc * grid.cell_size
+    north = grid.north - rr * grid.cell_size
+    geoms = [box(w, n - grid.cell_size, w + grid.cell_size, n) for w, n in zip(west, north, strict=True)]
+    data = {
+        "row": rr,
+        "col": cc,
+        "observations": density.observations[rr, cc],
+        "effort_km": density.effort_km[rr, cc],
+        "items": density.items[rr, cc],
+        "rate": density.rate[rr, cc],
+        "rate_lo": density.rate_lo[rr, cc],
+        "rate_hi": density.rate_hi[rr, cc],
+        "surveyed": density.surveyed[rr, cc],
+    }
+    for name, counts in density.classes.items():
+        data[f"n_{name}"] = counts[rr, cc]
+    return gpd.GeoDataFrame(data, geometry=geoms, crs=grid.crs)
+
+
+def _survey_points(obs: Observations, grid: GridSpec) -> gpd.GeoDataFrame:
+    lon, lat = grid_to_lonlat(grid, obs.x, obs.y)
+    n = len(obs)
+    return gpd.GeoDataFrame(
+        {
+            "items": obs.items.astype(np.int64),
+            "track": obs.track,
+            "captured_at": obs.captured_at if obs.captured_at is not None else np.full(n, ""),
+            "image": obs.image if obs.image is not None else np.full(n, ""),
+        },
+        geometry=gpd.points_from_xy(lon, lat),
+        crs="EPSG:4326",
+    )
+
+
+def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, HotspotOutputs]:
+    """Run the hotspot model for a basin config and write its outputs into ``out_dir``.
+
+    Args:
+        config: The basin configuration.
+        out_dir: Directory for the rasters (COG), ``hotspots.gpkg`` and ``provenance.json``.
+
+    Returns:
+        The in-memory result and the paths written.
+    """
+    params = config.params
+    with progress_bar() as bar:
+        task = bar.add_task("Hotspot model", total=STEPS)
+
+        def step(name: str) -> None:
+            bar.update(task, advance=1, description=name)
+
+        grid = _grid(config)
+        dem = load_dem(config.dem, grid)
+        mapped_rivers = (
+            rasterize_lines(read_vector(config.rivers, "rivers"), grid) & np.isfinite(dem)
+            if config.rivers
+            else None
+        )
+        step("Conditioning the DEM and routing flow")
+        graph = model.build_flow_graph(dem, grid.cell_size, mapped_rivers, params.stream_burn_m)
+        rivers = (
+            mapped_rivers | model.rivers_from_accumulation(graph, params.river_threshold_km2 * 4)
+            if mapped_rivers is not None
+            else model.rivers_from_accumulation(graph, params.river_threshold_km2)
+        )
+
+        step("Delineating the basin")
+        basin: BoolArray
+        if config.outlet is not None:
+            ox, oy = _lonlat_point(grid, config.outlet)
+            rows, cols, inside = rowcol(grid, ox, oy)
+            if not bool(inside[0]):
+                raise LayerError(
+                    f"the outlet {config.outlet} lies outside the grid",
+                    hint="give the outlet as [lon, lat] inside the DEM's extent",
+                )
+            r, c = terrain.snap_to_max(graph.accumulation, int(rows[0]), int(cols[0]), 5)
+            outlet = r * grid.width + c
+            basin = terrain.upstream_of(graph.down, graph.levels, outlet).reshape(grid.shape)
+        else:
+            outlet = int(np.argmax(np.where(graph.valid.ravel(), graph.accumulation.ravel(), -1)))
+            basin = graph.valid.copy()
+        rivers = rivers & basin
+
+        step("Mismanaged plastic")
+        population = load_population(config.population, grid) if config.population else np.zeros(grid.shape)
+        zones = rasterize_zones(
+            read_vector(config.zones, "zones")
+            if config.zones
+            else gpd.GeoDataFrame(geometry=[], crs="EPSG:4326"),
+            grid,
+            params.zone_defaults,
+        )
+        l_src = model.mismanaged_plastic(
+            population, zones.generation_kg_per_cap_day, zones.plastic_share, zones.collection_rate
+        )
+        l_src = np.where(basin, l_src, 0.0)
+
+        step("Observed litter density")
+        density: DensityGrid | None = None
+        obs: Observations | None = None
+        extra: FloatArray = np.zeros(grid.shape)
+        scale = background = 0.0
+        if config.observations:
+            obs = load_observations(config.observations, grid)
+            orow, ocol, oin = rowcol(grid, obs.x, obs.y)
+            obs = obs.subset(oin)
+            density = observed_density(
+                orow[oin],
+                ocol[oin],
+                obs,
+                grid.shape,
+                min_observations=params.min_observations,
+                prior_strength=params.prior_strength_obs,
+                interval=params.interval,
+            )
+            surveyed = density.surveyed & basin
+            if surveyed.any():
+                scale, background = calibrate_source_scale(
+                    l_src[surveyed], density.rate[surveyed], density.observations[surveyed].astype(np.float64)
+                )
+                expected = scale * l_src + background
+                excess = np.where(surveyed, np.maximum(density.rate_lo - expected, 0.0), 0.0)
+                per_item = (
+                    scale if scale > 0 else density.area_rate / max(float(l_src[surveyed].mean()), 1e-9)
+                )
+                extra = params.observed_source_weight * excess / max(per_item, 1e-12)
+
+        step("Overland transport to rivers")
+        p_land = model.land_transport_probability(graph, rivers, params)
+        leakage = np.where(basin, (l_src + extra) * p_land, 0.0)
+
+        step("Routing along rivers")
+        barrier_pass = np.ones(grid.shape)
+        barriers: Barriers | None = None
+        barrier_cells: list[int] = []
+        if config.barriers:
+            barriers = load_barriers(config.barriers, grid, params.barrier_pass)
+            barrier_cells, _ = _snap_barriers(barriers, grid, rivers)
+            for cell, factor in zip(barrier_cells, barriers.pass_factor.tolist(), strict=True):
+                if cell >= 0:
+                    barrier_pass.ravel()[cell] *= factor
+        order = model.stream_order(graph, rivers)
+        passf = model.river_pass_factor(graph, rivers, order, barrier_pass, params)
+        routing = model.route_rivers(graph, rivers, leakage, passf)
+
+        step("Sub-basins")
+        pour = _subbasin_pour_points(graph, rivers, basin, barrier_cells, outlet)
+        sub_labels = terrain.label_catchments(graph.down, graph.levels, np.array(pour, dtype=np.int64))
+        sub_labels = np.where(basin.ravel(), sub_labels, -1).reshape(grid.shape)
+
+        step("Ranking hotspots")
+        sep = max(1, round(params.hotspot_separation_m / grid.cell_size))
+        drivers = {
+            "population": population,
+            "poor collection": 1.0 - zones.collection_rate,
+            "near a river": p_land,
+            "observed litter": extra + 1e-12,
+        }
+        ref = {
+            k: float(np.median(v[basin & (l_src > 0)])) if (basin & (l_src > 0)).any() else 0.0
+            for k, v in drivers.items()
+        }
+        ref["observed litter"] = max(float(np.mean(extra[basin])), 1e-9)
+        hotspots: list[Hotspot] = []
+        for rank, (r, c) in enumerate(model.pick_peaks(leakage, params.top_n, sep), start=1):
+            lon, lat = cell_lonlat(grid, np.array([r]), np.array([c]))
+            hotspots.append(
+                Hotspot(
+                    kind="leakage",
+                    rank=rank,
+                    row=r,
+                    col=c,
+                    lon=float(lon[0]),
+                    lat=float(lat[0]),
+                    value=float(leakage[r, c]),
+                    unit="kg/yr",
+                    driver=model.dominant_driver(drivers, r, c, ref),
+                    drivers={
+                        "population": float(population[r, c]),
+                        "collection_rate": float(zones.collection_rate[r, c]),
+                        "p_land": float(p_land[r, c]),
+                        "observed_extra_kg_yr": float(extra[r, c]),
+                    },
+                )
+            )
+        kind_at = {}
+        if barriers is not None:
+            kind_at = {
+                cell: kind for cell, kind in zip(barrier_cells, barriers.kind, strict=True) if cell >= 0
+            }
+        for rank, (r, c) in enumerate(model.pick_peaks(routing.retained, params.top_n, sep), start=1):
+            lon, lat = cell_lonlat(grid, np.array([r]), np.array([c]))
+            flat = r * grid.width + c
+            driver = kind_at.get(flat) or (
+                "low-slope reach" if graph.slope[r, c] < params.low_slope else "in-channel retention"
+            )
+            hotspots.append(
+                Hotspot(
+                    kind="accumulation",
+                    rank=rank,
+                    row=r,
+                    col=c,
+                    lon=float(lon[0]),
+                    lat=float(lat[0]),
+                    value=float(routing.retained[r, c]),
+                    unit="kg/yr",
+                    driver=driver,
+                    drivers={"load_kg_yr": float(routing.load[r, c]), "pass_factor": float(passf[r, c])},
+                )
+            )
+
+        provenance = make_provenance(
+            "maps.hotspots",
+            parameters={
+                **params.flat(),
+                "basin": config.name,
+                "grid_crs": grid.crs,
+                "calibration.scale_items_per_kg": scale,
+                "calibration.background_items": background,
+                "exported_kg_yr": routing.exported,
+            },
+            inputs=config.inputs(),
+        )
+        layers = {
+            "dem": Layer("dem", grid, graph.filled, "m", "continuous", "conditioned DEM"),
+            "population": Layer("population", grid, population, "people", "count", "people per cell"),
+            "mismanaged_plastic": Layer("mismanaged_plastic", grid, l_src, "kg/yr", "count", "L_src"),
+            "p_land": Layer("p_land", grid, p_land, "1", "continuous", "probability of reaching a river"),
+            "leakage_index": Layer(
+                "leakage_index", grid, leakage, "kg/yr", "count", "plastic entering rivers"
+            ),
+            "river_load": Layer("river_load", grid, routing.load, "kg/yr", "continuous", "load carried"),
+            "accumulation": Layer("accumulation", grid, routing.retained, "kg/yr", "count", "load retained"),
+            "flow_accumulation": Layer(
+                "flow_accumulation",
+                grid,
+                graph.accumulation * grid.cell_area_m2 / 1e6,
+                "km2",
+                "continuous",
+                "upstream area",
+            ),
+        }
+        result = HotspotGrid(grid=grid, layers=layers, hotspots=tuple(hotspots), provenance=provenance)
+
+        step("Writing outputs")
+        outputs = _write_outputs(
+            result,
+            out_dir,
+            basin,
+            sub_labels,
+            pour,
+            graph,
+            rivers,
+            order,
+            routing,
+            barriers,
+            barrier_cells,
+            density,
+            obs,
+        )
+        bar.update(task, description="Hotspot model done")
+    return result, outputs
+
+
+def _lonlat_point(grid: GridSpec, lonlat: tuple[float, float]) -> tuple[FloatArray, FloatArray]:
+    from maps.grid import lonlat_to_grid
+
+    return lonlat_to_grid(grid, np.array([lonlat[0]]), np.array([lonlat[1]]))
+
+
+def _write_outputs(
+    result: HotspotGrid,
+    out_dir: Path,
+    basin: BoolArray,
+    sub_labels: npt.NDArray[np.int64],
+    pour: list[int],
+    graph: model.FlowGraph,
+    rivers: BoolArray,
+    order: npt.NDArray[np.int64],
+    routing: model.RiverRouting,
+    barriers: Barriers | None,
+    barrier_cells: list[int],
+    density: DensityGrid | None,
+    obs: Observations | None,
+) -> HotspotOutputs:
+    grid, prov = result.grid, result.provenance
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rasters: dict[str, Path] = {}
+    for name, layer in result.layers.items():
+        values = np.where(basin, layer.values, np.nan) if name != "dem" else layer.values
+        rasters[name] = write_cog(
+            out_dir / f"{name}.tif", values, grid, prov, description=layer.description, unit=layer.unit
+        )
+
+    vectors: dict[str, gpd.GeoDataFrame] = {}
+    basin_geom = _polygons(basin, basin.astype(np.int64), grid).get(1)
+    vectors["basin"] = gpd.GeoDataFrame(
+        {
+            "name": [result.provenance.parameters.get("basin", "basin")],
+            "area_km2": [float(basin.sum()) * grid.cell_area_m2 / 1e6],
+        },
+        geometry=[basin_geom],
+        crs=grid.crs,
+    )
+    subs = _polygons(sub_labels >= 0, sub_labels, grid)
+    leak = result.layers["leakage_index"].values
+    sub_rows = []
+    for label, geom in sorted(subs.items()):
+        sel = sub_labels == label
+        sub_rows.append(
+            {
+                "subbasin": label + 1,
+                "name": f"Sub-basin {label + 1}",
+                "area_km2": float(sel.sum()) * grid.cell_area_m2 / 1e6,
+                "leakage_kg_yr": float(leak[sel].sum()),
+                "accumulation_kg_yr": float(routing.retained[sel].sum()),
+                "geometry": geom,
+            }
+        )
+    vectors["subbasins"] = gpd.GeoDataFrame(
+        sub_rows,
+        columns=["subbasin", "name", "area_km2", "leakage_kg_yr", "accumulation_kg_yr", "geometry"],
+        geometry="geometry",
+        crs=grid.crs,
+    )
+    vectors["rivers"] = _river_lines(graph, rivers, order, grid)
+    if barriers is not None:
+        retained = [float(routing.retained.ravel()[c]) if c >= 0 else 0.0 for c in barrier_cells]
+        vectors["barriers"] = gpd.GeoDataFrame(
+            {
+                "name": barriers.name,
+                "kind": barriers.kind,
+                "pass_factor": barriers.pass_factor,
+                "on_river": [c >= 0 for c in barrier_cells],
+                "retained_kg_yr": retained,
+            },
+            geometry=gpd.points_from_xy(barriers.x, barriers.y),
+            crs=grid.crs,
+        )
+    for kind in ("leakage", "accumulation"):
+        spots = [h for h in result.hotspots if h.kind == kind]
+        frame = pd.DataFrame(
+            [
+                {
+                    "rank": h.rank,
+                    "value": h.value,
+                    "unit": h.unit,
+                    "driver": h.driver,
+                    "row": h.row,
+                    "col": h.col,
+                    **h.drivers,
+                }
+                for h in spots
+            ]
+        )
+        if kind == "leakage" and not frame.empty:
+            frame = frame.rename(columns={"collection_rate": "collection_rate"})
+        vectors[f"{kind}_hotspots"] = gpd.GeoDataFrame(
+            frame, geometry=[Point(h.lon, h.lat) for h in spots], crs="EPSG:4326"
+        )
+    if density is not None:
+        vectors["observed_density"] = _density_cells(density, grid)
+    if obs is not None:
+        vectors["survey_points"] = _survey_points(obs, grid)
+    gpkg = write_gpkg(out_dir / "hotspots.gpkg", vectors, prov)
+
+    prov_path = out_dir / "provenance.json"
+    with atomic_path(prov_path) as tmp:
+        tmp.write_text(json.dumps(json.loads(prov.to_json()), indent=2) + "\n", encoding="utf-8")
+    _ = pour
+    return HotspotOutputs(directory=out_dir, rasters=rasters, vectors=gpkg, provenance=prov_path)

@@ -1,0 +1,31 @@
+"""The root of every error the project raises on purpose.
+
+Each stage package derives its own base from :class:`PlasticHotspotsError`; the command line turns
+any of them into a readable message and exit code 1. Every error carries a ``hint`` that tells the
+user how to fix the problem.
+"""
+
+from __future__ import annotations
+
+
+class PlasticHotspotsError(Exception):
+    """Base class of all errors raised by plastic-hotspots.
+
+    Args:
+        message: What went wrong, naming what was expected and what came.
+        hint: How to fix it; shown under the message by the command line.
+    """
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\nHow to fix: {self.hint}"
+        return self.message
+
+
+class RecordError(PlasticHotspotsError, ValueError):
+    """A record was built from invalid values."""

@@ -1,0 +1,26 @@
+"""Shared fixtures: where the real data lives, and the rule that CI must run the real-data tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def in_ci() -> bool:
+    """Whether we run under CI (``CI=true``), where nothing may be skipped for lack of data or tools."""
+    return os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``: skipped on a fresh clone without it, a failure under CI."""
+    if not SHARED_DATA.is_dir():
+        if in_ci():
+            pytest.fail(f"CI=true but the real data is missing: expected {SHARED_DATA} beside the project")
+        pytest.skip(f"real data not found at {SHARED_DATA}")
+    return SHARED_DATA

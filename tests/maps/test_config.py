@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from maps.config import load_config, parse_config
+from maps.errors import ConfigError
+from maps.params import HotspotParams
+
+
+def test_relative_paths_resolve_against_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "basin.yaml"
+    path.write_text("name: x\nlayers:\n  dem: data/dem.tif\nparams:\n  land_lambda_m: 250\n")
+    config = load_config(path)
+    assert config.dem == (tmp_path / "data" / "dem.tif").resolve()
+    assert config.params.land_lambda_m == 250
+    assert config.params.river_mu_km == HotspotParams().river_mu_km
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"layers": {"dem": "a.tif"}, "colour": "red"}, "unknown config key"),
+        ({"layers": {"dem": "a.tif", "roads": "r.gpkg"}}, "unknown layer"),
+        ({"layers": {"population": "p.tif"}}, "no `dem` layer"),
+        ({"layers": {"dem": "a.tif"}, "params": {"lambda": 3}}, "unknown model parameter"),
+        ({"layers": {"dem": "a.tif"}, "params": {"barrier_pass": {"canal": 0.5}}}, "unknown barrier_pass"),
+        ({"layers": {"dem": "a.tif"}, "params": {"land_lambda_m": -1}}, "must be > 0"),
+        ({"layers": {"dem": "a.tif"}, "outlet": [1, 2, 3]}, "list of 2 numbers"),
+        (["not", "a", "mapping"], "must be a mapping"),
+    ],
+)
+def test_bad_configs_say_what_is_wrong(raw: object, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(raw, tmp_path)
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("layers: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_flat_parameters_for_provenance() -> None:
+    flat = HotspotParams().flat()
+    assert flat["barrier_pass.dam"] == 0.15
+    assert flat["zone_defaults.collection_rate"] == 0.2
+    with pytest.raises(ConfigError, match="unknown barrier kind"):
+        HotspotParams().barrier_pass.for_kind("canal")

@@ -1,0 +1,1 @@
+"""Training datasets -> litter detection models, with evaluation."""
