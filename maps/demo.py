@@ -37,7 +37,7 @@ from rasterio.transform import Affine, from_origin
 from scipy import ndimage
 from shapely.geometry import LineString, Point
 
-from maps.io import atomic_path
+from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.records import GridSpec
 
 FloatArray = npt.NDArray[np.float64]

@@ -1,16 +1,13 @@
 """Writing the hotspot model's outputs: Cloud-Optimised GeoTIFFs and GeoPackages, atomically.
 
-Every file is written to a temporary name beside its target and renamed into place, so a crash
-never leaves a half-written output. Each carries the provenance of the run (GeoTIFF tag
+Every file is written through :func:`plastic_hotspots.geoio.atomic_path`, so a crash never leaves a
+half-written output. Each carries the provenance of the run (GeoTIFF tag
 ``PROVENANCE``; a ``provenance`` table in the GeoPackage).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import geopandas as gpd
@@ -20,23 +17,8 @@ import pandas as pd
 import rasterio
 from rasterio.transform import Affine
 
+from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.records import GridSpec, Provenance
-
-
-@contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    tmp = Path(name)
-    tmp.unlink()
-    try:
-        yield tmp
-        tmp.replace(target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_cog(
@@ -94,17 +76,4 @@ def write_gpkg(path: Path, layers: Mapping[str, gpd.GeoDataFrame], provenance: P
         gpd.GeoDataFrame(meta, geometry=gpd.GeoSeries([None] * len(meta)), crs="EPSG:4326").to_file(
             tmp, layer="provenance", driver="GPKG", engine="pyogrio"
         )
-    return path
-
-
-def write_geoparquet(path: Path, frame: gpd.GeoDataFrame, provenance: Provenance) -> Path:
-    """Write a GeoParquet file (EPSG:4326) with the provenance in its file metadata."""
-    with atomic_path(path) as tmp:
-        frame.to_crs("EPSG:4326").to_parquet(tmp, index=False)
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(tmp)
-        meta = dict(table.schema.metadata or {})
-        meta[b"plastic_hotspots:provenance"] = provenance.to_json().encode()
-        pq.write_table(table.replace_schema_metadata(meta), tmp)
     return path

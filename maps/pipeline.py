@@ -25,7 +25,7 @@ from maps.config import BasinConfig
 from maps.density import DensityGrid, Observations, calibrate_source_scale, observed_density
 from maps.errors import LayerError
 from maps.grid import cell_lonlat, grid_for_bounds, grid_to_lonlat, rowcol
-from maps.io import atomic_path, write_cog, write_gpkg
+from maps.io import write_cog, write_gpkg
 from maps.layers import (
     Barriers,
     load_barriers,
@@ -37,6 +37,7 @@ from maps.layers import (
     rasterize_zones,
     read_vector,
 )
+from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.progress import progress_bar
 from plastic_hotspots.provenance import make_provenance
 from plastic_hotspots.records import GridSpec, Hotspot, HotspotGrid, Layer
@@ -95,17 +96,15 @@ def _subbasin_pour_points(
     flat_rivers = rivers.ravel() & basin.ravel()
     acc = graph.accumulation.ravel()
     min_cells = 0.05 * float(basin.sum())
-    down = graph.down
-    river_idx = np.nonzero(flat_rivers)[0]
-    targets = down[river_idx]
+    # Confluences of two or more branches that each drain at least min_cells.
+    big = np.nonzero(flat_rivers & (acc >= min_cells))[0]
+    targets = graph.down[big]
     ok = targets >= 0
-    counts = np.bincount(targets[ok], minlength=down.size)
-    junctions = set(np.nonzero((counts >= 2) & flat_rivers)[0].tolist())
+    big, targets = big[ok], targets[ok]
+    counts = np.bincount(targets, minlength=graph.down.size)
     pour = {outlet}
     pour.update(c for c in barrier_cells if c >= 0 and basin.ravel()[c])
-    for u, d in zip(river_idx[ok].tolist(), targets[ok].tolist(), strict=True):
-        if d in junctions and acc[u] >= min_cells:
-            pour.add(u)
+    pour.update(int(u) for u, d in zip(big.tolist(), targets.tolist(), strict=True) if counts[d] >= 2)
     return sorted(pour)
 
 

@@ -57,30 +57,17 @@ maps_cli.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code (1 for the project's own errors)."""
-    err = Console(stderr=True)
+    """Run the command line; return the exit code (1 for the project's own errors, 2 for usage)."""
     try:
-        app(args=argv, prog_name="plastic-hotspots", standalone_mode=False)
+        app(args=argv, prog_name="plastic-hotspots", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except PlasticHotspotsError as exc:
+        err = Console(stderr=True)
         err.print(f"[bold red]Error:[/] {exc.message}", highlight=False)
         if exc.hint:
             err.print(f"[bold]How to fix:[/] {exc.hint}", highlight=False)
         return 1
-    except typer.Exit as exc:
-        return int(exc.exit_code)
-    except typer.Abort:
-        err.print("Aborted.")
-        return 130
-    except KeyboardInterrupt:
-        err.print("Interrupted.")
-        return 130
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
     return 0
 
 

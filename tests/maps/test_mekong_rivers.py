@@ -28,8 +28,8 @@ def test_derived_rivers_match_the_published_network(shared_data: Path) -> None:
     found = float((to_derived[published] <= 2).mean())
     on_network = float((to_published[derived] <= 2).mean())
     print(
-        f"published river cells within 1 km of a derived river: {found:.3f}; derived within 1 km of published: "
-        f"{on_network:.3f}"
+        f"published river cells within 1 km of a derived river: {found:.3f}; "
+        f"derived within 1 km of published: {on_network:.3f}"
     )
     assert found >= 0.85
     assert on_network >= 0.85

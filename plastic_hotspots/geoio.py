@@ -1,0 +1,63 @@
+"""Atomic file writes and GeoParquet with provenance, shared by every stage.
+
+Every output is written to a temporary name beside its target and renamed into place, so a crash
+never leaves a half-written file where a finished one is expected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from plastic_hotspots.records import Provenance
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+PROVENANCE_KEY = b"plastic_hotspots:provenance"
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=target.suffix, dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    tmp.unlink()
+    try:
+        yield tmp
+        if tmp.is_file():
+            with tmp.open("rb") as handle:
+                os.fsync(handle.fileno())
+        tmp.replace(target)
+    finally:
+        if tmp.is_file():
+            tmp.unlink()
+
+
+def write_geoparquet(frame: gpd.GeoDataFrame, path: Path, provenance: Provenance) -> Path:
+    """Write GeoParquet (EPSG:4326) with the provenance in the file's key/value metadata."""
+    import pyarrow.parquet as pq
+
+    with atomic_path(path) as tmp:
+        frame.to_crs("EPSG:4326").to_parquet(tmp, index=False)
+        table = pq.read_table(tmp)
+        metadata = dict(table.schema.metadata or {})
+        metadata[PROVENANCE_KEY] = provenance.to_json().encode()
+        pq.write_table(table.replace_schema_metadata(metadata), tmp)
+    return path
+
+
+def read_provenance(path: Path) -> Provenance:
+    """The provenance stored in a GeoParquet file written by this project."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_schema(path).metadata or {}
+    if PROVENANCE_KEY not in metadata:
+        raise KeyError(f"{path} carries no plastic-hotspots provenance")
+    return Provenance.from_json(metadata[PROVENANCE_KEY].decode())

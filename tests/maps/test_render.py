@@ -1,0 +1,294 @@
+"""The offline interactive map: self-contained HTML, every layer, escaped text, and a real browser."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browser import chromium_available, run_headless
+from conftest import in_ci
+from render_fixture import HOSTILE, write_result_dir
+
+from maps import render
+from maps.errors import RenderError
+from maps.render import hillshade, popup_content, render_map
+
+LAYER_NAMES = (
+    render.LAYER_BASEMAP,
+    render.LAYER_OSM,
+    render.LAYER_LEAKAGE,
+    render.LAYER_ACCUMULATION,
+    render.LAYER_LEAKAGE_HOTSPOTS,
+    render.LAYER_DENSITY,
+    render.LAYER_RIVERS,
+    render.LAYER_BARRIERS,
+    render.LAYER_BASIN,
+    render.LAYER_SURVEY,
+)
+EXPECTED_NAMES = (
+    "Basemap (offline)",
+    "OpenStreetMap (online)",
+    "Leakage-source index",
+    "Accumulation hotspots",
+    "Leakage hotspots",
+    "Observed density",
+    "Rivers",
+    "Barriers",
+    "Basin and sub-basins",
+    "Survey photos",
+)
+ESCAPED_HOSTILE = html.escape(HOSTILE)  # &lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;
+
+
+def unescape_js(text: str) -> str:
+    """Undo the \\uXXXX escapes that folium's JSON embedding applies to <, >, & and '."""
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)
+
+
+@pytest.fixture(scope="module")
+def result_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_result_dir(tmp_path_factory.mktemp("result") / "hotspots")
+
+
+@pytest.fixture(scope="module")
+def page(result_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render_map(result_dir, tmp_path_factory.mktemp("map") / "out" / "map.html", title="Test <map>")
+
+
+@pytest.fixture(scope="module")
+def text(page: Path) -> str:
+    return page.read_text(encoding="utf-8")
+
+
+def test_writes_one_self_contained_file(page: Path, text: str) -> None:
+    assert page.is_file()
+    assert [p.name for p in page.parent.iterdir()] == ["map.html"]  # no temporary file left behind
+    assert not re.search(r"<script[^>]*\bsrc\s*=", text, re.IGNORECASE), "a script is loaded, not inlined"
+    assert not re.search(r"<link[^>]*\bhref\s*=\s*[\"']?(https?:)?//", text, re.IGNORECASE), "a CDN link"
+    assert not re.search(r"\bsrc\s*=\s*[\"']?(https?:)?//", text, re.IGNORECASE)  # no remote image or frame
+    assert not re.search(r"url\(\s*[\"']?(https?:)?//", text, re.IGNORECASE)  # nor CSS background
+    assert "Leaflet 1.9" in text  # Leaflet's own banner: the library is inlined
+    assert ".leaflet-container" in text  # and so is its CSS
+    assert "url(images/" not in text  # with its images as data: URIs
+    assert "L.map(" in text
+    for cdn in ("jquery", "bootstrap", "font-awesome", "fontawesome", "d3.min.js", "cdn."):
+        assert cdn not in text.lower(), cdn
+    assert "<title>Test &lt;map&gt;</title>" in text
+    assert "data:image/png;base64," in text  # the basemap and the leakage index are embedded
+
+
+def test_every_layer_is_named(text: str) -> None:
+    assert LAYER_NAMES == EXPECTED_NAMES
+    for name in EXPECTED_NAMES:
+        assert json.dumps(name) in text or name in text, name
+
+
+def test_text_from_files_is_escaped(text: str) -> None:
+    decoded = unescape_js(text)
+    assert "<script>alert(" not in text
+    assert "<script>alert(" not in decoded  # not even inside the embedded GeoJSON
+    assert ESCAPED_HOSTILE in decoded  # the barrier's name, shown as text in its popup and tooltip
+    assert "<img src=x" not in decoded
+    assert "&lt;img src=x onerror=alert(2)&gt;" in decoded  # a leakage hotspot's driver
+    assert "&lt;b&gt;bold&lt;/b&gt;.jpg" in decoded  # an image name
+    assert "Nam Test &lt;b&gt;basin&lt;/b&gt;" in text  # the basin name, in the title box
+    assert "<b>basin</b>" not in decoded
+
+
+def test_popup_content_escapes_everything() -> None:
+    content = popup_content("<i>t</i>", [("<k>", "<v>&")])
+    assert content == ["&lt;i&gt;t&lt;/i&gt;", [["&lt;k&gt;", "&lt;v&gt;&amp;"]]]
+    out = json.dumps(content)
+    for raw in ("<i>", "<k>", "<v>"):
+        assert raw not in out
+    for escaped in ("&lt;i&gt;t&lt;/i&gt;", "&lt;k&gt;", "&lt;v&gt;&amp;"):
+        assert escaped in out
+
+
+def test_unsurveyed_cells_are_not_called_clean(text: str) -> None:
+    decoded = unescape_js(text)
+    assert "not surveyed" in decoded
+    assert "url(#ph-hatch)" in decoded  # drawn hatched
+    assert "clean" not in decoded.lower()
+
+
+def test_provenance_in_footer_and_bounds_fit_basin(text: str) -> None:
+    assert "0.1.0-test" in text
+    assert "2024-06-01T12:00:00+00:00" in text
+    page_script = text[text.rindex("= L.map(") :]  # after the inlined Leaflet
+    calls = re.findall(r"\.fitBounds\(\s*(\[\[[-0-9., \]\[]*\]\])", page_script)
+    assert len(calls) == 1
+    (south, west), (north, east) = json.loads(calls[0])
+    assert 20.15 < south < north < 20.25
+    assert 100.05 < west < east < 100.15
+
+
+def test_missing_directory_raises(tmp_path: Path) -> None:
+    out = tmp_path / "map.html"
+    with pytest.raises(RenderError, match="result directory not found") as info:
+        render_map(tmp_path / "nowhere", out)
+    assert "plastic-hotspots hotspots --config basin.yaml --out DIR" in str(info.value)
+    assert not out.exists()
+
+
+def test_missing_geopackage_raises(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RenderError, match=r"no hotspots\.gpkg") as info:
+        render_map(tmp_path / "empty", tmp_path / "map.html")
+    assert "plastic-hotspots hotspots" in info.value.hint
+    assert not (tmp_path / "map.html").exists()
+
+
+def test_missing_basin_layer_raises(tmp_path: Path) -> None:
+    result = write_result_dir(tmp_path / "r", layers=("rivers",))
+    with pytest.raises(RenderError, match="no basin outline"):
+        render_map(result, tmp_path / "map.html")
+
+
+def test_optional_layers_may_be_missing(tmp_path: Path) -> None:
+    result = write_result_dir(tmp_path / "r", layers=("basin",), provenance=False)
+    (result / "leakage_index.tif").unlink()
+    page = render_map(result, tmp_path / "map.html")
+    text = page.read_text(encoding="utf-8")
+    for present in (render.LAYER_BASEMAP, render.LAYER_BASIN):
+        assert present in text
+    for absent in (render.LAYER_LEAKAGE, render.LAYER_RIVERS, render.LAYER_SURVEY, render.LAYER_DENSITY):
+        assert absent not in text, absent
+    assert "provenance.json not found" in text
+
+
+def test_many_survey_photos_are_sampled_and_the_legend_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(render, "MAX_SURVEY_POINTS", 10)
+    result = write_result_dir(tmp_path / "r", layers=("basin", "survey_points"), n_survey=40)
+    text = render_map(result, tmp_path / "map.html").read_text(encoding="utf-8")
+    assert "10 of 40 photos shown (a random sample)" in text
+    assert unescape_js(text).count('"Survey photo"') == 10  # popup titles, one per point shown
+
+
+def test_large_rasters_are_read_decimated(
+    result_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(render, "MAX_IMAGE_PIXELS", 20)
+    small = render_map(result_dir, tmp_path / "small.html").stat().st_size
+    monkeypatch.setattr(render, "MAX_IMAGE_PIXELS", 1600)
+    full = render_map(result_dir, tmp_path / "full.html").stat().st_size
+    assert small < full
+    assert render.LAYER_BASEMAP in (tmp_path / "small.html").read_text(encoding="utf-8")
+
+
+def test_existing_map_is_replaced(result_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "map.html"
+    out.write_text("old", encoding="utf-8")
+    render_map(result_dir, out)
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.html"]
+
+
+def test_hillshade_lights_the_north_west() -> None:
+    rows, cols = np.mgrid[0:20, 0:20].astype(np.float64)
+    facing_nw = 10.0 * (rows + cols)  # rises to the south-east: its slope faces north-west
+    facing_se = -facing_nw
+    flat = np.zeros((20, 20))
+    nw = hillshade(facing_nw, 100.0, 100.0)
+    se = hillshade(facing_se, 100.0, 100.0)
+    assert np.allclose(hillshade(flat, 100.0, 100.0), math.sin(math.radians(45.0)))
+    assert nw.mean() > 0.75
+    assert se.mean() < 0.65
+    assert np.all((nw >= 0) & (nw <= 1))
+    with_hole = facing_nw.copy()
+    with_hole[3, 4] = np.nan
+    shade = hillshade(with_hole, 100.0, 100.0)
+    assert np.isnan(shade[3, 4])
+    assert np.isfinite(shade[3, 5])
+
+
+def require_chromium() -> None:
+    """Skip without Chromium, except under CI (``CI=true``), where its absence is a failure."""
+    if not chromium_available():
+        if in_ci():
+            pytest.fail("CI=true but Chromium is missing: install it with `apt-get install chromium`")
+        pytest.skip("Chromium not installed (apt-get install chromium)")
+
+
+OPEN_POPUPS = """
+(() => {
+  const map = Object.keys(window).map(k => window[k]).find(v => v instanceof L.Map);
+  let opened = 0;
+  map.eachLayer(layer => {
+    const popup = layer.getPopup && layer.getPopup();
+    const content = popup ? String(popup.getContent()) : "";
+    if (content.includes("alert")) {
+      popup.options.autoClose = false;
+      layer.openPopup();
+      opened += 1;
+    }
+  });
+  return opened;
+})()
+"""
+
+
+@pytest.fixture(scope="module")
+def browser_run(page: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], str, Path]:
+    require_chromium()
+    shot = tmp_path_factory.mktemp("browser") / "map.png"
+    errors, dom = run_headless(page, shot, script=OPEN_POPUPS)
+    return errors, dom, shot
+
+
+def test_map_runs_offline_in_a_browser(browser_run: tuple[list[str], str, Path]) -> None:
+    errors, dom, _ = browser_run
+    assert errors == []
+    assert not any("Uncaught" in e or "is not defined" in e for e in errors)
+    assert "leaflet-container" in dom
+    assert "leaflet-control-layers" in dom
+    for name in EXPECTED_NAMES:
+        assert html.escape(name) in dom, name
+    assert "Legend" in dom
+    assert "0.1.0-test" in dom
+
+
+def test_browser_shows_hostile_text_as_text(browser_run: tuple[list[str], str, Path]) -> None:
+    _, dom, _ = browser_run
+    popups = re.findall(r'<div class="leaflet-popup-content"[^>]*>(.*?)</div>', dom, re.DOTALL)
+    assert len(popups) == 2, popups  # the barrier and the leakage hotspot with a hostile driver
+    joined = "".join(popups)
+    assert "&lt;script&gt;alert('x')&lt;/script&gt;" in joined
+    assert "&lt;img src=x onerror=alert(2)&gt;" in joined
+    assert "<script>alert(" not in dom
+    assert "<img src=" not in dom
+
+
+def test_screenshot_is_not_blank(browser_run: tuple[list[str], str, Path]) -> None:
+    from matplotlib import image as mpimage
+
+    _, _, shot = browser_run
+    pixels = mpimage.imread(shot)
+    assert pixels.shape[:2] == (860, 1280)
+    colours = np.unique((pixels[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    assert len(colours) > 5
+    # The offline basemap is drawn: the map's middle is not Leaflet's empty grey background.
+    middle = (pixels[300:560, 400:800, :3] * 255).astype(np.uint8).reshape(-1, 3)
+    grey = np.all(np.abs(middle.astype(int) - 221) <= 2, axis=1)
+    assert grey.mean() < 0.2
+
+
+def test_browser_helper_reports_errors_and_network_requests(tmp_path: Path) -> None:
+    require_chromium()
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        '<html><head><script src="https://cdn.example.invalid/leaflet.js"></script></head>'
+        "<body><p>x</p><script>L.map('x');</script></body></html>",
+        encoding="utf-8",
+    )
+    errors, dom = run_headless(bad, tmp_path / "bad.png", settle_s=0.2)
+    assert any("network request" in e and "cdn.example.invalid" in e for e in errors), errors
+    assert any("Uncaught" in e and "L is not defined" in e for e in errors), errors
+    assert "<p>x</p>" in dom
