@@ -102,14 +102,25 @@ def rowcol(grid: GridSpec, x: FloatArray, y: FloatArray) -> tuple[IntArray, IntA
 
 def lonlat_to_grid(grid: GridSpec, lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Project EPSG:4326 lon/lat to the grid CRS."""
-    x, y = Transformer.from_crs("EPSG:4326", grid.crs, always_xy=True).transform(lon, lat)
-    return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    return _transform(Transformer.from_crs("EPSG:4326", grid.crs, always_xy=True), lon, lat)
 
 
 def grid_to_lonlat(grid: GridSpec, x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Unproject grid-CRS coordinates to EPSG:4326 lon/lat."""
-    lon, lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform(x, y)
-    return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+    return _transform(Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True), x, y)
+
+
+def _transform(transformer: Transformer, a: FloatArray, b: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Transform coordinate arrays of any shape (pyproj treats one-element arrays as scalars)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    a, b = np.broadcast_to(a, shape).ravel(), np.broadcast_to(b, shape).ravel()
+    if a.size == 1:
+        p, q = transformer.transform(float(a[0]), float(b[0]))
+        return np.full(shape, p, dtype=np.float64), np.full(shape, q, dtype=np.float64)
+    p, q = transformer.transform(a, b)
+    return np.asarray(p, dtype=np.float64).reshape(shape), np.asarray(q, dtype=np.float64).reshape(shape)
 
 
 def cell_lonlat(grid: GridSpec, rows: IntArray, cols: IntArray) -> tuple[FloatArray, FloatArray]:

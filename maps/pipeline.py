@@ -398,7 +398,6 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
             out_dir,
             basin,
             sub_labels,
-            pour,
             graph,
             rivers,
             order,
@@ -423,7 +422,6 @@ def _write_outputs(
     out_dir: Path,
     basin: BoolArray,
     sub_labels: npt.NDArray[np.int64],
-    pour: list[int],
     graph: model.FlowGraph,
     rivers: BoolArray,
     order: npt.NDArray[np.int64],
@@ -503,8 +501,6 @@ def _write_outputs(
                 for h in spots
             ]
         )
-        if kind == "leakage" and not frame.empty:
-            frame = frame.rename(columns={"collection_rate": "collection_rate"})
         vectors[f"{kind}_hotspots"] = gpd.GeoDataFrame(
             frame, geometry=[Point(h.lon, h.lat) for h in spots], crs="EPSG:4326"
         )
@@ -517,5 +513,4 @@ def _write_outputs(
     prov_path = out_dir / "provenance.json"
     with atomic_path(prov_path) as tmp:
         tmp.write_text(json.dumps(json.loads(prov.to_json()), indent=2) + "\n", encoding="utf-8")
-    _ = pour
     return HotspotOutputs(directory=out_dir, rasters=rasters, vectors=gpkg, provenance=prov_path)
