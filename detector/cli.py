@@ -1,9 +1,109 @@
-"""Subcommands of the detector stage."""
+"""Subcommands of the detector stage: ``detect``."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def detect(
+    sources: Annotated[
+        list[Path], typer.Argument(help="Image, video or GeoTIFF files and folders (recursive).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Detections GeoParquet to write.")] = Path(
+        "detections.parquet"
+    ),
+    model: Annotated[Path | None, typer.Option("--model", "-m", help="YOLO weights (.pt).")] = None,
+    backend: Annotated[
+        str, typer.Option(help="pytorch, onnx or openvino (exported once, cached).")
+    ] = "pytorch",
+    imgsz: Annotated[int, typer.Option(help="Model input size in pixels.")] = 640,
+    conf: Annotated[float, typer.Option(help="Minimum detection score.")] = 0.25,
+    iou: Annotated[float, typer.Option(help="IoU threshold of non-maximum suppression.")] = 0.5,
+    device: Annotated[str, typer.Option(help="cpu, or a CUDA device such as 0.")] = "cpu",
+    slice_size: Annotated[
+        int, typer.Option(help="Tile size for sliced inference of large images (0: never slice).")
+    ] = 0,
+    slice_overlap: Annotated[float, typer.Option(help="Overlap between tiles, as a fraction.")] = 0.2,
+    sidecar: Annotated[
+        Path | None, typer.Option(help="CSV or GeoJSON of image positions (columns image, lon, lat).")
+    ] = None,
+    gpx: Annotated[Path | None, typer.Option(help="GPX track that geotags video frames.")] = None,
+    every_s: Annotated[float, typer.Option(help="Sample a video frame every N seconds.")] = 1.0,
+    every_m: Annotated[float | None, typer.Option(help="...and only after moving N metres.")] = None,
+    clock_offset_s: Annotated[
+        float, typer.Option(help="Seconds to add to video time to match the GPX.")
+    ] = 0.0,
+    video_start: Annotated[
+        datetime | None, typer.Option(help="Video start time (default: from the file's metadata).")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run into the same output.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Discard an interrupted run and start again.")] = False,
+    gpkg: Annotated[bool, typer.Option(help="Also write a GeoPackage for QGIS.")] = False,
+    tile_size: Annotated[int, typer.Option(help="Tile size in pixels for reading GeoTIFF rasters.")] = 2048,
+    workers: Annotated[int, typer.Option(help="Threads decoding images ahead of the model.")] = 2,
+    batch_size: Annotated[int, typer.Option(help="Images per model call.")] = 8,
+    chunk_size: Annotated[int, typer.Option(help="Images per committed chunk.")] = 256,
+) -> None:
+    """Detect litter in geotagged photos, video frames and GeoTIFF tiles; write GeoParquet.
+
+    Exit code 0: every input was used; 3: some inputs were rejected (see the .rejects.csv).
+    """
+    from detector.ingest import IngestOptions
+    from detector.predictor import YoloDetector
+    from detector.run import RunOptions, run_detection
+    from detector.yolo import cache_root, default_model_path
+
+    weights = model or default_model_path()
+    detector = YoloDetector(
+        weights,
+        backend=backend,
+        imgsz=imgsz,
+        conf=conf,
+        iou=iou,
+        device=device,
+        config_dir=cache_root() / "ultralytics",
+        slice_size=slice_size,
+        slice_overlap=slice_overlap,
+    )
+    summary = run_detection(
+        sources,
+        out,
+        detector,
+        ingest=IngestOptions(
+            sidecar=sidecar,
+            gpx=gpx,
+            video_every_s=every_s,
+            video_every_m=every_m,
+            clock_offset_s=clock_offset_s,
+            video_start=video_start,
+            tile_size=tile_size,
+        ),
+        run=RunOptions(
+            chunk_size=chunk_size,
+            batch_size=batch_size,
+            workers=workers,
+            resume=resume,
+            overwrite=overwrite,
+            gpkg=gpkg,
+        ),
+        parameters={"backend": backend, "imgsz": imgsz, "conf": conf, "iou": iou, "slice_size": slice_size},
+    )
+    console.print(
+        f"[bold green]{summary.images} images, {summary.detections} detections[/]"
+        + (f", [bold yellow]{summary.rejected} rejected[/]" if summary.rejected else "")
+    )
+    for name, path in summary.outputs.items():
+        typer.echo(f"{name + ':':11} {path}")
+    raise typer.Exit(summary.exit_code)
 
 
 def register(app: typer.Typer) -> None:
     """Add the detector stage's subcommands to the command line."""
+    app.command("detect")(detect)

@@ -16,6 +16,8 @@ ADAPTERS: dict[str, str | None] = {
     "ultralytics": "detector/yolo.py",
     "torch": "detector/yolo.py",
     "label_studio_sdk": None,
+    "onnxruntime": "detector/runtime.py",
+    "openvino": "detector/runtime.py",
     "folium": "maps/render.py",
     "pysheds": None,
     "dask": None,

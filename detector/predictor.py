@@ -1,0 +1,235 @@
+"""The litter detector: a YOLO model on a chosen backend, with sliced inference for large images.
+
+Backends (one registry, :data:`BACKENDS`):
+
+* ``pytorch``: Ultralytics' own predictor on the ``.pt`` weights;
+* ``onnx``: the weights exported once to ONNX, run on ONNX Runtime;
+* ``openvino``: the same ONNX export read by OpenVINO and saved as OpenVINO IR, run by OpenVINO.
+
+Exports are cached next to the weights (``<weights>.exports/``, or the project cache when that folder
+is not writable), keyed by the weights' SHA-256, so changed weights export again and unchanged ones
+never do. A cached export also skips importing PyTorch at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from detector.errors import ModelError
+from detector.runtime import RawDetections, Runtime, decode, letterbox
+from detector.slicing import merge_tiles, shift_boxes, tile_windows
+from plastic_hotspots.records import BBox, Detection
+
+BACKENDS = ("pytorch", "onnx", "openvino")
+Infer = Callable[[list[npt.NDArray[np.uint8]]], list[RawDetections]]
+
+
+def _export_dir(weights: Path) -> Path:
+    beside = weights.with_name(weights.stem + ".exports")
+    try:
+        beside.mkdir(exist_ok=True)
+        if os.access(beside, os.W_OK):
+            return beside
+    except OSError:
+        pass
+    from detector.yolo import cache_root
+
+    return cache_root() / "exports"
+
+
+def _onnx_export(weights: Path, imgsz: int, sha: str, config_dir: Path | None) -> tuple[Path, dict[int, str]]:
+    """Path of the cached ONNX export and the class names; exports on first use."""
+    cache = _export_dir(weights)
+    entry = cache / f"{sha[:16]}-onnx-{imgsz}"
+    meta = entry / "meta.json"
+    if not meta.is_file():
+        from detector.yolo import apply_offline_settings, export_onnx, model_names
+
+        apply_offline_settings(config_dir)
+        export_onnx(weights, imgsz, sha, cache)
+        names = model_names(weights)
+        tmp = entry / "meta.json.tmp"
+        tmp.write_text(json.dumps({"names": names, "imgsz": imgsz, "sha256": sha}), encoding="utf-8")
+        tmp.replace(meta)
+    data = json.loads(meta.read_text(encoding="utf-8"))
+    return entry / "model.onnx", {int(k): str(v) for k, v in data["names"].items()}
+
+
+def _openvino_ir(onnx: Path) -> Path:
+    """OpenVINO IR made from the ONNX export (by the OpenVINO runtime itself; no converter, no telemetry)."""
+    xml = onnx.with_name("model_openvino.xml")
+    if xml.is_file() and xml.with_suffix(".bin").is_file():
+        return xml
+    from detector.runtime import save_openvino_ir
+
+    tmp = Path(tempfile.mkdtemp(prefix=".ir-", dir=onnx.parent))
+    try:
+        save_openvino_ir(onnx, tmp / xml.name)
+        (tmp / xml.name).with_suffix(".bin").replace(xml.with_suffix(".bin"))
+        (tmp / xml.name).replace(xml)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return xml
+
+
+class ExportedYolo:
+    """An exported model on ONNX Runtime or OpenVINO, with letterboxing and decoding in numpy."""
+
+    def __init__(self, runtime: Runtime, *, imgsz: int, conf: float, iou: float) -> None:
+        self.runtime, self.imgsz, self.conf, self.iou = runtime, imgsz, conf, iou
+
+    def __call__(self, images: list[npt.NDArray[np.uint8]]) -> list[RawDetections]:
+        """Detections per RGB image."""
+        out = []
+        for image in images:
+            tensor, box = letterbox(image, self.imgsz)
+            out.append(decode(self.runtime(tensor), box, self.conf, self.iou))
+        return out
+
+
+class YoloDetector:
+    """A litter detector: YOLO weights on one backend, optionally slicing large images.
+
+    Args:
+        weights: The ``.pt`` weights (class names are read from them).
+        backend: ``pytorch``, ``onnx`` or ``openvino``.
+        imgsz: Model input size in pixels.
+        conf: Minimum score of a detection.
+        iou: Overlap above which non-maximum suppression drops the weaker box.
+        device: ``cpu``, or a CUDA device (``0``) for the pytorch and onnx backends.
+        config_dir: Ultralytics' settings folder (created; keeps it offline).
+        slice_size: Images larger than this (either side) are also detected on overlapping tiles of this
+            size at full resolution; 0 never slices.
+        slice_overlap: Fraction of a tile shared with its neighbour.
+        batch: Images per call of the pytorch backend.
+
+    Raises:
+        ModelError: Missing weights, an unknown backend, or a backend whose package is not installed.
+    """
+
+    def __init__(
+        self,
+        weights: Path,
+        *,
+        backend: str = "pytorch",
+        imgsz: int = 640,
+        conf: float = 0.25,
+        iou: float = 0.5,
+        device: str = "cpu",
+        config_dir: Path | None = None,
+        slice_size: int = 0,
+        slice_overlap: float = 0.2,
+        batch: int = 1,
+    ) -> None:
+        weights = Path(weights)
+        if backend not in BACKENDS:
+            raise ModelError(f"unknown backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}")
+        if not weights.is_file():
+            raise ModelError(
+                f"model file {weights} does not exist",
+                hint="pass --model with the path of YOLO weights (.pt), e.g. runs/train/weights/best.pt",
+            )
+        if weights.suffix != ".pt":
+            raise ModelError(
+                f"{weights} is not PyTorch weights (.pt)", hint="pass the .pt file; exports are made from it"
+            )
+        if slice_size and slice_size < 32:
+            raise ModelError(
+                f"slice size {slice_size} is too small", hint="use 0 (off) or at least the model's imgsz"
+            )
+        from detector.yolo import sha256_of
+
+        self.weights, self.backend, self.imgsz = weights, backend, imgsz
+        self.slice_size, self.slice_overlap, self.batch = slice_size, slice_overlap, max(1, batch)
+        self.weights_sha256 = sha256_of(weights)
+        self._infer: Infer
+        if backend == "pytorch":
+            from detector.yolo import TorchYolo, apply_offline_settings
+
+            apply_offline_settings(config_dir)
+            torch_model = TorchYolo(weights, imgsz=imgsz, conf=conf, iou=iou, device=device)
+            self._names = torch_model.names
+            self._infer = torch_model
+        else:
+            self._check_package(backend)
+            onnx, self._names = _onnx_export(weights, imgsz, self.weights_sha256, config_dir)
+            runtime: Runtime
+            if backend == "onnx":
+                from detector.runtime import OnnxRuntime
+
+                runtime = OnnxRuntime(onnx, device)
+            else:
+                from detector.runtime import OpenVinoRuntime
+
+                runtime = OpenVinoRuntime(_openvino_ir(onnx), device)
+            self._infer = ExportedYolo(runtime, imgsz=imgsz, conf=conf, iou=iou)
+
+    @staticmethod
+    def _check_package(backend: str) -> None:
+        import importlib.util
+
+        module = {"onnx": "onnxruntime", "openvino": "openvino"}[backend]
+        if importlib.util.find_spec(module) is None:
+            extra = "pip install 'plastic-hotspots[detect]'" if backend == "onnx" else "pip install openvino"
+            raise ModelError(f"the {backend} backend needs the {module} package", hint=extra)
+
+    @property
+    def names(self) -> dict[int, str]:
+        """Class names by id."""
+        return dict(self._names)
+
+    @property
+    def model_version(self) -> str:
+        """Weights file name and hash, and the backend."""
+        return f"{self.weights.name} sha256:{self.weights_sha256[:12]} {self.backend}"
+
+    def _raw(self, images: list[npt.NDArray[np.uint8]]) -> list[RawDetections]:
+        out: list[RawDetections] = []
+        for k in range(0, len(images), self.batch):
+            out.extend(self._infer(images[k : k + self.batch]))
+        return out
+
+    def _sliced(self, image: npt.NDArray[np.uint8]) -> RawDetections:
+        h, w = image.shape[:2]
+        windows = tile_windows(w, h, self.slice_size, self.slice_overlap)
+        crops = [image[y0:y1, x0:x1] for x0, y0, x1, y1 in windows]
+        parts = self._raw([image, *crops])  # the whole image too, for litter larger than a tile
+        boxes = np.concatenate(
+            [parts[0].boxes]
+            + [shift_boxes(p.boxes, x0, y0) for p, (x0, y0, _, _) in zip(parts[1:], windows, strict=True)]
+        )
+        scores = np.concatenate([p.scores for p in parts])
+        classes = np.concatenate([p.classes for p in parts])
+        keep = merge_tiles(boxes, scores, classes)
+        return RawDetections(boxes[keep], scores[keep], classes[keep])
+
+    def predict_raw(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[RawDetections]:
+        """Detections per RGB image as arrays (sliced where the image is larger than ``slice_size``)."""
+        images = list(images)
+        big = [self.slice_size > 0 and max(img.shape[:2]) > self.slice_size for img in images]
+        plain = self._raw([img for img, b in zip(images, big, strict=True) if not b])
+        it = iter(plain)
+        return [self._sliced(img) if b else next(it) for img, b in zip(images, big, strict=True)]
+
+    def predict(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[list[Detection]]:
+        """Detections per RGB ``(H, W, 3)`` uint8 image, boxes in the image's pixels."""
+        out = []
+        for raw in self.predict_raw(images):
+            dets = []
+            for (x1, y1, x2, y2), score, cls in zip(
+                raw.boxes.tolist(), raw.scores.tolist(), raw.classes.tolist(), strict=True
+            ):
+                if x2 > x1 and y2 > y1:
+                    dets.append(
+                        Detection(BBox(x1, y1, x2, y2), self._names.get(int(cls), str(cls)), float(score))
+                    )
+            out.append(dets)
+        return out

@@ -1,0 +1,236 @@
+"""The one adapter around Ultralytics YOLO (and the only module that imports ``ultralytics`` or ``torch``).
+
+It loads ``.pt`` weights, predicts with PyTorch, exports ONNX once per weights file (cached next to
+them, keyed by the weights' SHA-256), and builds small untrained models from the YAML files shipped
+inside Ultralytics for tests and benchmarks. :func:`apply_offline_settings` runs before Ultralytics is
+first imported, so nothing ever tries the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from detector.errors import ModelError
+from detector.runtime import RawDetections
+
+BASELINE_NAME = "litter-baseline.pt"
+
+
+def cache_root() -> Path:
+    """The project's cache folder (``PLASTIC_HOTSPOTS_CACHE``, else ``~/.cache/plastic-hotspots``)."""
+    root = os.environ.get("PLASTIC_HOTSPOTS_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "plastic-hotspots"
+
+
+def apply_offline_settings(config_dir: Path | None = None) -> Path:
+    """Make Ultralytics work with no network; call before it is first imported.
+
+    Sets ``YOLO_OFFLINE``, ``YOLO_AUTOINSTALL=False`` and ``YOLO_CONFIG_DIR`` (a project-owned folder),
+    turns settings sync off, and puts a local font where training plots look for Arial, so nothing is
+    downloaded. Returns the config folder.
+    """
+    config_dir = Path(config_dir) if config_dir is not None else cache_root() / "ultralytics"
+    fonts = config_dir / "Ultralytics"
+    fonts.mkdir(parents=True, exist_ok=True)
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "False"
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(config_dir))
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    import matplotlib
+
+    dejavu = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+        target = Path(os.environ["YOLO_CONFIG_DIR"]) / "Ultralytics" / name
+        if not target.exists() and dejavu.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(dejavu, target)
+    settings = Path(os.environ["YOLO_CONFIG_DIR"]) / "Ultralytics" / "settings.json"
+    current: dict[str, Any] = {}
+    if settings.is_file():
+        try:
+            current = json.loads(settings.read_text(encoding="utf-8"))
+        except ValueError:
+            current = {}
+    if current.get("sync") is not False:
+        current["sync"] = False
+        settings.write_text(json.dumps(current, indent=2), encoding="utf-8")
+    return config_dir
+
+
+def default_model_path() -> Path:
+    """The litter model used when ``--model`` is not given.
+
+    ``PLASTIC_HOTSPOTS_MODEL`` if set, else ``litter-baseline.pt`` in the project's cache ``models/``.
+
+    Raises:
+        ModelError: No model is there.
+    """
+    env = os.environ.get("PLASTIC_HOTSPOTS_MODEL")
+    path = Path(env) if env else cache_root() / "models" / BASELINE_NAME
+    if not path.is_file():
+        raise ModelError(
+            f"no litter model at {path}",
+            hint="pass --model path/to/weights.pt (a YOLO model trained with `plastic-hotspots train`), "
+            "or set PLASTIC_HOTSPOTS_MODEL",
+        )
+    return path
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _ultralytics_yolo() -> Any:
+    """Ultralytics' ``YOLO`` class, with Pillow left as it was.
+
+    Importing Ultralytics replaces ``PIL.Image.open`` with a wrapper that, on a file Pillow cannot
+    identify, tries to install a HEIF plugin from the network. The project reads images itself and
+    reports such files as ``not_an_image``, so Pillow's own ``open`` is put back.
+    """
+    from PIL import Image
+    from ultralytics import YOLO  # type: ignore[attr-defined]
+
+    pillow_open = getattr(sys.modules.get("ultralytics.utils.patches"), "_image_open", None)
+    if pillow_open is not None:
+        Image.open = pillow_open
+    return YOLO
+
+
+def _load_yolo(weights: Path) -> Any:
+    YOLO = _ultralytics_yolo()  # noqa: N806
+
+    try:
+        return YOLO(str(weights), task="detect")
+    except Exception as exc:  # ultralytics raises many kinds of error for a bad checkpoint
+        raise ModelError(
+            f"{weights} is not a YOLO detection checkpoint Ultralytics can load ({exc})",
+            hint="pass the .pt file written by training (weights/best.pt)",
+        ) from exc
+
+
+def model_names(weights: Path) -> dict[int, str]:
+    """Class names stored in the weights."""
+    names = _load_yolo(weights).names
+    return {int(k): str(v) for k, v in dict(names).items()}
+
+
+def export_onnx(weights: Path, imgsz: int, sha256: str, cache: Path) -> Path:
+    """The ONNX export of ``weights`` at ``imgsz``, made once and reused.
+
+    Exports into a temporary folder beside the cache entry and renames it into place, so an
+    interrupted export never leaves a half-written model that a later run would trust.
+    """
+    target = cache / f"{sha256[:16]}-onnx-{imgsz}" / "model.onnx"
+    if target.is_file():
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=cache))
+    try:
+        copy = tmp / "model.pt"
+        shutil.copyfile(weights, copy)
+        model = _load_yolo(copy)
+        try:
+            produced = Path(model.export(format="onnx", imgsz=imgsz, batch=1, dynamic=False, simplify=True))
+        except Exception as exc:
+            raise ModelError(
+                f"exporting {weights} to ONNX failed: {exc}",
+                hint="install the export tools: pip install 'plastic-hotspots[detect]' (onnx, onnxslim)",
+            ) from exc
+        produced.rename(tmp / "model.onnx")
+        copy.unlink()
+        try:
+            tmp.rename(target.parent)
+        except OSError:  # another process exported it meanwhile
+            if not target.is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+class TorchYolo:
+    """Ultralytics' own PyTorch predictor, boxes returned as arrays."""
+
+    def __init__(self, weights: Path, *, imgsz: int, conf: float, iou: float, device: str) -> None:
+        self.model = _load_yolo(weights)
+        self.imgsz, self.conf, self.iou, self.device = imgsz, conf, iou, device
+        self.names = {int(k): str(v) for k, v in dict(self.model.names).items()}
+
+    def __call__(self, images: list[npt.NDArray[np.uint8]]) -> list[RawDetections]:
+        """Detections per RGB image."""
+        bgr = [np.ascontiguousarray(img[:, :, ::-1]) for img in images]
+        results = self.model.predict(
+            bgr, imgsz=self.imgsz, conf=self.conf, iou=self.iou, device=self.device, verbose=False
+        )
+        out = []
+        for res in results:
+            boxes = res.boxes
+            out.append(
+                RawDetections(
+                    boxes.xyxy.cpu().numpy().astype(np.float64),
+                    boxes.conf.cpu().numpy().astype(np.float64),
+                    boxes.cls.cpu().numpy().astype(np.int64),
+                )
+            )
+        return out
+
+
+def build_tiny_model(
+    out: Path,
+    names: dict[int, str],
+    *,
+    yaml: str = "yolo11n.yaml",
+    seed: int = 0,
+    config_dir: Path | None = None,
+    spread_scores: bool = False,
+) -> Path:
+    """An untrained YOLO detection model with ``names`` as classes, saved as ``.pt`` (tests, benchmarks).
+
+    Built from a model YAML shipped inside Ultralytics, so nothing is downloaded. An untrained head
+    gives every anchor the same tiny score; ``spread_scores`` re-draws the class-score layers so scores
+    vary with the image, which lets tests compare backends box by box.
+    """
+    apply_offline_settings(config_dir)
+    import torch
+
+    YOLO = _ultralytics_yolo()  # noqa: N806
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(seed)
+    model: Any = YOLO(yaml, task="detect")
+    net: Any = DetectionModel(yaml, nc=len(names), verbose=False)  # type: ignore[no-untyped-call]
+    net.names = dict(names)
+    model.model = net
+    if spread_scores:
+        # Untrained batch-norm statistics squash every feature to ~0: gather them from random
+        # images, then re-draw the class-score layers so scores spread over (0, 1).
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.momentum = None  # a plain average over the calibration batches
+        net.train()
+        with torch.no_grad():
+            for _ in range(4):
+                net(torch.rand(4, 3, 160, 160))
+            for branch in net.model[-1].cv3:
+                branch[-1].weight.normal_(0.0, 0.02)
+                branch[-1].bias.fill_(-2.0)
+        net.eval()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(str(out))
+    return out

@@ -1,0 +1,177 @@
+"""The batch runner: outputs, rejects, resume after kill -9, refusing a mismatched resume."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from fake_detector import FakeDetector, write_litter_photo
+
+from detector.errors import ConfigError
+from detector.ingest import IngestOptions
+from detector.run import EXIT_REJECTS, RunOptions, output_paths, run_detection
+from plastic_hotspots.geoio import read_provenance
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def make_survey(folder: Path, n: int) -> tuple[Path, int]:
+    """n photos without EXIF, positioned by a sidecar CSV; returns the sidecar and the expected items."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    expected = 0
+    for i in range(n):
+        name = f"img_{i:04d}.jpg"
+        expected += write_litter_photo(folder / name, i)
+        rows.append(
+            {
+                "image": name,
+                "lon": 100.1 + i * 1e-4,
+                "lat": 20.2 - i * 1e-4,
+                "captured_at": f"2026-03-14T08:{i // 60:02d}:{i % 60:02d}+00:00",
+            }
+        )
+    sidecar = folder / "positions.csv"
+    pd.DataFrame(rows).to_csv(sidecar, index=False)
+    return sidecar, expected
+
+
+def test_outputs_and_rejects(tmp_path: Path) -> None:
+    sidecar, expected = make_survey(tmp_path / "photos", 12)
+    (tmp_path / "photos" / "empty.jpg").write_bytes(b"")
+    (tmp_path / "photos" / "notes.jpg").write_text("not an image")
+    out = tmp_path / "out" / "detections.parquet"
+    summary = run_detection(
+        [tmp_path / "photos"],
+        out,
+        FakeDetector(),
+        ingest=IngestOptions(sidecar=sidecar),
+        run=RunOptions(chunk_size=5, batch_size=3, gpkg=True),
+    )
+    assert (summary.images, summary.rejected, summary.detections) == (12, 2, expected)
+    assert summary.exit_code == EXIT_REJECTS
+    paths = output_paths(out)
+    dets = gpd.read_parquet(paths["detections"])
+    images = gpd.read_parquet(paths["images"])
+    assert len(dets) == expected
+    assert dets.crs.to_epsg() == 4326
+    assert set(dets.columns) >= {
+        "image",
+        "class_name",
+        "score",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "lon",
+        "lat",
+        "location_error_m",
+        "geometry",
+    }
+    ok = images[images["status"] == "ok"]
+    assert ok["items"].sum() == expected
+    assert (ok["n_bottle"] + ok["n_bag_film"]).tolist() == ok["items"].tolist()
+    with paths["rejects"].open() as handle:
+        reasons = {Path(r["image"]).name: r["reason"] for r in csv.DictReader(handle)}
+    assert reasons == {"empty.jpg": "empty_file", "notes.jpg": "not_an_image"}
+    prov = read_provenance(paths["detections"])
+    assert prov.model == "fake-0001"
+    assert prov.parameters["chunk_size"] == 5
+    assert not paths["parts"].exists()
+    layers = set(gpd.list_layers(paths["gpkg"])["name"])
+    assert {"detections", "images", "provenance"} <= layers
+
+
+def test_interrupted_run_requires_resume_or_overwrite(tmp_path: Path) -> None:
+    sidecar, _ = make_survey(tmp_path / "photos", 3)
+    out = tmp_path / "d.parquet"
+    output_paths(out)["parts"].mkdir()
+    with pytest.raises(ConfigError, match="interrupted run"):
+        run_detection([tmp_path / "photos"], out, FakeDetector(), ingest=IngestOptions(sidecar=sidecar))
+    summary = run_detection(
+        [tmp_path / "photos"],
+        out,
+        FakeDetector(),
+        ingest=IngestOptions(sidecar=sidecar),
+        run=RunOptions(overwrite=True),
+    )
+    assert summary.images == 3
+
+
+CHILD = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {here!r})
+from fake_detector import FakeDetector
+from detector.ingest import IngestOptions
+from detector.run import RunOptions, run_detection
+run_detection([Path({photos!r})], Path({out!r}), FakeDetector(delay_s={delay}),
+              ingest=IngestOptions(sidecar=Path({sidecar!r})), run=RunOptions(chunk_size=4, batch_size=2,
+              resume={resume}))
+"""
+
+
+def _child(photos: Path, out: Path, sidecar: Path, delay: float, resume: bool) -> subprocess.Popen[bytes]:
+    code = CHILD.format(
+        here=str(HERE), photos=str(photos), out=str(out), sidecar=str(sidecar), delay=delay, resume=resume
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT)
+
+
+def test_kill_9_then_resume_gives_exactly_the_uninterrupted_rows(tmp_path: Path) -> None:
+    sidecar, _ = make_survey(tmp_path / "photos", 40)
+    reference = tmp_path / "ref" / "d.parquet"
+    run_detection(
+        [tmp_path / "photos"],
+        reference,
+        FakeDetector(),
+        ingest=IngestOptions(sidecar=sidecar),
+        run=RunOptions(chunk_size=4, batch_size=2),
+    )
+
+    out = tmp_path / "run" / "d.parquet"
+    out.parent.mkdir()
+    parts = output_paths(out)["parts"]
+    child = _child(tmp_path / "photos", out, sidecar, delay=0.05, resume=False)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(parts.glob("images-*.parquet"))) < 3:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    committed = len(list(parts.glob("images-*.parquet")))
+    assert 3 <= committed < 10, "the kill should land mid-run"
+    assert not out.exists()
+
+    resumed = _child(tmp_path / "photos", out, sidecar, delay=0.0, resume=True)
+    assert resumed.wait(timeout=120) == 0
+    for key in ("detections", "images"):
+        a = pd.DataFrame(gpd.read_parquet(output_paths(reference)[key]).drop(columns="geometry"))
+        b = pd.DataFrame(gpd.read_parquet(output_paths(out)[key]).drop(columns="geometry"))
+        pd.testing.assert_frame_equal(a, b)
+    assert len(pd.read_parquet(output_paths(out)["images"])) == 40
+
+
+def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
+    sidecar, _ = make_survey(tmp_path / "photos", 3)
+    out = tmp_path / "d.parquet"
+    parts = output_paths(out)["parts"]
+    parts.mkdir()
+    (parts / "run.json").write_text('{"sources": [], "ingest": {}, "model": "other", "classes": []}')
+    with pytest.raises(ConfigError, match="different settings"):
+        run_detection(
+            [tmp_path / "photos"],
+            out,
+            FakeDetector(),
+            ingest=IngestOptions(sidecar=sidecar),
+            run=RunOptions(resume=True),
+        )
