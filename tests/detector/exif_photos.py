@@ -7,6 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, TiffImagePlugin
 
 # How a camera stores the pixels for each orientation tag: the inverse of the transform a reader
@@ -38,7 +39,7 @@ def dms(value: float) -> tuple[TiffImagePlugin.IFDRational, ...]:
 
 def write_exif_photo(
     path: Path,
-    upright_rgb: np.ndarray,
+    upright_rgb: npt.NDArray[np.uint8],
     *,
     lat: float | None = None,
     lon: float | None = None,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from exif_photos import dms, write_exif_photo
 from hypothesis import given
 from hypothesis import strategies as st
-from PIL import Image, TiffImagePlugin
+from PIL import Image, ImageOps, TiffImagePlugin
 
 from detector.errors import IngestError
 from detector.exif import ExifInfo, dms_to_degrees, read_exif, upright
@@ -24,11 +26,11 @@ PLACES = {
 }
 
 
-def _dark(h: int = 48, w: int = 64) -> np.ndarray:
+def _dark(h: int = 48, w: int = 64) -> npt.NDArray[np.uint8]:
     return np.random.default_rng(0).integers(0, 60, size=(h, w, 3), dtype=np.uint8)
 
 
-def _save_with_gps(path: Path, tags: dict[int, object]) -> Path:
+def _save_with_gps(path: Path, tags: Mapping[int, object]) -> Path:
     exif = Image.Exif()
     exif.get_ifd(0x8825).update(tags)
     Image.fromarray(_dark()).save(path, exif=exif)
@@ -101,7 +103,7 @@ def test_no_gps_is_not_an_error(tmp_path: Path) -> None:
     )  # fmt: skip
 
 
-def _upright_picture() -> np.ndarray:
+def _upright_picture() -> npt.NDArray[np.uint8]:
     up = _dark(40, 60)
     up[4:12, 40:56] = 255  # a bright box near the top right of the upright picture
     return up
@@ -118,10 +120,12 @@ def test_every_orientation_stands_upright(orientation: int, tmp_path: Path) -> N
         assert read_exif(img).orientation == orientation
         turned = upright(img)
         again = upright(turned)
+        reference = ImageOps.exif_transpose(img)  # Pillow's own reading of the tag, as an oracle
         assert turned.size == (60, 40)  # width, height of the upright picture
     assert stored.shape[:2] == ((60, 40) if orientation >= 5 else (40, 60))  # 5-8 are stored sideways
     assert (orientation == 1) == np.array_equal(stored, up)
     np.testing.assert_array_equal(np.asarray(turned), up)
+    np.testing.assert_array_equal(np.asarray(reference), up)
     np.testing.assert_array_equal(np.asarray(again), up)  # applying it twice does not turn twice
     ys, xs = np.nonzero(np.asarray(turned)[..., 0] == 255)
     assert (ys.min(), ys.max(), xs.min(), xs.max()) == (4, 11, 40, 55)
@@ -156,7 +160,7 @@ def test_impossible_positions(lat: float, lon: float, tmp_path: Path) -> None:
     assert "sidecar" in info.value.hint
 
 
-MALFORMED = {
+MALFORMED: dict[str, tuple[Mapping[int, object], str]] = {
     "minutes70": ({1: "N", 2: (20.0, 70.0, 0.0), 3: "E", 4: (100.0, 0.0, 0.0)}, r"\[0, 60\)"),
     "minutes60": ({1: "N", 2: (20.0, 60.0, 0.0), 3: "E", 4: (100.0, 0.0, 0.0)}, r"\[0, 60\)"),
     "seconds60": ({1: "N", 2: (20.0, 1.0, 0.0), 3: "E", 4: (100.0, 0.0, 60.0)}, r"\[0, 60\)"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,7 +18,9 @@ T0 = datetime(2026, 3, 14, 1, 0, 0, tzinfo=UTC)
 NAMESPACES = {"1.1": "http://www.topografix.com/GPX/1/1", "1.0": "http://www.topografix.com/GPX/1/0"}
 
 
-def write_gpx(path: Path, points: list[tuple[float, float, datetime | None]], version: str = "1.1") -> Path:
+def write_gpx(
+    path: Path, points: Sequence[tuple[float, float, datetime | None]], version: str = "1.1"
+) -> Path:
     """A GPX track of ``(lon, lat, time)`` points, each at 400 m elevation."""
     pts = "\n".join(
         f'<trkpt lat="{lat}" lon="{lon}"><ele>400</ele>'

@@ -28,7 +28,7 @@ def write_video(path: Path, created: datetime | None = CREATED, bright_every: in
     """4 s at 10 fps, 64x48; frame k has brightness 5k (and a bright square every ``bright_every``)."""
     import cv2
 
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (64, 48))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), FPS, (64, 48))
     for k in range(FPS * SECONDS):
         frame = np.full((48, 64, 3), 5 * k, dtype=np.uint8)
         if bright_every and k % bright_every == 0:
