@@ -24,3 +24,10 @@ def shared_data() -> Path:
             pytest.fail(f"CI=true but the real data is missing: expected {SHARED_DATA} beside the project")
         pytest.skip(f"real data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+# Shared 2-core machines run tests at uneven speed: no per-example deadlines, same examples.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("plastic-hotspots", deadline=None, derandomize=True)
+_hypothesis_settings.load_profile("plastic-hotspots")
