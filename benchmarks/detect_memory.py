@@ -68,14 +68,15 @@ def main() -> None:
     args = parser.parse_args()
     width, height = (int(v) for v in args.photo_size.split("x"))
 
-    from detector.yolo import YoloDetector, apply_offline_settings, build_tiny_model
+    from detector.predictor import YoloDetector
+    from detector.yolo import apply_offline_settings, build_tiny_model
 
     work = Path(tempfile.mkdtemp(prefix="detect-mem-"))
     try:
         config_dir = work / "ultralytics"
         apply_offline_settings(config_dir)
         weights = build_tiny_model(
-            work / "tiny.pt", {0: "bottle", 1: "bag_film", 2: "other"}, imgsz=args.imgsz
+            work / "tiny.pt", {0: "bottle", 1: "bag_film", 2: "other"}, config_dir=config_dir
         )
         t0 = time.perf_counter()
         write_survey(work / "photos", args.images, (width, height))
@@ -87,7 +88,7 @@ def main() -> None:
             [work / "photos"],
             work / "out" / "detections.parquet",
             det,
-            ingest=IngestOptions(),
+            ingest=IngestOptions(decode_size=args.imgsz),
             run=RunOptions(),
         )  # type: ignore[arg-type]
         elapsed = time.perf_counter() - t0

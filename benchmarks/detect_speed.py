@@ -4,7 +4,10 @@ Three rates over the same photos (JPEG with EXIF GPS), model and imgsz:
 
 * baseline: ``YOLO(weights).predict(path)`` per photo, PyTorch backend (how one would script it);
 * pipeline: ``run_detection`` with the chosen backend: decode, EXIF, inference, GeoParquet writing;
-* bare: the same backend's ``predict`` on photos already decoded in memory (inference alone).
+* bare: the same backend's ``predict`` on the photos already decoded in memory (inference alone).
+
+The three are measured in alternating rounds and the medians compared, so that a slow spell of a
+shared machine does not land on one of them only.
 
 It prints pipeline/baseline (goal >= 1.6) and pipeline/bare (goal >= 0.85: the pipeline adds almost
 nothing). The model is untrained (built from the YOLO11n YAML): speed does not depend on the weights,
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from detector.ingest import IngestOptions
+from detector.ingest import IngestOptions, discover, load
 from detector.run import RunOptions, run_detection
 
 
@@ -67,17 +71,19 @@ def main() -> None:
     parser.add_argument("--backend", default="onnx", choices=["onnx", "openvino", "pytorch"])
     parser.add_argument("--photo-size", default="1280x960", help="photo width x height")
     parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     args = parser.parse_args()
     width, height = (int(v) for v in args.photo_size.split("x"))
 
-    from detector.yolo import YoloDetector, apply_offline_settings, build_tiny_model
+    from detector.predictor import YoloDetector
+    from detector.yolo import apply_offline_settings, build_tiny_model
 
     work = Path(tempfile.mkdtemp(prefix="detect-bench-"))
     try:
         config_dir = work / "ultralytics"
         apply_offline_settings(config_dir)
         weights = build_tiny_model(
-            work / "tiny.pt", {0: "bottle", 1: "bag_film", 2: "other"}, imgsz=args.imgsz
+            work / "tiny.pt", {0: "bottle", 1: "bag_film", 2: "other"}, config_dir=config_dir
         )
         photos = write_survey(work / "photos", args.images, (width, height))
         print(
@@ -88,13 +94,6 @@ def main() -> None:
         from ultralytics import YOLO
 
         plain = YOLO(str(weights))
-        plain.predict(str(photos[0]), imgsz=args.imgsz, device="cpu", verbose=False)  # warm-up
-        t0 = time.perf_counter()
-        for p in photos:
-            plain.predict(str(p), imgsz=args.imgsz, device="cpu", verbose=False)
-        baseline = rate(len(photos), time.perf_counter() - t0)
-        print(f"baseline  ultralytics pytorch predict loop: {baseline:6.2f} img/s")
-
         det = YoloDetector(
             weights,
             backend=args.backend,
@@ -103,29 +102,47 @@ def main() -> None:
             config_dir=config_dir,
             batch=args.batch_size,
         )
-        sample = [np.asarray(Image.open(p).convert("RGB")) for p in photos[: min(100, len(photos))]]
-        det.predict(sample[:1])  # warm-up (the export, if any, happened in the constructor)
-        t0 = time.perf_counter()
-        for k in range(0, len(sample), args.batch_size):
-            det.predict(sample[k : k + args.batch_size])
-        bare = rate(len(sample), time.perf_counter() - t0)
-        print(f"bare      {args.backend} inference on decoded arrays: {bare:6.2f} img/s")
+        ingest = IngestOptions(decode_size=args.imgsz)  # as `detect` sets it
+        # Bare inference: the same backend on the photos already decoded (as the pipeline decodes them).
+        decoded = [load(item, ingest).image for item in discover([work / "photos"], ingest)]
+        plain.predict(str(photos[0]), imgsz=args.imgsz, device="cpu", verbose=False)  # warm-up
+        det.predict(decoded[:1])
+        warm = work / "warm-up"  # first-call costs (imports, writers) are not per-image costs
+        warm.mkdir()
+        for p in photos[:8]:
+            shutil.copy(p, warm / p.name)
+        run_detection([warm], work / "warm-up-out" / "d.parquet", det, ingest=ingest)
+        rates: dict[str, list[float]] = {"baseline": [], "bare": [], "pipeline": []}
+        # Rounds alternate the three measurements so that a slow spell of the machine hits all three.
+        for k in range(args.rounds):
+            t0 = time.perf_counter()
+            for p in photos:
+                plain.predict(str(p), imgsz=args.imgsz, device="cpu", verbose=False)
+            rates["baseline"].append(rate(len(photos), time.perf_counter() - t0))
 
-        out = work / "out" / "detections.parquet"
-        t0 = time.perf_counter()
-        summary = run_detection(
-            [work / "photos"],
-            out,
-            det,
-            ingest=IngestOptions(),
-            run=RunOptions(batch_size=args.batch_size, chunk_size=256, workers=2),
-        )
-        pipeline = rate(summary.images, time.perf_counter() - t0)
-        if summary.images != len(photos) or summary.rejected:
-            raise SystemExit(f"the run used {summary.images} photos and rejected {summary.rejected}")
-        print(f"pipeline  detect end to end ({args.backend}):       {pipeline:6.2f} img/s")
-        print(f"pipeline / baseline = {pipeline / baseline:.2f}  (goal >= 1.60)")
-        print(f"pipeline / bare     = {pipeline / bare:.2f}  (goal >= 0.85)")
+            t0 = time.perf_counter()
+            for i in range(0, len(decoded), args.batch_size):
+                det.predict(decoded[i : i + args.batch_size])
+            rates["bare"].append(rate(len(decoded), time.perf_counter() - t0))
+
+            out = work / f"out{k}" / "detections.parquet"
+            t0 = time.perf_counter()
+            summary = run_detection(
+                [work / "photos"], out, det, ingest=ingest, run=RunOptions(batch_size=args.batch_size)
+            )
+            rates["pipeline"].append(rate(summary.images, time.perf_counter() - t0))
+            if summary.images != len(photos) or summary.rejected:
+                raise SystemExit(f"the run used {summary.images} photos and rejected {summary.rejected}")
+            print(
+                f"round {k + 1}: baseline {rates['baseline'][-1]:.2f}, bare {rates['bare'][-1]:.2f}, "
+                f"pipeline {rates['pipeline'][-1]:.2f} img/s"
+            )
+        med = {name: statistics.median(values) for name, values in rates.items()}
+        print(f"baseline  ultralytics pytorch predict loop:      {med['baseline']:6.2f} img/s (median)")
+        print(f"bare      {args.backend} inference on decoded arrays:  {med['bare']:6.2f} img/s (median)")
+        print(f"pipeline  detect end to end ({args.backend}):          {med['pipeline']:6.2f} img/s (median)")
+        print(f"pipeline / baseline = {med['pipeline'] / med['baseline']:.2f}  (goal >= 1.60)")
+        print(f"pipeline / bare     = {med['pipeline'] / med['bare']:.2f}  (goal >= 0.85)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -47,7 +47,9 @@ def detect(
     overwrite: Annotated[bool, typer.Option(help="Discard an interrupted run and start again.")] = False,
     gpkg: Annotated[bool, typer.Option(help="Also write a GeoPackage for QGIS.")] = False,
     tile_size: Annotated[int, typer.Option(help="Tile size in pixels for reading GeoTIFF rasters.")] = 2048,
-    workers: Annotated[int, typer.Option(help="Threads decoding images ahead of the model.")] = 2,
+    workers: Annotated[
+        int, typer.Option(help="Threads decoding images ahead of the model (0: between model calls).")
+    ] = 1,
     batch_size: Annotated[int, typer.Option(help="Images per model call.")] = 8,
     chunk_size: Annotated[int, typer.Option(help="Images per committed chunk.")] = 256,
 ) -> None:
@@ -84,6 +86,7 @@ def detect(
             clock_offset_s=clock_offset_s,
             video_start=video_start,
             tile_size=tile_size,
+            decode_size=imgsz if slice_size == 0 else 0,  # JPEGs decoded no larger than the model needs
         ),
         run=RunOptions(
             chunk_size=chunk_size,

@@ -65,6 +65,8 @@ class IngestOptions:
         video_start: Start time of every video (default: each file's own creation time).
         tile_size: Tile edge in pixels for GeoTIFF rasters.
         max_pixels: Larger images are rejected as ``too_large`` before they are decoded.
+        decode_size: Decode JPEG photos at a reduced size (DCT scaling) as long as their long side
+            stays at least this many pixels; 0 decodes at full size (needed for sliced inference).
     """
 
     sidecar: Path | None = None
@@ -75,6 +77,7 @@ class IngestOptions:
     video_start: datetime | None = None
     tile_size: int = 2048
     max_pixels: int = DEFAULT_MAX_PIXELS
+    decode_size: int = 0
 
     def __post_init__(self) -> None:
         if not self.video_every_s > 0:
@@ -115,6 +118,8 @@ class LoadedImage:
         record: Size, position, time and location error of the image.
         georef: Affine ``(a, b, c, d, e, f)`` from pixel to CRS coordinates (rasters only).
         crs: The raster's CRS as WKT (rasters only).
+        scale: ``(sx, sy)`` of the decoded pixels relative to the full image (below 1 when a JPEG was
+            decoded at reduced size); boxes are divided by it to give full-image pixels.
     """
 
     item: WorkItem
@@ -122,6 +127,7 @@ class LoadedImage:
     record: ImageRecord
     georef: tuple[float, float, float, float, float, float] | None = None
     crs: str | None = None
+    scale: tuple[float, float] = (1.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------------- discover
@@ -294,6 +300,21 @@ def _open_image(path: Path, max_pixels: int) -> Image.Image:
     return img
 
 
+def _reduce_jpeg(img: Image.Image, decode_size: int) -> None:
+    """Let the JPEG decoder scale down (1/2, 1/4, 1/8) while the long side stays >= ``decode_size``.
+
+    Decoding a 12-megapixel photo at full size costs more than running a small model on it; the
+    model sees at most ``decode_size`` pixels anyway. Other formats are decoded at full size.
+    """
+    if not decode_size or img.format != "JPEG":
+        return
+    w, h = img.size
+    if max(w, h) < 2 * decode_size:
+        return
+    ratio = decode_size / max(w, h)
+    img.draft("RGB", (math.ceil(w * ratio), math.ceil(h * ratio)))
+
+
 def _decode(img: Image.Image, path: Path) -> Image.Image:
     try:
         img.load()
@@ -320,33 +341,42 @@ def _load_photo(item: WorkItem, options: IngestOptions) -> LoadedImage:
             raise
         except Exception as exc:  # malformed EXIF blocks raise many kinds of error inside Pillow
             raise IngestError("corrupt", f"{path}: unreadable EXIF ({exc})", "re-save the photo") from exc
-        _decode(img, path)
+        lon, lat = exif.lon, exif.lat
+        captured_at, heading, altitude = exif.captured_at, exif.heading_deg, exif.altitude_m
+        error_m = exif.gps_error_m or DEFAULT_GNSS_ERROR_M
+        missing: IngestError | None = None
+        row = None
+        if lon is None or lat is None:
+            row = _sidecar_row(options.sidecar, path) if options.sidecar is not None else None
+            if row is None:
+                hint = (
+                    f"add a row for {path.name} to the sidecar {options.sidecar}"
+                    if options.sidecar
+                    else "pass --sidecar positions.csv with columns image, lon, lat"
+                )
+                missing = IngestError("no_position", f"{path} has no EXIF GPS position", hint)
+        if row is not None:
+            lon, lat = row.lon, row.lat
+            captured_at = captured_at or row.captured_at
+            heading = heading if heading is not None else row.heading_deg
+            altitude = altitude if altitude is not None else row.altitude_m
+            error_m = row.location_error_m or DEFAULT_GNSS_ERROR_M
+        full_w, full_h = img.size
+        if exif.orientation in {5, 6, 7, 8}:
+            full_w, full_h = full_h, full_w
+        _reduce_jpeg(img, options.decode_size)
+        _decode(img, path)  # a broken file is reported as broken, before any missing position
+        if missing is not None:
+            raise missing
         pixels = upright(img)
         rgb = pixels if pixels.mode == "RGB" else pixels.convert("RGB")
         array = np.asarray(rgb, dtype=np.uint8)
         if rgb is not img and isinstance(rgb, Image.Image):
             rgb.close()
-    lon, lat = exif.lon, exif.lat
-    captured_at, heading, altitude = exif.captured_at, exif.heading_deg, exif.altitude_m
-    error_m = exif.gps_error_m or DEFAULT_GNSS_ERROR_M
-    if lon is None or lat is None:
-        row = _sidecar_row(options.sidecar, path) if options.sidecar is not None else None
-        if row is None:
-            hint = (
-                f"add a row for {path.name} to the sidecar {options.sidecar}"
-                if options.sidecar
-                else "pass --sidecar positions.csv with columns image, lon, lat"
-            )
-            raise IngestError("no_position", f"{path} has no EXIF GPS position", hint)
-        lon, lat = row.lon, row.lat
-        captured_at = captured_at or row.captured_at
-        heading = heading if heading is not None else row.heading_deg
-        altitude = altitude if altitude is not None else row.altitude_m
-        error_m = row.location_error_m or DEFAULT_GNSS_ERROR_M
     record = ImageRecord(
         path=str(path),
-        width=int(array.shape[1]),
-        height=int(array.shape[0]),
+        width=full_w,
+        height=full_h,
         lon=lon,
         lat=lat,
         captured_at=captured_at,
@@ -355,7 +385,8 @@ def _load_photo(item: WorkItem, options: IngestOptions) -> LoadedImage:
         location_error_m=error_m,
         source="photo",
     )
-    return LoadedImage(item, array, record)
+    scale = (array.shape[1] / full_w, array.shape[0] / full_h)
+    return LoadedImage(item, array, record, scale=scale)
 
 
 # -------------------------------------------------------------------------------------------- sidecars

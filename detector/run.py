@@ -35,7 +35,7 @@ from detector.ingest import IngestOptions, LoadedImage, WorkItem, discover, load
 from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.progress import progress_bar
 from plastic_hotspots.provenance import make_provenance
-from plastic_hotspots.records import Detection
+from plastic_hotspots.records import BBox, Detection
 
 EXIT_OK = 0
 EXIT_REJECTS = 3
@@ -70,7 +70,7 @@ class RunOptions:
     Attributes:
         chunk_size: Images per committed chunk (what a crash can cost, at most).
         batch_size: Images per model call.
-        workers: Threads decoding images ahead of the model.
+        workers: Threads decoding images ahead of the model (0: decode between model calls).
         resume: Continue an interrupted run into the same output.
         overwrite: Throw away an interrupted run's parts and start again.
         gpkg: Also write a GeoPackage beside the GeoParquet.
@@ -78,7 +78,7 @@ class RunOptions:
 
     chunk_size: int = 256
     batch_size: int = 8
-    workers: int = 2
+    workers: int = 1
     resume: bool = False
     overwrite: bool = False
     gpkg: bool = False
@@ -212,7 +212,12 @@ def _track_of(item: WorkItem) -> str:
 def _detection_rows(loaded: LoadedImage, dets: list[Detection]) -> list[dict[str, Any]]:
     rows = []
     rec = loaded.record
-    for d in dets:
+    sx, sy = loaded.scale
+    for found in dets:
+        d = found
+        if (sx, sy) != (1.0, 1.0):  # boxes of a reduced decode, in full-image pixels
+            box = BBox(d.box.x1 / sx, d.box.y1 / sy, d.box.x2 / sx, d.box.y2 / sy)
+            d = Detection(box, d.class_name, d.score)
         cx, cy = (d.box.x1 + d.box.x2) / 2, (d.box.y1 + d.box.y2) / 2
         ground = pixel_to_lonlat(loaded, cx, cy)
         lon, lat = ground if ground is not None else (rec.lon, rec.lat)
@@ -237,6 +242,13 @@ def _iter_loaded(
     items: Sequence[WorkItem], options: IngestOptions, workers: int
 ) -> Iterator[tuple[WorkItem, LoadedImage | IngestError]]:
     """Load items on a thread pool, a bounded number ahead, yielding them in order."""
+    if workers <= 0:  # decode in this thread, between model calls
+        for item in items:
+            try:
+                yield item, load(item, options)
+            except IngestError as exc:
+                yield item, exc
+        return
     ahead = max(2, workers * 4)
 
     def task(item: WorkItem) -> LoadedImage | IngestError:

@@ -200,3 +200,22 @@ def test_plain_tiff_is_a_photo(tmp_path: Path) -> None:
     Image.fromarray(_dark()).save(tmp_path / "scan.tif")
     items = discover([tmp_path], IngestOptions())
     assert [(i.kind, i.path.name) for i in items] == [("photo", "scan.tif")]
+
+
+def test_reduced_jpeg_decode_reports_boxes_in_full_pixels(tmp_path: Path) -> None:
+    photo = _dark(960, 1280, seed=9)
+    photo[128:256, 256:384] = (210, 230, 255)  # one bright 128-pixel square
+    write_exif_photo(tmp_path / "big.jpg", photo, lat=20.27, lon=100.08)
+    options = IngestOptions(decode_size=320)
+    (item,) = discover([tmp_path], options)
+    loaded = load(item, options)
+    assert loaded.image.shape == (240, 320, 3)  # the decoder's 1/4 scale: long side still >= 320
+    assert loaded.scale == (0.25, 0.25)
+    assert (loaded.record.width, loaded.record.height) == (1280, 960)
+    out = tmp_path / "d.parquet"
+    run_detection([tmp_path / "big.jpg"], out, FakeDetector(), ingest=options)
+    dets = gpd.read_parquet(out)
+    assert dets[["x1", "y1", "x2", "y2"]].to_numpy().tolist() == [[256.0, 128.0, 384.0, 256.0]]
+    full = tmp_path / "full.parquet"
+    run_detection([tmp_path / "big.jpg"], full, FakeDetector(), ingest=IngestOptions())
+    assert len(gpd.read_parquet(full)) == 16  # at full size the fake sees the square as 4 x 4 cells
