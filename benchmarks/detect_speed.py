@@ -33,6 +33,14 @@ from detector.ingest import IngestOptions, discover, load
 from detector.run import RunOptions, run_detection
 
 
+def _dms(value: float) -> tuple[float, float, float]:
+    """Degrees, minutes, seconds (to 1/10000 s) of a positive angle; seconds always below 60."""
+    units = round(value * 3600 * 10_000)
+    degrees, rest = divmod(units, 3600 * 10_000)
+    minutes, seconds = divmod(rest, 60 * 10_000)
+    return float(degrees), float(minutes), seconds / 10_000
+
+
 def write_survey(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> list[Path]:
     """``n`` street-like JPEG photos with EXIF GPS, ``size`` = (width, height)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -48,8 +56,7 @@ def write_survey(folder: Path, n: int, size: tuple[int, int], seed: int = 0) -> 
         gps = exif.get_ifd(0x8825)
         lat, lon = 20.2 + i * 1e-5, 100.1 + i * 1e-5
         gps[1], gps[3] = "N", "E"
-        gps[2] = (int(lat), int(lat * 60) % 60, round(lat * 3600 % 60, 4))
-        gps[4] = (int(lon), int(lon * 60) % 60, round(lon * 3600 % 60, 4))
+        gps[2], gps[4] = _dms(lat), _dms(lon)
         path = folder / f"photo_{i:05d}.jpg"
         img.save(path, "JPEG", quality=88, exif=exif)
         paths.append(path)
