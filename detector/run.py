@@ -341,7 +341,7 @@ def run_detection(
         model=detector.model_version,
     )
     writer = _ChunkWriter(paths["parts"])
-    with progress_bar() as bar:
+    with progress_bar(rate_unit="img") as bar:
         task = bar.add_task("Detecting", total=len(items), completed=len(items) - len(todo))
         batch: list[LoadedImage] = []
 

@@ -9,27 +9,44 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 T = TypeVar("T")
 
 
-def progress_bar(*, transient: bool = False) -> Progress:
-    """A rich progress bar with count, elapsed and remaining time.
+class RateColumn(ProgressColumn):
+    """Items per second, e.g. ``12.3 img/s``."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        """The task's current rate."""
+        speed = task.speed
+        return Text(f"{speed:.1f} {self.unit}/s" if speed is not None else f"- {self.unit}/s", style="cyan")
+
+
+def progress_bar(*, transient: bool = False, rate_unit: str | None = None) -> Progress:
+    """A rich progress bar with count, elapsed and remaining time (and a rate, given its unit).
 
     Rich disables itself when standard error is not a terminal, so logs stay clean.
     """
-    return Progress(
+    columns: list[ProgressColumn] = [
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        transient=transient,
-    )
+    ]
+    if rate_unit:
+        columns.append(RateColumn(rate_unit))
+    columns += [TimeElapsedColumn(), TimeRemainingColumn()]
+    return Progress(*columns, transient=transient)
 
 
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
