@@ -15,7 +15,7 @@ PACKAGES = ("plastic_hotspots", "annotations", "training", "detector", "maps")
 ADAPTERS: dict[str, str | None] = {
     "ultralytics": "detector/yolo.py",
     "torch": "detector/yolo.py",
-    "label_studio_sdk": None,
+    "label_studio_sdk": "annotations/labelstudio.py",
     "onnxruntime": "detector/runtime.py",
     "openvino": "detector/runtime.py",
     "folium": "maps/render.py",
