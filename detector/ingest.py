@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detector.errors import ConfigError, IngestError
+from plastic_hotspots.errors import GeotagError
 from plastic_hotspots.records import ImageRecord
 
 if TYPE_CHECKING:
@@ -330,15 +331,15 @@ def _decode(img: Image.Image, path: Path) -> Image.Image:
 def _load_photo(item: WorkItem, options: IngestOptions) -> LoadedImage:
     from PIL import Image
 
-    from detector.exif import read_exif, upright
+    from plastic_hotspots.exif import read_exif, upright
 
     path = item.path
     img = _open_image(path, options.max_pixels)
     with img:
         try:
             exif = read_exif(img)
-        except IngestError:
-            raise
+        except GeotagError as exc:
+            raise IngestError("impossible_gps", exc.message, exc.hint) from exc
         except Exception as exc:  # malformed EXIF blocks raise many kinds of error inside Pillow
             raise IngestError("corrupt", f"{path}: unreadable EXIF ({exc})", "re-save the photo") from exc
         lon, lat = exif.lon, exif.lat

@@ -29,3 +29,9 @@ class PlasticHotspotsError(Exception):
 
 class RecordError(PlasticHotspotsError, ValueError):
     """A record was built from invalid values."""
+
+
+class GeotagError(PlasticHotspotsError):
+    """A photo's GPS tags are present but malformed or impossible (``reason`` is ``impossible_gps``)."""
+
+    reason = "impossible_gps"

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image, ImageOps, TiffImagePlugin
 
-from detector.errors import IngestError
-from detector.exif import ExifInfo, dms_to_degrees, read_exif, upright
+from plastic_hotspots.errors import GeotagError
+from plastic_hotspots.exif import ExifInfo, dms_to_degrees, read_exif, upright
 
 PLACES = {
     "chiang_rai": (20.27, 100.08),  # N, E
@@ -154,7 +154,7 @@ def test_orientation_of_jpeg_photos(orientation: int, tmp_path: Path) -> None:
 def test_impossible_positions(lat: float, lon: float, tmp_path: Path) -> None:
     path = tmp_path / "p.jpg"
     write_exif_photo(path, _dark(), lat=lat, lon=lon)
-    with Image.open(path) as img, pytest.raises(IngestError, match=r"off the globe|0°, 0°") as info:
+    with Image.open(path) as img, pytest.raises(GeotagError, match=r"off the globe|0°, 0°") as info:
         read_exif(img)
     assert info.value.reason == "impossible_gps"
     assert "sidecar" in info.value.hint
@@ -179,7 +179,7 @@ MALFORMED: dict[str, tuple[Mapping[int, object], str]] = {
 def test_malformed_gps_tags(name: str, tmp_path: Path) -> None:
     tags, match = MALFORMED[name]
     path = _save_with_gps(tmp_path / f"{name}.jpg", tags)
-    with Image.open(path) as img, pytest.raises(IngestError, match=match) as info:
+    with Image.open(path) as img, pytest.raises(GeotagError, match=match) as info:
         read_exif(img)
     assert info.value.reason == "impossible_gps"
 
@@ -210,11 +210,11 @@ def test_dms_accepts_bytes_refs_and_tuples() -> None:
         -(20 + 15 / 60 + 36 / 3600)
     )
     assert dms_to_degrees(TiffImagePlugin.IFDRational(41, 2), "W") == -20.5  # degrees only
-    with pytest.raises(IngestError, match="not N, S, E or W"):
+    with pytest.raises(GeotagError, match="not N, S, E or W"):
         dms_to_degrees((1.0, 0.0, 0.0), "X")
-    with pytest.raises(IngestError, match="malformed"):
+    with pytest.raises(GeotagError, match="malformed"):
         dms_to_degrees((1.0, -2.0, 0.0), "N")
-    with pytest.raises(IngestError, match="malformed"):
+    with pytest.raises(GeotagError, match="malformed"):
         dms_to_degrees((1.0, 2.0, 3.0, 4.0), "N")
-    with pytest.raises(IngestError, match="malformed"):
+    with pytest.raises(GeotagError, match="malformed"):
         dms_to_degrees("twenty", "N")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from detector.errors import IngestError
+from plastic_hotspots.errors import GeotagError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -86,8 +86,8 @@ def _text(value: object) -> str:
     return str(value).strip("\x00 ").upper()
 
 
-def _impossible(message: str) -> IngestError:
-    return IngestError("impossible_gps", message, _HINT)
+def _impossible(message: str) -> GeotagError:
+    return GeotagError(message, _HINT)
 
 
 def dms_to_degrees(dms: object, ref: object) -> float:
@@ -102,7 +102,7 @@ def dms_to_degrees(dms: object, ref: object) -> float:
         Signed decimal degrees.
 
     Raises:
-        IngestError: ``impossible_gps`` for a malformed or NaN value, minutes or seconds not in
+        GeotagError: ``impossible_gps`` for a malformed or NaN value, minutes or seconds not in
             [0, 60), or an unknown reference.
     """
     values = dms if isinstance(dms, tuple | list) else (dms,)
@@ -204,7 +204,7 @@ def read_exif(image: Image.Image) -> ExifInfo:
         What the EXIF says; fields the photo lacks are ``None`` (orientation defaults to 1).
 
     Raises:
-        IngestError: ``impossible_gps`` when GPS position tags are present but malformed, off the
+        GeotagError: ``impossible_gps`` when GPS position tags are present but malformed, off the
             globe, or exactly at 0°, 0°.
     """
     exif = image.getexif()
