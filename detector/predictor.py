@@ -145,16 +145,17 @@ class YoloDetector:
             raise ModelError(
                 f"slice size {slice_size} is too small", hint="use 0 (off) or at least the model's imgsz"
             )
-        from detector.yolo import sha256_of
+        from detector.yolo import apply_offline_settings, sha256_of
 
+        # Before any backend library is imported: Ultralytics offline, OpenVINO telemetry declined.
+        apply_offline_settings(config_dir)
         self.weights, self.backend, self.imgsz = weights, backend, imgsz
         self.slice_size, self.slice_overlap, self.batch = slice_size, slice_overlap, max(1, batch)
         self.weights_sha256 = sha256_of(weights)
         self._infer: Infer
         if backend == "pytorch":
-            from detector.yolo import TorchYolo, apply_offline_settings
+            from detector.yolo import TorchYolo
 
-            apply_offline_settings(config_dir)
             torch_model = TorchYolo(weights, imgsz=imgsz, conf=conf, iou=iou, device=device)
             self._names = torch_model.names
             self._infer = torch_model

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detector.boxes import nms, overlap
-from detector.slicing import merge_tiles, shift_boxes, tile_starts, tile_windows
+from detector.slicing import clip_boxes, merge_tiles, nms_merge, shift_boxes, tile_starts, tile_windows
 
 
 @given(
@@ -90,3 +90,70 @@ def test_nms_properties(rows: list[tuple[float, ...]], metric: str, threshold: f
     # Idempotent: merging the kept boxes again keeps them all.
     again = nms(boxes[keep], scores[keep], classes[keep], threshold, metric=metric)  # type: ignore[arg-type]
     assert len(again) == len(keep)
+
+
+def _arrays(rows: list[tuple[float, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not rows:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64)
+    arr = np.array(rows)
+    boxes = np.stack([arr[:, 0], arr[:, 1], arr[:, 0] + arr[:, 2], arr[:, 1] + arr[:, 3]], axis=1)
+    return boxes, arr[:, 4], arr[:, 5].astype(np.int64)
+
+
+@given(boxes_strategy, st.sampled_from(["iou", "ios"]), st.floats(0.1, 0.9))
+@settings(max_examples=100, deadline=None)
+def test_nms_merge_is_idempotent_and_leaves_no_duplicates(
+    rows: list[tuple[float, ...]], metric: str, threshold: float
+) -> None:
+    boxes, scores, classes = _arrays(rows)
+    keep = nms_merge(boxes, scores, classes, threshold, metric=metric)  # type: ignore[arg-type]
+    assert keep.dtype == np.int64
+    assert sorted(set(keep.tolist())) == sorted(keep.tolist())
+    assert (np.diff(scores[keep]) <= 0).all()  # best first
+    for pos, i in enumerate(keep):
+        for j in keep[pos + 1 :]:
+            if classes[i] == classes[j]:
+                assert overlap(boxes[i], boxes[j][None], metric)[0] <= threshold + 1e-9  # type: ignore[arg-type]
+    again = nms_merge(boxes[keep], scores[keep], classes[keep], threshold, metric=metric)  # type: ignore[arg-type]
+    assert again.tolist() == list(range(len(keep)))
+    # The tile helper is the IoS merge at the same threshold.
+    np.testing.assert_array_equal(
+        merge_tiles(boxes, scores, classes, threshold), nms_merge(boxes, scores, classes, threshold)
+    )
+
+
+def test_ios_merges_a_box_cut_by_a_border_where_iou_does_not() -> None:
+    whole = [100.0, 100.0, 140.0, 140.0]
+    quarter = [100.0, 100.0, 110.0, 140.0]  # the same object, cut at x = 110 by a tile edge
+    boxes = np.array([whole, quarter])
+    scores, classes = np.array([0.9, 0.7]), np.array([2, 2])
+    assert nms_merge(boxes, scores, classes, 0.5, metric="iou").tolist() == [0, 1]  # IoU 0.25: kept
+    assert nms_merge(boxes, scores, classes, 0.5).tolist() == [0]  # IoS 1.0: merged
+    assert nms_merge(boxes, scores, np.array([2, 1]), 0.5).tolist() == [0, 1]  # another class: kept
+    assert nms_merge(np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=np.int64)).tolist() == []
+
+
+@given(
+    st.lists(st.tuples(st.floats(-200, 900), st.floats(-200, 900), st.floats(0, 300), st.floats(0, 300)),
+             max_size=20),
+    st.integers(0, 600),
+    st.integers(0, 600),
+    st.integers(1, 800),
+    st.integers(1, 800),
+)  # fmt: skip
+@settings(max_examples=100, deadline=None)
+def test_shift_and_clip(
+    rows: list[tuple[float, float, float, float]], x0: int, y0: int, width: int, height: int
+) -> None:
+    boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in rows]).reshape(-1, 4)
+    shifted = shift_boxes(boxes, x0, y0)
+    np.testing.assert_allclose(shifted - [x0, y0, x0, y0], boxes, atol=1e-9)
+    assert shift_boxes(boxes, x0, y0) is not boxes
+    clipped = clip_boxes(shifted, width, height)
+    assert clipped.shape == shifted.shape
+    assert ((clipped[:, [0, 2]] >= 0) & (clipped[:, [0, 2]] <= width)).all()
+    assert ((clipped[:, [1, 3]] >= 0) & (clipped[:, [1, 3]] <= height)).all()
+    assert (clipped[:, 2] >= clipped[:, 0]).all()
+    assert (clipped[:, 3] >= clipped[:, 1]).all()
+    inside = (shifted[:, [0, 1]] >= 0).all(axis=1) & (shifted[:, 2] <= width) & (shifted[:, 3] <= height)
+    np.testing.assert_array_equal(clipped[inside], shifted[inside])  # boxes inside are untouched
