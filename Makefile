@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   creates .venv, installs the map stack, runs the demo basin (writes demo-output/)
-#   make test   creates .venv, installs everything (ML stack, Label Studio client, Dask, dev tools), runs the tests
+#   make test   creates .venv, installs everything (ML stack, Label Studio client, Dask, dev tools) and a
+#               Label Studio server in its own .venv-labelstudio (its pins fight the ML stack), runs the tests
 # Both need only Python 3.11 and the package registries.
 
 PYTHON ?= python3.11
@@ -20,6 +21,13 @@ $(VENV)/.maps-installed: $(BIN)/python pyproject.toml
 	$(PIP) -q -e .
 	@touch $@
 
+LS_VENV ?= .venv-labelstudio
+LABEL_STUDIO_VERSION ?= 1.23.2
+
+$(LS_VENV)/bin/label-studio:
+	$(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off -q label-studio==$(LABEL_STUDIO_VERSION)
+
 $(VENV)/.all-installed: $(BIN)/python pyproject.toml
 	$(PIP) -q -e '.[all,dev]'
 	@touch $@ $(VENV)/.maps-installed
@@ -27,8 +35,8 @@ $(VENV)/.all-installed: $(BIN)/python pyproject.toml
 demo: $(VENV)/.maps-installed
 	$(BIN)/plastic-hotspots demo --out $(DEMO_OUT)
 
-test: $(VENV)/.all-installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(VENV)/.all-installed $(LS_VENV)/bin/label-studio
+	PLASTIC_HOTSPOTS_LABEL_STUDIO=$(abspath $(LS_VENV))/bin/label-studio $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.all-installed
 	$(BIN)/ruff check .
@@ -38,4 +46,4 @@ lint: $(VENV)/.all-installed
 check: lint test
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LS_VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

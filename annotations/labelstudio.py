@@ -126,6 +126,20 @@ class LabelStudioClient:
             raise _api_error(exc, f"setting up project {settings.title!r}") from exc
         return existing, False
 
+    def use_uncertainty_sampling(self, project: int, model_version: str) -> None:
+        """Serve volunteers the tasks whose ``model_version`` prediction has the lowest score first."""
+        try:
+            self._ls.projects.update(id=project, sampling="Uncertainty sampling", model_version=model_version)
+        except Exception as exc:
+            raise _api_error(exc, "switching the queue to uncertainty sampling") from exc
+
+    def user_emails(self) -> dict[int, str]:
+        """User id -> email, for naming annotators in exports."""
+        try:
+            return {int(u.id): str(u.email) for u in self._ls.users.list()}
+        except Exception as exc:
+            raise _api_error(exc, "listing users") from exc
+
     def add_local_storage(self, project: int, folder: Path) -> None:
         """Register a Local Files storage covering ``folder`` (needed for ``/data/local-files/`` URLs)."""
         path = str(Path(folder).resolve())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,25 @@ from hypothesis import settings as _hypothesis_settings  # noqa: E402
 
 _hypothesis_settings.register_profile("plastic-hotspots", deadline=None, derandomize=True)
 _hypothesis_settings.load_profile("plastic-hotspots")
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
+    """A real Label Studio on 127.0.0.1, once per session: ``(url, api_key, document_root)``."""
+    from annotations.errors import ServerError
+    from annotations.server import find_executable, start_local_server
+
+    try:
+        find_executable()
+    except ServerError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {exc.message}: .ci/run must install Label Studio")
+        pytest.skip(f"{exc.message} (make test installs it)")
+    root = tmp_path_factory.mktemp("label-studio")
+    photos_root = root / "photos"
+    photos_root.mkdir()
+    server = start_local_server(root / "data", document_root=photos_root)
+    try:
+        yield server.url, server.api_key, photos_root
+    finally:
+        server.stop()
