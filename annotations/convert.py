@@ -42,3 +42,22 @@ def pixels_to_yolo(box: BBox, image_w: float, image_h: float) -> tuple[float, fl
         box.width / image_w,
         box.height / image_h,
     )
+
+
+def ls_region(
+    box: BBox, label: str, image_w: int, image_h: int, region_id: str, score: float | None = None
+) -> dict[str, object]:
+    """A Label Studio ``rectanglelabels`` region of the project's interface for a pixel box."""
+    x, y, w, h = pixels_to_ls(box, image_w, image_h)
+    region: dict[str, object] = {
+        "id": region_id,
+        "type": "rectanglelabels",
+        "from_name": "label",
+        "to_name": "image",
+        "original_width": image_w,
+        "original_height": image_h,
+        "value": {"x": x, "y": y, "width": w, "height": h, "rotation": 0, "rectanglelabels": [label]},
+    }
+    if score is not None:
+        region["score"] = score
+    return region

@@ -11,14 +11,13 @@ the least certain photos first, which are the ones that teach the next model mos
 
 from __future__ import annotations
 
-import math
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from annotations.convert import pixels_to_ls
+from annotations.convert import ls_region
 from annotations.errors import AnnotationError
 from plastic_hotspots.errors import GeotagError
 from plastic_hotspots.records import BBox
@@ -157,23 +156,13 @@ def prelabels(
     for key in sorted(by_key):
         width, height = sizes[key]
         rows = by_key[key]
-        result = []
-        for n, row in enumerate(rows):
-            box = BBox(float(row["x1"]), float(row["y1"]), float(row["x2"]), float(row["y2"]))
-            x, y, w, h = pixels_to_ls(box, width, height)
-            result.append(
-                {
-                    "id": f"p{n}",
-                    "type": "rectanglelabels",
-                    "from_name": "label",
-                    "to_name": "image",
-                    "original_width": width,
-                    "original_height": height,
-                    "score": float(row["score"]),
-                    "value": {"x": x, "y": y, "width": w, "height": h, "rotation": 0,
-                              "rectanglelabels": [str(row["class_name"])]},
-                }
-            )  # fmt: skip
+        result = [
+            ls_region(
+                BBox(float(row["x1"]), float(row["y1"]), float(row["x2"]), float(row["y2"])),
+                str(row["class_name"]), width, height, f"p{n}", float(row["score"]),
+            )
+            for n, row in enumerate(rows)
+        ]  # fmt: skip
         u = uncertainty([float(r["score"]) for r in rows])
         out.append(Prelabel(key, result, score=round(1.0 - u, 6), uncertainty=u))
     return out
@@ -186,12 +175,3 @@ def key_for(path: str, root: Path) -> str:
         return p.resolve().relative_to(Path(root).resolve()).as_posix()
     except ValueError:
         return p.as_posix()
-
-
-def finite(value: Any) -> float | None:
-    """A finite float, or None."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None

@@ -11,7 +11,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from annotations.consensus import ConsensusBox, ConsensusResult
+from annotations.convert import ls_region
 from annotations.errors import AnnotationError
+from annotations.export import ExportContents
 from annotations.labelstudio import LabelStudioClient, ProjectSettings
 from annotations.tasks import image_url, key_for, prelabels, scan_photos
 from annotations.taxonomy import CLASS_NAMES, INSTRUCTIONS, class_table, label_config
@@ -134,3 +137,43 @@ def pull(client: LabelStudioClient, title: str, out: Path, page_size: int = 1000
         tmp.write_text(json.dumps(tasks, indent=1), encoding="utf-8")
     shutil.rmtree(parts)
     return n
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewSummary:
+    """What was sent for review."""
+
+    project: int
+    tasks: int
+
+
+def send_review(
+    client: LabelStudioClient, title: str, result: ConsensusResult, contents: ExportContents, overlap: int = 1
+) -> ReviewSummary:
+    """Put the photos whose consensus is weak into ``<title> (review)``, consensus boxes as pre-labels.
+
+    A reviewer (an expert, or the most skilled volunteers) corrects them there; tasks already in the
+    review project are not added twice.
+    """
+    review_title = f"{title} (review)"
+    pid, _ = init(client, review_title, overlap)
+    existing = client.task_ids_and_keys(pid)
+    todo = [k for k in result.review_tasks if k not in existing]
+    client.import_tasks(pid, [{"data": dict(contents.tasks[k])} for k in todo])
+    ids = client.task_ids_and_keys(pid)
+    by_task: dict[str, list[ConsensusBox]] = {}
+    for box in result.boxes:
+        if box.task in result.review_tasks and box.accepted:
+            by_task.setdefault(box.task, []).append(box)
+    for key in todo:
+        data = contents.tasks[key]
+        width, height = int(data.get("width") or 0), int(data.get("height") or 0)
+        if not width or not height:
+            continue
+        regions = [
+            ls_region(b.box, b.label, width, height, f"c{n}", b.support)
+            for n, b in enumerate(by_task.get(key, []))
+        ]
+        support = min((b.support for b in by_task.get(key, [])), default=0.0)
+        client.add_prediction(ids[key], regions, support, f"consensus {result.params.eps:g}")
+    return ReviewSummary(pid, len(todo))

@@ -14,7 +14,8 @@ from PIL import Image
 
 from annotations.errors import AnnotationError, ServerError
 from annotations.labelstudio import LabelStudioClient
-from annotations.workflow import init, prelabel, pull, push
+from annotations.taxonomy import CLASS_NAMES
+from annotations.workflow import init, prelabel, pull, push, send_review
 
 W, H = 200, 150
 # True litter per photo: (label, x1, y1, x2, y2) in pixels.
@@ -122,6 +123,9 @@ def test_the_loop(client: LabelStudioClient, label_studio: tuple[str, str, Path]
         for v, user in enumerate(volunteers):
             if v == 4 and n == 0:
                 continue  # vol4 never opened this one
+            if v == 4 and k == "day2/q01.jpg":
+                client.annotate(tid, [], completed_by=user)  # vol4 saw nothing there
+                continue
             result = [region(label, tuple(np.array(box) + rng.normal(0, 2, 4)), f"r{v}{j}")
                       for j, (label, *box) in enumerate(TRUTH[k])]  # fmt: skip
             if v == 3 and n == 1:
@@ -142,6 +146,36 @@ def test_the_loop(client: LabelStudioClient, label_studio: tuple[str, str, Path]
     emails = {a["completed_by"]["email"] for t in tasks for a in t["annotations"]}
     assert emails == {f"vol{i}@example.org" for i in range(5)}
     assert not export.with_name("export.json.parts").exists()
+
+    from annotations.export import read_export
+
+    contents = read_export(tasks, CLASS_NAMES)
+    kinds = sorted((p.task, p.kind) for p in contents.problems)
+    assert kinds == [
+        ("day1/p01.jpg", "unknown_label"),
+        ("day1/p01.jpg", "zero_size"),
+        ("day2/q03.jpg", "cancelled"),
+    ]
+    assert len(contents.submissions) == 10 * 5 - 1
+    assert len(contents.boxes) == sum(len(v) for v in TRUTH.values()) * 5 - len(TRUTH["day1/p00.jpg"]) - 1
+
+    from annotations.consensus import ConsensusParams, consensus
+
+    result = consensus(contents.boxes, contents.submissions, ConsensusParams(review_support=0.9))
+    accepted = [b for b in result.boxes if b.accepted]
+    assert len(accepted) == sum(len(v) for v in TRUTH.values())
+    for b in accepted:
+        (truth,) = [t for t in TRUTH[b.task] if t[0] == b.label]
+        assert abs(b.box.x1 - truth[1]) < 8
+        assert abs(b.box.y2 - truth[4]) < 8
+    assert {b.n_submitters for b in accepted if b.task == "day1/p00.jpg"} == {4}
+
+    assert result.review_tasks == ("day2/q01.jpg",)  # support 4/5 = 0.8 < 0.9
+    summary = send_review(client, "Chiang Rai street litter", result, contents)
+    assert summary.tasks == 1
+    review_pid = client.find_project("Chiang Rai street litter (review)")
+    assert review_pid is not None
+    assert len(client.task_ids_and_keys(review_pid)) == len(result.review_tasks)
 
 
 def test_push_needs_a_project_and_a_way_to_serve(client: LabelStudioClient, tmp_path: Path) -> None:

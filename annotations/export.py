@@ -1,0 +1,144 @@
+"""Reading Label Studio exports: volunteer boxes, submissions, and every region that could not be used.
+
+One bad region never loses the others: :func:`read_export` reports each problem (task, annotator,
+region, kind, detail) and goes on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from annotations.consensus import Submission, VolunteerBox
+from annotations.convert import ls_to_pixels
+from plastic_hotspots.records import BBox
+
+ProblemKind = Literal[
+    "missing_size",  # neither the region nor the task says how large the image is
+    "zero_size",  # a box with no width or height
+    "out_of_image",  # a box entirely outside the image
+    "clipped",  # a box partly outside the image (kept, clipped to it)
+    "unknown_label",  # a label not in the taxonomy
+    "no_label",  # a rectangle without a label
+    "cancelled",  # a skipped (cancelled) annotation: its author did not submit the task
+    "malformed",  # anything else that cannot be read
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RegionProblem:
+    """A region (or annotation) of an export that was not used as it came, and why."""
+
+    task: str
+    annotator: str
+    region: str
+    kind: ProblemKind
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportContents:
+    """What an export holds, ready for consensus."""
+
+    boxes: tuple[VolunteerBox, ...]
+    submissions: tuple[Submission, ...]
+    problems: tuple[RegionProblem, ...]
+    tasks: Mapping[str, Mapping[str, Any]]  # task key -> task data (image, position, size ...)
+
+
+def _annotator(annotation: Mapping[str, Any]) -> str:
+    who = annotation.get("completed_by")
+    if isinstance(who, Mapping):
+        who = who.get("email") or who.get("username") or who.get("id")
+    return str(who) if who is not None else "unknown"
+
+
+def task_key(task: Mapping[str, Any]) -> str:
+    """A task's stable key: the ``key`` the project gave it at push, else Label Studio's id."""
+    data = task.get("data") or {}
+    return str(data.get("key") or task.get("id"))
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _region_box(region: Mapping[str, Any], data: Mapping[str, Any], problem: Any) -> tuple[BBox, str] | None:
+    value = region.get("value") or {}
+    labels = value.get("rectanglelabels") or []
+    if not labels:
+        problem("no_label", "rectangle without a label")
+        return None
+    image_w = _number(region.get("original_width")) or _number(data.get("width"))
+    image_h = _number(region.get("original_height")) or _number(data.get("height"))
+    if not image_w or not image_h:
+        problem(
+            "missing_size", "no original_width/original_height on the region nor width/height on the task"
+        )
+        return None
+    x, y, w, h = (_number(value.get(k)) for k in ("x", "y", "width", "height"))
+    if x is None or y is None or w is None or h is None:
+        problem("malformed", f"rectangle values are not numbers: {dict(value)!r}")
+        return None
+    if w <= 0 or h <= 0:
+        problem("zero_size", f"box {w:.3g}% x {h:.3g}% has no area")
+        return None
+    x1, y1, x2, y2 = max(x, 0.0), max(y, 0.0), min(x + w, 100.0), min(y + h, 100.0)
+    if x2 <= x1 or y2 <= y1:
+        problem("out_of_image", f"box at x={x:.3g}%, y={y:.3g}% lies outside the image")
+        return None
+    if (x1, y1, x2, y2) != (x, y, x + w, y + h):
+        problem("clipped", f"box at x={x:.3g}%, y={y:.3g}% ({w:.3g}% x {h:.3g}%) clipped to the image")
+    return ls_to_pixels(x1, y1, x2 - x1, y2 - y1, image_w, image_h), str(labels[0])
+
+
+def read_export(tasks: Iterable[Mapping[str, Any]], classes: Iterable[str]) -> ExportContents:
+    """Volunteer boxes, submissions and per-region problems from Label Studio export tasks (JSON).
+
+    Cancelled (skipped) annotations are reported and not counted as submissions; a volunteer who
+    submitted a task with no boxes is a submission with no boxes.
+    """
+    known = set(classes)
+    boxes: list[VolunteerBox] = []
+    submissions: list[Submission] = []
+    problems: list[RegionProblem] = []
+    task_data: dict[str, Mapping[str, Any]] = {}
+    for task in tasks:
+        key = task_key(task)
+        data = task.get("data") or {}
+        task_data[key] = data
+        for annotation in task.get("annotations") or []:
+            who = _annotator(annotation)
+            if annotation.get("was_cancelled"):
+                problems.append(RegionProblem(key, who, "", "cancelled", "annotation skipped by its author"))
+                continue
+            submissions.append(Submission(key, who))
+            for region in annotation.get("result") or []:
+                if region.get("type") not in (None, "rectanglelabels"):
+                    continue
+                rid = str(region.get("id", ""))
+
+                def problem(
+                    kind: ProblemKind, detail: str, _rid: str = rid, _who: str = who, _key: str = key
+                ) -> None:
+                    problems.append(RegionProblem(_key, _who, _rid, kind, detail))
+
+                try:
+                    found = _region_box(region, data, problem)
+                except (TypeError, AttributeError, ValueError) as exc:
+                    problem("malformed", str(exc))
+                    continue
+                if found is None:
+                    continue
+                box, label = found
+                if label not in known:
+                    problem("unknown_label", f"label {label!r} is not one of the project's classes")
+                    continue
+                boxes.append(VolunteerBox(key, who, label, box))
+    return ExportContents(tuple(boxes), tuple(submissions), tuple(problems), task_data)
