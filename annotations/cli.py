@@ -109,6 +109,84 @@ def pull(
     typer.echo(f"{n} tasks -> {out}")
 
 
+@annotate_app.command("consensus")
+def consensus_cmd(
+    export: Annotated[Path, typer.Argument(help="JSON export from `annotate pull`.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for consensus.parquet and the reports.")
+    ] = Path("consensus"),
+    eps: Annotated[float, typer.Option(help="Largest 1 - IoU between boxes of one object.")] = 0.5,
+    min_support: Annotated[float, typer.Option(help="Skill-weighted share of volunteers needed.")] = 0.5,
+    review_project: Annotated[
+        str | None, typer.Option(help="Send weak-consensus photos to '<project> (review)' in Label Studio.")
+    ] = None,
+) -> None:
+    """Merge the volunteers' boxes into consensus boxes, weighted by skill on gold tasks."""
+    from annotations.consensus import ConsensusParams
+    from annotations.results import run_consensus
+
+    made = run_consensus(export, out, ConsensusParams(eps=eps, min_support=min_support))
+    accepted = sum(b.accepted for b in made.result.boxes)
+    n_photos, n_boxes = len(made.contents.tasks), len(made.contents.boxes)
+    typer.echo(
+        f"{n_photos} photos, {n_boxes} volunteer boxes -> {accepted} consensus boxes; "
+        f"{len(made.result.review_tasks)} photos need review; "
+        f"{len(made.contents.problems)} regions reported in {out / 'problems.csv'}"
+    )
+    if review_project:
+        from annotations.labelstudio import LabelStudioClient
+        from annotations.workflow import send_review
+
+        sent = send_review(LabelStudioClient(), review_project, made.result, made.contents)
+        typer.echo(f"{sent.tasks} photos sent to '{review_project} (review)'")
+
+
+@annotate_app.command("dataset")
+def dataset_cmd(
+    consensus_dir: Annotated[Path, typer.Argument(help="Folder written by `annotate consensus`.")],
+    export: Annotated[Path, typer.Option(help="The export the consensus was made from.")],
+    photos: Annotated[Path, typer.Option(help="The folder the photos were pushed from.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to write.")] = Path("dataset"),
+    group_m: Annotated[
+        float, typer.Option(help="Photos within this grid cell and day stay in one split.")
+    ] = 250.0,
+    seed: Annotated[int, typer.Option(help="Salt of the split.")] = 0,
+) -> None:
+    """Write an Ultralytics YOLO dataset of the accepted consensus boxes, split by place and day."""
+    import json
+
+    import pandas as pd
+
+    from annotations.dataset import DatasetSpec, LabelledBox, PhotoMeta, write_dataset
+    from annotations.taxonomy import CLASS_NAMES
+    from plastic_hotspots.records import BBox
+
+    frame = pd.read_parquet(consensus_dir / "consensus.parquet")
+    frame = frame[frame["accepted"]]
+    boxes = [
+        LabelledBox(str(task), str(label), BBox(float(x1), float(y1), float(x2), float(y2)))
+        for task, label, x1, y1, x2, y2 in frame[["task", "label", "x1", "y1", "x2", "y2"]].itertuples(
+            index=False
+        )
+    ]
+    tasks = json.loads(export.read_text(encoding="utf-8"))
+    metas = []
+    for task in tasks:
+        data = task.get("data") or {}
+        key = str(data.get("key") or task.get("id"))
+        metas.append(
+            PhotoMeta(key, photos / key, int(data.get("width") or 0), int(data.get("height") or 0),
+                      data.get("lon"), data.get("lat"), data.get("captured_at"))
+        )  # fmt: skip
+    summary = write_dataset(out, metas, boxes, CLASS_NAMES, DatasetSpec(group_m=group_m, seed=seed),
+                            source={"path": str(export), "consensus": str(consensus_dir)})  # fmt: skip
+    typer.echo(
+        f"dataset {summary.version}: "
+        + ", ".join(f"{s} {summary.images[s]} photos / {summary.boxes[s]} boxes" for s in summary.images)
+        + f" -> {out / 'data.yaml'}"
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add the annotations stage's subcommands to the command line."""
     app.add_typer(annotate_app, name="annotate")

@@ -16,13 +16,16 @@ the distance ``1 - IoU`` and each cluster becomes one :class:`ConsensusBox`:
 * **Support**: the skill-weighted share of the task's submitters who have a box in the cluster. The
   submitters are everyone who submitted the task, including those who drew nothing (they vote
   "no object here"). An annotator with boxes on a task but no submission for it is counted as a
-  submitter too; :attr:`ConsensusResult.implied_submissions` says how often that happened.
+  submitter too; :attr:`ConsensusResult.implied_submissions` says how often that happened. When
+  every submitter of a task weighs 0, support is 0.
 * **Sigma**: the mean distance ``1 - IoU`` of the other members to the consensus box (0 for one box).
 * **Label agreement**: each annotator of the task whose boxes (of any label) overlap the consensus box
-  by ``IoU >= 1 - eps`` votes once, with the label of their box that overlaps it most; the label
-  agreement is the skill-weighted share of those votes for the cluster's label.
+  by ``IoU >= 1 - eps`` votes once, with the label of their box that overlaps it most (on equal
+  overlap, the cluster's label); the label agreement is the skill-weighted share of those votes for
+  the cluster's label. Every member votes (all members overlap the consensus box that much).
 * A cluster is **accepted** when its support reaches ``min_support``; an accepted cluster with support
-  below ``review_support`` or sigma above ``review_sigma`` sends its task back for review.
+  below ``review_support`` or sigma above ``review_sigma`` sends its task back for review. Support,
+  sigma and label agreement are rounded to 12 decimals (3 of 5 equal votes is 0.6, not 0.59999...).
 
 Volunteer skill (:func:`skills_from_gold`) is the F1 score of a volunteer's boxes against expert boxes
 on gold tasks; volunteers with fewer than ``min_gold`` gold tasks get ``default_skill``
@@ -35,6 +38,7 @@ clustered together as ``(groups, n, n)`` distance arrays, one merge per group pe
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -338,6 +342,32 @@ def _cluster_bucket(boxes: FloatArray, annotators: IntArray, eps: float) -> tupl
     return assign, np.asarray(cost, dtype=np.float64)
 
 
+def _cluster_groups(
+    t_s: IntArray, l_s: IntArray, a_s: IntArray, b_s: FloatArray, eps: float
+) -> tuple[IntArray, FloatArray]:
+    """Cluster every (task, label) group of canonically sorted boxes, stacking groups of equal size.
+
+    Returns:
+        The sorted row of each box's cluster root (its first member), and each box's sum of squared
+        distances to its cluster's members.
+    """
+    n = t_s.shape[0]
+    starts = np.flatnonzero(_first_of_runs(t_s, l_s))
+    sizes = np.diff(np.append(starts, n))
+    root = np.arange(n, dtype=np.int64)
+    cost = np.zeros(n)
+    for size in np.unique(sizes[sizes > 1]).tolist():
+        group_starts = starts[sizes == size]
+        per_chunk = max(1, _BUCKET_ELEMENTS // (size * size))
+        for s in range(0, group_starts.size, per_chunk):
+            first = group_starts[s : s + per_chunk]
+            rows = first[:, None] + np.arange(size)
+            assign, bucket_cost = _cluster_bucket(b_s[rows], a_s[rows], eps)
+            root[rows] = first[:, None] + assign
+            cost[rows] = bucket_cost
+    return root, cost
+
+
 def _unique_pairs(a: IntArray, b: IntArray) -> tuple[IntArray, IntArray]:
     order = np.lexsort((b, a))
     a, b = a[order], b[order]
@@ -476,20 +506,7 @@ def consensus_arrays(
     # Canonical order: task, label, annotator, x1, y1, x2, y2.
     order = np.lexsort((xy[:, 3], xy[:, 2], xy[:, 1], xy[:, 0], anns, labels, tasks))
     t_s, l_s, a_s, b_s = tasks[order], labels[order], anns[order], xy[order]
-    starts = np.flatnonzero(_first_of_runs(t_s, l_s))
-    sizes = np.diff(np.append(starts, n))
-    root = np.arange(n, dtype=np.int64)
-    cost = np.zeros(n)
-    for size in np.unique(sizes[sizes > 1]).tolist():
-        group_starts = starts[sizes == size]
-        per_chunk = max(1, _BUCKET_ELEMENTS // (size * size))
-        for s in range(0, group_starts.size, per_chunk):
-            first = group_starts[s : s + per_chunk]
-            rows = first[:, None] + np.arange(size)
-            assign, bucket_cost = _cluster_bucket(b_s[rows], a_s[rows], p.eps)
-            root[rows] = first[:, None] + assign
-            cost[rows] = bucket_cost
-
+    root, cost = _cluster_groups(t_s, l_s, a_s, b_s, p.eps)
     roots, cl = np.unique(root, return_inverse=True)
     cl = cl.astype(np.int64).reshape(-1)
     n_clusters = roots.shape[0]
@@ -586,35 +603,15 @@ def consensus(
         weights,
     )
     member_list = [box_list[r].annotator for r in arrays.member_rows.tolist()]
-    indptr = arrays.member_indptr.tolist()
+    a = arrays
+    columns = (a.task, a.label, a.medoid, a.support, a.n_annotators, a.n_submitters, a.sigma)
+    rest = (a.label_agreement, a.accepted, a.needs_review)
     out = [
-        ConsensusBox(
-            task=task_names[t],
-            label=label_names[lab],
-            box=box_list[m].box,
-            support=s,
-            n_annotators=na,
-            n_submitters=ns,
-            sigma=sg,
-            label_agreement=la,
-            members=tuple(member_list[indptr[c] : indptr[c + 1]]),
-            accepted=acc,
-            needs_review=rev,
-        )
-        for c, (t, lab, m, s, na, ns, sg, la, acc, rev) in enumerate(
-            zip(
-                arrays.task.tolist(),
-                arrays.label.tolist(),
-                arrays.medoid.tolist(),
-                arrays.support.tolist(),
-                arrays.n_annotators.tolist(),
-                arrays.n_submitters.tolist(),
-                arrays.sigma.tolist(),
-                arrays.label_agreement.tolist(),
-                arrays.accepted.tolist(),
-                arrays.needs_review.tolist(),
-                strict=True,
-            )
+        ConsensusBox(task_names[t], label_names[lab], box_list[m].box, s, na, ns, sg, la, members, acc, rev)
+        for (t, lab, m, s, na, ns, sg, la, acc, rev), members in zip(
+            zip(*(col.tolist() for col in (*columns, *rest)), strict=True),
+            (tuple(member_list[i:j]) for i, j in itertools.pairwise(a.member_indptr.tolist())),
+            strict=True,
         )
     ]
     return ConsensusResult(

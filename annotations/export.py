@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from annotations.consensus import Submission, VolunteerBox
@@ -46,6 +46,8 @@ class ExportContents:
     submissions: tuple[Submission, ...]
     problems: tuple[RegionProblem, ...]
     tasks: Mapping[str, Mapping[str, Any]]  # task key -> task data (image, position, size ...)
+    #: Expert boxes per gold task (annotations marked as ground truth).
+    gold: Mapping[str, tuple[tuple[str, BBox], ...]] = field(default_factory=dict)
 
 
 def _annotator(annotation: Mapping[str, Any]) -> str:
@@ -102,13 +104,15 @@ def read_export(tasks: Iterable[Mapping[str, Any]], classes: Iterable[str]) -> E
     """Volunteer boxes, submissions and per-region problems from Label Studio export tasks (JSON).
 
     Cancelled (skipped) annotations are reported and not counted as submissions; a volunteer who
-    submitted a task with no boxes is a submission with no boxes.
+    submitted a task with no boxes is a submission with no boxes. Annotations marked as ground truth
+    (an expert's, on gold tasks) become ``gold`` boxes, which measure the volunteers' skill.
     """
     known = set(classes)
     boxes: list[VolunteerBox] = []
     submissions: list[Submission] = []
     problems: list[RegionProblem] = []
     task_data: dict[str, Mapping[str, Any]] = {}
+    gold: dict[str, list[tuple[str, BBox]]] = {}
     for task in tasks:
         key = task_key(task)
         data = task.get("data") or {}
@@ -118,7 +122,11 @@ def read_export(tasks: Iterable[Mapping[str, Any]], classes: Iterable[str]) -> E
             if annotation.get("was_cancelled"):
                 problems.append(RegionProblem(key, who, "", "cancelled", "annotation skipped by its author"))
                 continue
-            submissions.append(Submission(key, who))
+            expert = bool(annotation.get("ground_truth"))
+            if expert:
+                gold.setdefault(key, [])
+            else:
+                submissions.append(Submission(key, who))
             for region in annotation.get("result") or []:
                 if region.get("type") not in (None, "rectanglelabels"):
                     continue
@@ -140,5 +148,9 @@ def read_export(tasks: Iterable[Mapping[str, Any]], classes: Iterable[str]) -> E
                 if label not in known:
                     problem("unknown_label", f"label {label!r} is not one of the project's classes")
                     continue
-                boxes.append(VolunteerBox(key, who, label, box))
-    return ExportContents(tuple(boxes), tuple(submissions), tuple(problems), task_data)
+                if expert:
+                    gold[key].append((label, box))
+                else:
+                    boxes.append(VolunteerBox(key, who, label, box))
+    frozen_gold = {k: tuple(v) for k, v in gold.items()}
+    return ExportContents(tuple(boxes), tuple(submissions), tuple(problems), task_data, frozen_gold)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -176,6 +178,25 @@ def test_the_loop(client: LabelStudioClient, label_studio: tuple[str, str, Path]
     review_pid = client.find_project("Chiang Rai street litter (review)")
     assert review_pid is not None
     assert len(client.task_ids_and_keys(review_pid)) == len(result.review_tasks)
+
+    from annotations.results import run_consensus
+
+    made = run_consensus(export, tmp_path / "consensus", ConsensusParams(review_support=0.9))
+    assert made.result.review_tasks == ("day2/q01.jpg",)
+    volunteers = pd.read_csv(tmp_path / "consensus" / "volunteers.csv")
+    assert sorted(volunteers["annotator"]) == [f"vol{i}@example.org" for i in range(5)]
+    assert (tmp_path / "consensus" / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"
+    problems = pd.read_csv(tmp_path / "consensus" / "problems.csv")
+    assert sorted(problems["kind"]) == ["cancelled", "unknown_label", "zero_size"]
+    cmd = [sys.executable, "-m", "plastic_hotspots.cli", "annotate", "dataset", str(tmp_path / "consensus"),
+           "--export", str(export), "--photos", str(photos), "--out", str(tmp_path / "ds")]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    labels = list((tmp_path / "ds" / "labels").rglob("*.txt"))
+    assert len(labels) == 10
+    assert sum(len(p.read_text().splitlines()) for p in labels) == len(accepted)
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert manifest["classes"] == list(CLASS_NAMES)
 
 
 def test_push_needs_a_project_and_a_way_to_serve(client: LabelStudioClient, tmp_path: Path) -> None:

@@ -1,0 +1,121 @@
+"""Consensus from an export, written as tables and a volunteer leaderboard people can look at.
+
+``run_consensus`` reads a pulled export, measures volunteer skill on gold tasks, runs consensus, and
+writes into one folder:
+
+* ``consensus.parquet``: every consensus box (task, label, pixel box, support, spread, agreement,
+  annotators, accepted, needs_review) with the parameters in its metadata;
+* ``problems.csv``: every region of the export that was not used as it came, and why;
+* ``volunteers.csv`` and ``leaderboard.png``: per-volunteer work, agreement and skill.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from annotations.consensus import (
+    ConsensusParams,
+    ConsensusResult,
+    VolunteerStats,
+    consensus,
+    effective_skills,
+    skills_from_gold,
+    volunteer_stats,
+)
+from annotations.export import ExportContents, read_export
+from annotations.taxonomy import CLASS_NAMES
+from plastic_hotspots.geoio import atomic_path
+
+
+@dataclass(frozen=True, slots=True)
+class ConsensusOutputs:
+    """What ``run_consensus`` made and where it wrote it."""
+
+    contents: ExportContents
+    result: ConsensusResult
+    volunteers: list[VolunteerStats]
+    folder: Path
+
+
+def run_consensus(export: Path, out: Path, params: ConsensusParams | None = None) -> ConsensusOutputs:
+    """Consensus of a pulled export (JSON) into ``out``."""
+    import pandas as pd
+
+    params = params or ConsensusParams()
+    tasks = json.loads(Path(export).read_text(encoding="utf-8"))
+    contents = read_export(tasks, CLASS_NAMES)
+    gold_skill = skills_from_gold(contents.boxes, contents.gold, submissions=contents.submissions)
+    weights = effective_skills(gold_skill, params)
+    gold_tasks = set(contents.gold)
+    boxes = [b for b in contents.boxes if b.task not in gold_tasks]
+    submissions = [s for s in contents.submissions if s.task not in gold_tasks]
+    result = consensus(boxes, submissions, params, weights)
+    stats = volunteer_stats(contents.boxes, contents.submissions, result, gold_skill)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {
+            "task": b.task,
+            "label": b.label,
+            "x1": b.box.x1,
+            "y1": b.box.y1,
+            "x2": b.box.x2,
+            "y2": b.box.y2,
+            "support": b.support,
+            "sigma": b.sigma,
+            "label_agreement": b.label_agreement,
+            "n_annotators": b.n_annotators,
+            "n_submitters": b.n_submitters,
+            "members": ",".join(b.members),
+            "accepted": b.accepted,
+            "needs_review": b.needs_review,
+        }
+        for b in result.boxes
+    ]
+    frame = pd.DataFrame(rows)
+    with atomic_path(out / "consensus.parquet") as tmp:
+        frame.to_parquet(tmp, index=False)
+    with atomic_path(out / "parameters.json") as tmp:
+        text = json.dumps(
+            {"params": asdict(params), "export": str(export), "gold_tasks": sorted(gold_tasks)}, indent=1
+        )
+        tmp.write_text(text, encoding="utf-8")
+    problems = pd.DataFrame(
+        [asdict(p) for p in contents.problems], columns=["task", "annotator", "region", "kind", "detail"]
+    )
+    with atomic_path(out / "problems.csv") as tmp:
+        problems.to_csv(tmp, index=False)
+    volunteers = pd.DataFrame([asdict(s) for s in stats])
+    with atomic_path(out / "volunteers.csv") as tmp:
+        volunteers.to_csv(tmp, index=False)
+    if stats:
+        plot_leaderboard(stats, out / "leaderboard.png")
+    return ConsensusOutputs(contents, result, stats, out)
+
+
+def plot_leaderboard(stats: list[VolunteerStats], path: Path) -> None:
+    """Horizontal bars: each volunteer's boxes, split into agreed (in accepted consensus) and not."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ordered = sorted(stats, key=lambda s: (s.accepted_boxes, s.boxes), reverse=False)[-30:]
+    names = [s.annotator for s in ordered]
+    agreed = [s.accepted_boxes for s in ordered]
+    other = [s.boxes - s.accepted_boxes for s in ordered]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(ordered) + 1.2))
+    ax.barh(names, agreed, color="#2a9d8f", label="agreed with the consensus")
+    ax.barh(names, other, left=agreed, color="#e9c46a", label="not in an accepted box")
+    for y, s in enumerate(ordered):
+        skill = f"skill {s.skill:.2f}" + ("" if s.gold_tasks else " (default)")
+        ax.text(s.boxes, y, f"  {skill}", va="center", fontsize=8)
+    ax.set_xlabel("boxes drawn")
+    ax.set_title("Volunteers: boxes drawn and agreement")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.margins(x=0.25)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
