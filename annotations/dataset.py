@@ -50,6 +50,9 @@ class PhotoMeta:
     lon: float | None = None
     lat: float | None = None
     captured_at: str | None = None
+    group: str | None = (
+        None  # a known near-duplicate group (e.g. from a dataset's manifest) overrides place+day
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +84,9 @@ class DatasetSpec:
 
 
 def group_of(photo: PhotoMeta, group_m: float) -> str:
-    """The place-and-day group of a photo."""
+    """The near-duplicate group of a photo: its given group, else its grid cell and capture day."""
+    if photo.group:
+        return f"given:{photo.group}"
     day = (photo.captured_at or "")[:10] or "undated"
     if photo.lat is None or photo.lon is None:
         return f"folder:{Path(photo.key).parent.as_posix()}|{day}"
@@ -197,8 +202,7 @@ def write_dataset(
     version = hashlib.sha256(
         json.dumps({"files": files, "classes": list(classes)}, sort_keys=True).encode()
     ).hexdigest()[:16]
-    data_yaml = {
-        "path": str(out.resolve()),
+    data_yaml = {  # no `path`: Ultralytics then reads the splits beside this file, wherever it is moved
         "train": "images/train",
         "val": "images/val",
         "test": "images/test",
@@ -236,3 +240,50 @@ def write_dataset(
     return DatasetSummary(
         out, version, counts, box_counts, {s: len(g) for s, g in group_counts.items()}, tuple(classes)
     )
+
+
+def read_yolo_folder(
+    folder: Path, class_map: Mapping[str, str], *, groups: Mapping[str, str] | None = None
+) -> tuple[list[PhotoMeta], list[LabelledBox]]:
+    """Photos and boxes of a plain YOLO folder (``images/``, ``labels/``, ``data.yaml`` with names).
+
+    Classes are matched by *name*: ``class_map`` maps the folder's names to the project's; a box of a
+    class that is not mapped is an error (map it, or map it to ``""`` to drop it knowingly).
+    ``groups`` gives known near-duplicate groups by image file name.
+    """
+    import yaml
+    from PIL import Image
+
+    meta = yaml.safe_load((folder / "data.yaml").read_text(encoding="utf-8"))
+    names = meta["names"]
+    names = dict(enumerate(names)) if isinstance(names, list) else {int(k): v for k, v in names.items()}
+    photos: list[PhotoMeta] = []
+    boxes: list[LabelledBox] = []
+    for image in sorted((folder / "images").iterdir()):
+        if image.suffix.lower() not in {".jpg", ".jpeg", ".png"}:
+            continue
+        with Image.open(image) as img:
+            width, height = img.size
+        photos.append(PhotoMeta(image.name, image, width, height, group=(groups or {}).get(image.name)))
+        label_file = folder / "labels" / (image.stem + ".txt")
+        lines = label_file.read_text(encoding="utf-8").splitlines() if label_file.is_file() else []
+        for line in lines:
+            if not line.strip():
+                continue
+            cls, cx, cy, w, h = line.split()[:5]
+            name = str(names[int(cls)])
+            if name not in class_map:
+                raise AnnotationError(
+                    f"class {name!r} of {folder} has no mapping", hint="add it to the class map"
+                )
+            target = class_map[name]
+            if not target:
+                continue
+            box = BBox(
+                max((float(cx) - float(w) / 2) * width, 0.0),
+                max((float(cy) - float(h) / 2) * height, 0.0),
+                min((float(cx) + float(w) / 2) * width, float(width)),
+                min((float(cy) + float(h) / 2) * height, float(height)),
+            )
+            boxes.append(LabelledBox(image.name, target, box))
+    return photos, boxes

@@ -113,11 +113,19 @@ def read_export(tasks: Iterable[Mapping[str, Any]], classes: Iterable[str]) -> E
     problems: list[RegionProblem] = []
     task_data: dict[str, Mapping[str, Any]] = {}
     gold: dict[str, list[tuple[str, BBox]]] = {}
-    for task in tasks:
+    for n, task in enumerate(tasks):
+        if not isinstance(task, Mapping) or not isinstance(task.get("data") or {}, Mapping):
+            problems.append(RegionProblem(f"#{n}", "", "", "malformed", "an export entry that is not a task"))
+            continue
         key = task_key(task)
         data = task.get("data") or {}
         task_data[key] = data
         for annotation in task.get("annotations") or []:
+            if not isinstance(annotation, Mapping):
+                problems.append(
+                    RegionProblem(key, "", "", "malformed", "an annotation that is not an object")
+                )
+                continue
             who = _annotator(annotation)
             if annotation.get("was_cancelled"):
                 problems.append(RegionProblem(key, who, "", "cancelled", "annotation skipped by its author"))
