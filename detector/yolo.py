@@ -136,23 +136,30 @@ def opt_out_openvino_telemetry() -> bool:
     return True
 
 
+def shipped_model_path() -> Path:
+    """The baseline litter model shipped inside the package (see ``detector/models/MODEL_CARD.md``)."""
+    return Path(__file__).resolve().parent / "models" / BASELINE_NAME
+
+
 def default_model_path() -> Path:
     """The litter model used when ``--model`` is not given.
 
-    ``PLASTIC_HOTSPOTS_MODEL`` if set, else ``litter-baseline.pt`` in the project's cache ``models/``.
+    ``PLASTIC_HOTSPOTS_MODEL`` if set; else a promoted model in the project's cache
+    (``models/litter-baseline.pt``); else the baseline shipped with the package.
 
     Raises:
-        ModelError: No model is there.
+        ModelError: ``PLASTIC_HOTSPOTS_MODEL`` names a missing file, or no model is there at all.
     """
     env = os.environ.get("PLASTIC_HOTSPOTS_MODEL")
-    path = Path(env) if env else cache_root() / "models" / BASELINE_NAME
-    if not path.is_file():
-        raise ModelError(
-            f"no litter model at {path}",
-            hint="pass --model path/to/weights.pt (a YOLO model trained with `plastic-hotspots train`), "
-            "or set PLASTIC_HOTSPOTS_MODEL",
-        )
-    return path
+    candidates = [Path(env)] if env else [cache_root() / "models" / BASELINE_NAME, shipped_model_path()]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ModelError(
+        f"no litter model at {candidates[0]}",
+        hint="pass --model path/to/weights.pt (a YOLO model trained with `plastic-hotspots train`), "
+        "or set PLASTIC_HOTSPOTS_MODEL",
+    )
 
 
 def sha256_of(path: Path) -> str:
@@ -307,3 +314,60 @@ def build_tiny_model(
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(str(out))
     return out
+
+
+def train_yolo(
+    data_yaml: Path,
+    start: Path | str,
+    out_dir: Path,
+    *,
+    epochs: int,
+    imgsz: int,
+    batch: int,
+    device: str,
+    seed: int = 0,
+    patience: int = 30,
+    workers: int = 4,
+    name: str = "train",
+    resume: bool = False,
+    config_dir: Path | None = None,
+) -> Path:
+    """Train a YOLO detector offline with Ultralytics; returns the path of the best weights.
+
+    ``start`` is a local ``.pt`` checkpoint to fine-tune or a model YAML shipped with Ultralytics.
+    Mixed precision is off: Ultralytics' AMP self-check needs a model download.
+    """
+    apply_offline_settings(config_dir)
+    YOLO = _ultralytics_yolo()  # noqa: N806
+    run_dir = Path(out_dir) / name
+    if resume:
+        last = run_dir / "weights" / "last.pt"
+        if not last.is_file():
+            raise ModelError(
+                f"nothing to resume: {last} does not exist", hint="start the training without --resume"
+            )
+        model = YOLO(str(last))
+        model.train(resume=True)
+    else:
+        model = YOLO(str(start), task="detect")
+        model.train(
+            data=str(data_yaml),
+            epochs=epochs,
+            imgsz=imgsz,
+            batch=batch,
+            device=device,
+            seed=seed,
+            deterministic=True,
+            patience=patience,
+            workers=workers,
+            project=str(Path(out_dir).resolve()),
+            name=name,
+            exist_ok=True,
+            amp=False,
+            plots=True,
+            verbose=False,
+        )
+    best = run_dir / "weights" / "best.pt"
+    if not best.is_file():
+        raise ModelError(f"training ended without {best}", hint=f"see the log in {run_dir}")
+    return best

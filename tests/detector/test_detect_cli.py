@@ -17,9 +17,11 @@ from detector.yolo import build_tiny_model
 from plastic_hotspots.geoio import read_provenance
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, cwd: Path, model_env: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PLASTIC_HOTSPOTS_CACHE": str(cwd / "cache"), "COLUMNS": "200"}
     env.pop("PLASTIC_HOTSPOTS_MODEL", None)
+    if model_env:
+        env["PLASTIC_HOTSPOTS_MODEL"] = model_env
     return subprocess.run(
         [sys.executable, "-m", "plastic_hotspots.cli", *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False,
@@ -70,7 +72,10 @@ def test_detect_writes_outputs_and_exit_code_3_for_rejects(survey: Path) -> None
 
 
 def test_missing_model_and_unknown_backend_say_how_to_fix(survey: Path) -> None:
-    proc = _cli("detect", "photos", "--out", "d.parquet", cwd=survey)
+    proc = _cli("detect", "photos", "--model", "gone.pt", "--out", "d.parquet", cwd=survey)
+    assert proc.returncode == 1
+    assert "gone.pt does not exist" in proc.stderr
+    proc = _cli("detect", "photos", "--out", "d.parquet", cwd=survey, model_env=str(survey / "gone.pt"))
     assert proc.returncode == 1
     assert "no litter model" in proc.stderr
     assert "How to fix" in proc.stderr
@@ -99,3 +104,13 @@ def test_help_lists_detect() -> None:
         "--clock-offset-s",
     ):
         assert option in proc.stdout
+
+
+def test_detect_uses_the_shipped_model_without_model(survey: Path) -> None:
+    """A fresh install detects with the baseline shipped in the package; no --model needed."""
+    out = survey / "default" / "detections.parquet"
+    proc = _cli("detect", "photos/p0.jpg", "--backend", "onnx", "--out", str(out), cwd=survey)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    prov = read_provenance(out)
+    assert prov.model is not None
+    assert prov.model.startswith("litter-baseline.pt sha256:333eaf5d699b")

@@ -128,8 +128,7 @@ def test_model_errors(weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="not a YOLO detection checkpoint"):
         YoloDetector(bad, config_dir=tmp_path / "cfg")
-    monkeypatch.setenv("PLASTIC_HOTSPOTS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("PLASTIC_HOTSPOTS_MODEL", raising=False)
+    monkeypatch.setenv("PLASTIC_HOTSPOTS_MODEL", str(tmp_path / "gone.pt"))
     with pytest.raises(ModelError, match="no litter model") as info:
         default_model_path()
     assert "--model" in info.value.hint

@@ -31,6 +31,7 @@ from detector.yolo import (
     openvino_consent_file,
     opt_out_openvino_telemetry,
     sha256_of,
+    shipped_model_path,
 )
 
 NAMES = {0: "bottle", 1: "bag_film", 2: "other"}
@@ -115,6 +116,9 @@ def test_openvino_telemetry_declined_unless_the_user_chose(fresh_env: Path) -> N
 def test_default_model_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PLASTIC_HOTSPOTS_MODEL", raising=False)
     monkeypatch.setenv("PLASTIC_HOTSPOTS_CACHE", str(tmp_path / "cache"))
+    assert default_model_path() == shipped_model_path()  # nothing promoted: the shipped baseline
+    assert shipped_model_path().stat().st_size > 1_000_000
+    monkeypatch.setattr("detector.yolo.shipped_model_path", lambda: tmp_path / "not-shipped.pt")
     with pytest.raises(ModelError, match=r"no litter model at .*cache/models/litter-baseline\.pt") as info:
         default_model_path()
     assert "--model path/to/weights.pt" in info.value.hint
