@@ -371,3 +371,10 @@ def train_yolo(
     if not best.is_file():
         raise ModelError(f"training ended without {best}", hint=f"see the log in {run_dir}")
     return best
+
+
+def cuda_available() -> bool:
+    """Whether PyTorch sees a CUDA GPU."""
+    import torch
+
+    return bool(torch.cuda.is_available())
