@@ -159,6 +159,7 @@ def evaluate_predictions(
     all_tp = all_pred = all_found = all_truth = 0
     for name in shared:
         n_truth = sum(t.names.count(name) for t in truths)
+        class_tp = class_pred = class_found = 0
         ap_at: dict[float, float] = {}
         for thr in IOU_THRESHOLDS:
             tps, scores = [], []
@@ -175,9 +176,9 @@ def evaluate_predictions(
                 if thr == 0.5:
                     above = sc[keep] >= conf
                     tp_c, found_c = _match(boxes[keep][above], sc[keep][above], gt, 0.5)
-                    all_tp += int(tp_c.sum())
-                    all_pred += int(above.sum())
-                    all_found += int(found_c.sum())
+                    class_tp += int(tp_c.sum())
+                    class_pred += int(above.sum())
+                    class_found += int(found_c.sum())
                     all_truth += len(gt)
                     areas = (gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])
                     for k, area in enumerate(areas):
@@ -186,7 +187,14 @@ def evaluate_predictions(
                         size_found[size][1] += 1
             ap_at[float(thr)] = average_precision(np.concatenate(tps), np.concatenate(scores), n_truth)
         ap50, ap = ap_at[0.5], float(np.mean(list(ap_at.values())))
-        per_class[name] = {"map50": ap50, "map50_95": ap, "truths": n_truth}
+        all_tp, all_pred, all_found = all_tp + class_tp, all_pred + class_pred, all_found + class_found
+        per_class[name] = {
+            "map50": ap50,
+            "map50_95": ap,
+            "precision": class_tp / class_pred if class_pred else None,
+            "recall": class_found / n_truth if n_truth else None,
+            "truths": n_truth,
+        }
         if n_truth:
             for thr in IOU_THRESHOLDS:
                 aps[thr].append(ap_at[float(thr)])

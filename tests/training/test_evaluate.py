@@ -30,6 +30,9 @@ def test_perfect_and_imperfect_predictions() -> None:
     expected = average_precision(np.array([False, True]), np.array([0.95, 0.9]), 2)
     assert result.per_class["bottle"]["map50"] == pytest.approx(expected)
     assert result.recall == pytest.approx(2 / 3)
+    assert result.per_class["bottle"]["precision"] == pytest.approx(0.5)
+    assert result.per_class["bottle"]["recall"] == pytest.approx(0.5)
+    assert result.per_class["can"]["recall"] == pytest.approx(1.0)
     assert result.precision == pytest.approx(2 / 3)
     assert result.confusion["bottle"]["background"] == 1
     assert result.confusion["background"]["bottle"] == 1
