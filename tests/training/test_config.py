@@ -51,3 +51,13 @@ def test_cli_trains_from_a_config_file(tmp_path: Path) -> None:
     assert "best weights:" in proc.stdout
     results = (tmp_path / "runs" / "train" / "results.csv").read_text().splitlines()
     assert len(results) == 2  # header + 1 epoch: the option beat the file's 3
+
+
+def test_resume_without_a_run_says_so(tmp_path: Path) -> None:
+    from detector.errors import ModelError
+    from detector.yolo import train_yolo
+
+    with pytest.raises(ModelError, match="nothing to resume") as info:
+        train_yolo(tmp_path / "d.yaml", "yolo11n.yaml", tmp_path / "runs", epochs=1, imgsz=64, batch=2,
+                   device="cpu", resume=True, config_dir=tmp_path / "cfg")  # fmt: skip
+    assert "without --resume" in info.value.hint
