@@ -58,8 +58,40 @@ def map_command(
     typer.echo(str(render_map(directory, out, title=title)))
 
 
+def density(
+    observations: Annotated[Path, typer.Argument(help="detect's .images.parquet, or pLitter track GeoJSON.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="GeoPackage of surveyed cells to write.")] = Path(
+        "cells.gpkg"
+    ),
+    cell_size: Annotated[float, typer.Option(help="Cell edge in metres.")] = 250.0,
+    min_observations: Annotated[int, typer.Option(help="Fewer observations: flagged low_effort.")] = 3,
+) -> None:
+    """Effort-normalised litter density per cell, with intervals and Getis-Ord Gi* hot spots."""
+    from maps.survey import density_cells, read_observations, survey_density
+    from plastic_hotspots.geoio import atomic_path
+    from plastic_hotspots.provenance import make_provenance
+
+    frame = read_observations(observations)
+    result = survey_density(frame, cell_size)
+    cells = density_cells(result, min_observations)
+    parameters = {"cell_size": cell_size, "min_observations": min_observations}
+    prov = make_provenance("maps.density", parameters=parameters, inputs=[str(observations)])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        cells.to_file(
+            tmp, layer="cells", driver="GPKG", engine="pyogrio", metadata={"provenance": prov.to_json()}
+        )
+    hot = int(((cells["gi_z"] > 1.96) & ~cells["low_effort"]).sum())
+    typer.echo(
+        f"{len(frame)} observations in {len(cells)} cells ({int(cells['low_effort'].sum())} low effort); "
+        f"area rate {result.density.area_rate:.3f} items per observation; {hot} hot-spot cells (Gi* z > 1.96)"
+    )
+    typer.echo(f"cells: {out}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the map stage's subcommands to the command line."""
     app.command("demo")(demo)
     app.command("hotspots")(hotspots)
     app.command("map")(map_command)
+    app.command("density")(density)

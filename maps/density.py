@@ -224,3 +224,26 @@ def calibrate_source_scale(expected: FloatArray, rate: FloatArray, weight: Float
     design = np.column_stack([expected * w, w])
     coef, *_ = np.linalg.lstsq(design, rate * w, rcond=None)
     return max(float(coef[0]), 0.0), max(float(coef[1]), 0.0)
+
+
+def estimate_prior_strength(items: FloatArray, observations: FloatArray, floor: float = 1.0) -> float:
+    """Empirical-Bayes weight (in observations) of the area-wide rate, from the spread between cells.
+
+    Method of moments for a gamma-Poisson model: the variance of the cells' raw rates is the true
+    between-cell variance plus Poisson noise ``mean / n``. The prior's strength is ``mean / variance``:
+    cells that truly differ little are shrunk hard towards the mean, cells that differ a lot hardly at
+    all. ``floor`` keeps it positive.
+    """
+    keep = observations > 0
+    if keep.sum() < 3:
+        return floor
+    n = observations[keep]
+    rates = items[keep] / n
+    mean = float(items[keep].sum() / n.sum())
+    weights = n / n.sum()
+    spread = float(np.sum(weights * (rates - mean) ** 2))
+    noise = float(np.sum(weights * mean / n))
+    between = spread - noise
+    if between <= 0 or mean <= 0:
+        return float(max(floor, n.sum()))  # no detectable difference between cells: trust the mean
+    return float(max(floor, mean / between))

@@ -1,0 +1,96 @@
+"""Observed density from surveys: pLitter tracks, Gi*, and a held-out test on the Chiang Rai tracks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+
+from maps.grid import grid_for_bounds, lonlat_to_grid, rowcol
+from maps.survey import getis_ord_gi_star, poisson_deviance, read_plitter_tracks, survey_density
+
+
+def test_gi_star_finds_a_hot_cluster() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.gamma(2.0, 0.5, size=(20, 20))
+    values[8:11, 8:11] += 6.0
+    valid = np.ones_like(values, dtype=bool)
+    valid[0, :] = False
+    z, p = getis_ord_gi_star(values, valid)
+    assert z[9, 9] > 5
+    assert p[9, 9] < 1e-6
+    assert abs(np.nanmedian(z)) < 1
+    assert np.isnan(z[0, 5])
+
+
+def test_plitter_reader_and_cli(tmp_path: Path) -> None:
+    doc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature",
+         "geometry": {"type": "LineString", "coordinates": [[100.0, 20.0], [100.001, 20.0]]},
+         "properties": {"video": "v1", "track": [[100.0, 20.0, 0, 103, 2, 1, 1, 5],
+                                                  [100.001, 20.0, 1000, 0, 0, 0, 0, 0]]}},
+    ]}  # fmt: skip
+    path = tmp_path / "t.geojson"
+    path.write_text(json.dumps(doc))
+    frame = read_plitter_tracks(path)
+    assert frame["items"].tolist() == [4.0, 0.0]  # c1 + c2 + c3; bins (c4) are not litter
+    assert frame["n_c4"].tolist() == [5.0, 0.0]
+    env = {**os.environ, "COLUMNS": "200"}
+    cmd = [sys.executable, "-m", "plastic_hotspots.cli", "density", str(path), "--cell-size", "50",
+           "--out", str(tmp_path / "cells.gpkg")]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cells = gpd.read_file(tmp_path / "cells.gpkg")
+    assert cells.crs.to_epsg() == 4326
+    assert {"observations", "effort_km", "items", "rate", "rate_lo", "rate_hi", "gi_z", "gi_p", "low_effort",
+            "n_c1", "n_c4"} <= set(cells.columns)  # fmt: skip
+    assert cells["observations"].sum() == 2
+    assert cells["low_effort"].all()  # one observation per cell is too little to call anything
+
+
+@pytest.mark.realdata
+def test_chiang_rai_density_predicts_held_out_tracks(shared_data: Path) -> None:
+    """Density from half of the videos predicts the item counts of the other half (10 random halvings)."""
+    path = shared_data / "plitter_street_tracks" / "tracks" / "ChiangRai_September_2021.geojson"
+    frame = read_plitter_tracks(path)
+    tracks = np.array(sorted(frame["track"].unique()))
+    lon, lat = frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy()
+    grid = grid_for_bounds((lon.min() - 1e-6, lat.min() - 1e-6, lon.max() + 1e-6, lat.max() + 1e-6), 500.0)
+    shape = (grid.height, grid.width)
+    totals = {"ours": [], "single": [], "raw": []}  # type: dict[str, list[float]]
+    for seed in range(10):
+        pick = set(np.random.default_rng(seed).choice(tracks, len(tracks) // 2, replace=False))
+        half_a, half_b = frame[frame["track"].isin(pick)], frame[~frame["track"].isin(pick)]
+        a = survey_density(half_a, 500.0, grid=grid).density
+        x, y = lonlat_to_grid(grid, half_b.geometry.x.to_numpy(), half_b.geometry.y.to_numpy())
+        r, c, inside = rowcol(grid, x, y)
+        flat = r[inside] * grid.width + c[inside]
+        obs_b = np.bincount(flat, minlength=shape[0] * shape[1]).reshape(shape)
+        weights = half_b["items"].to_numpy()[inside]
+        items_b = np.bincount(flat, weights=weights, minlength=shape[0] * shape[1]).reshape(shape)
+        cells = obs_b > 0
+        rate_a = np.where(np.isfinite(a.rate), a.rate, a.area_rate)
+        predictions = {
+            "ours": rate_a[cells] * obs_b[cells],
+            "single": a.area_rate * obs_b[cells],
+            "raw": a.items[cells] * (items_b.sum() / a.items.sum()),  # pLitter-style counts, no effort
+        }
+        for name, mu in predictions.items():
+            totals[name].append(poisson_deviance(items_b[cells], mu))
+    mean = {k: float(np.mean(v)) for k, v in totals.items()}
+    wins = sum(o < s for o, s in zip(totals["ours"], totals["single"], strict=True))
+    print(
+        "held-out halves (10 random splits by video, 500 m cells): mean Poisson deviance "
+        f"ours {mean['ours']:.0f}, "
+        f"single area rate {mean['single']:.0f}, raw counts {mean['raw']:.0f}; ours beats the single rate in "
+        f"{wins}/10 splits"
+    )
+    assert mean["ours"] < mean["single"]
+    assert mean["ours"] < mean["raw"]
+    assert all(o < r for o, r in zip(totals["ours"], totals["raw"], strict=True))
