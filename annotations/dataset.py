@@ -24,7 +24,7 @@ from typing import Any
 from annotations.convert import pixels_to_yolo
 from annotations.errors import AnnotationError
 from plastic_hotspots.geoio import atomic_path
-from plastic_hotspots.provenance import make_provenance
+from plastic_hotspots.provenance import file_sha256, make_provenance
 from plastic_hotspots.records import BBox
 
 SPLITS = ("train", "val", "test")
@@ -120,14 +120,6 @@ def assign_splits(photos: Sequence[PhotoMeta], spec: DatasetSpec) -> dict[str, s
     return out
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _link_or_copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists():
@@ -197,8 +189,8 @@ def write_dataset(
         label.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         counts[split] += 1
         box_counts[split] += len(lines)
-        files[image.relative_to(out).as_posix()] = _sha256(image)
-        files[label.relative_to(out).as_posix()] = _sha256(label)
+        files[image.relative_to(out).as_posix()] = file_sha256(image)
+        files[label.relative_to(out).as_posix()] = file_sha256(label)
     version = hashlib.sha256(
         json.dumps({"files": files, "classes": list(classes)}, sort_keys=True).encode()
     ).hexdigest()[:16]

@@ -8,7 +8,6 @@ OpenVINO) is first imported, so nothing ever tries the network.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -164,11 +163,9 @@ def default_model_path() -> Path:
 
 def sha256_of(path: Path) -> str:
     """SHA-256 of a file, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from plastic_hotspots.provenance import file_sha256
+
+    return file_sha256(path)
 
 
 def _ultralytics_yolo() -> Any:

@@ -9,7 +9,6 @@ evaluation data.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from plastic_hotspots.geoio import atomic_path
-from plastic_hotspots.provenance import make_provenance
+from plastic_hotspots.provenance import file_sha256, make_provenance
 from training.errors import TrainingError
 from training.evaluate import Evaluation, evaluate
 
@@ -27,14 +26,6 @@ def registry_root() -> Path:
     from detector.yolo import cache_root
 
     return cache_root() / "registry"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +89,7 @@ def register(
     weights = Path(weights)
     if not weights.is_file():
         raise TrainingError(f"{weights} does not exist", hint="pass the best.pt of a training run")
-    sha = _sha256(weights)
+    sha = file_sha256(weights)
     folder = (root or registry_root()) / f"{name}-{sha[:12]}"
     folder.mkdir(parents=True, exist_ok=True)
     stored = folder / "weights.pt"
@@ -112,7 +103,7 @@ def register(
         "dataset_version": json.loads(manifest.read_text())["version"]
         if manifest and manifest.is_file()
         else None,
-        "manifest_sha256": _sha256(manifest) if manifest and manifest.is_file() else None,
+        "manifest_sha256": file_sha256(manifest) if manifest and manifest.is_file() else None,
         "evaluated_on": f"{eval_data}{'/' + split if split else ''}",
         "parameters": parameters or {},
         "provenance": json.loads(make_provenance("training.registry", inputs=[str(weights)]).to_json()),
