@@ -1,4 +1,4 @@
-"""Test modules are imported by basename (no __init__.py in test folders): two with one name break collection."""
+"""Test modules are imported by basename (no __init__.py in test folders): names must be unique."""
 
 from __future__ import annotations
 
