@@ -17,7 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 from rasterio import features
 from rasterio.transform import Affine
-from shapely.geometry import LineString, Point, box, shape
+from shapely.geometry import LineString, Point, shape
 from shapely.ops import linemerge, unary_union
 
 from maps import model, terrain
@@ -37,6 +37,7 @@ from maps.layers import (
     rasterize_zones,
     read_vector,
 )
+from maps.survey import cells_frame
 from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.progress import progress_bar
 from plastic_hotspots.provenance import make_provenance
@@ -142,28 +143,6 @@ def _river_lines(
         ]
         rows.append({"order": int(k), "geometry": linemerge(segs)})
     return gpd.GeoDataFrame(rows, columns=["order", "geometry"], geometry="geometry", crs=grid.crs)
-
-
-def _density_cells(density: DensityGrid, grid: GridSpec) -> gpd.GeoDataFrame:
-    """One polygon per cell with any observation."""
-    rr, cc = np.nonzero(density.observations > 0)
-    west = grid.west + cc * grid.cell_size
-    north = grid.north - rr * grid.cell_size
-    geoms = [box(w, n - grid.cell_size, w + grid.cell_size, n) for w, n in zip(west, north, strict=True)]
-    data = {
-        "row": rr,
-        "col": cc,
-        "observations": density.observations[rr, cc],
-        "effort_km": density.effort_km[rr, cc],
-        "items": density.items[rr, cc],
-        "rate": density.rate[rr, cc],
-        "rate_lo": density.rate_lo[rr, cc],
-        "rate_hi": density.rate_hi[rr, cc],
-        "surveyed": density.surveyed[rr, cc],
-    }
-    for name, counts in density.classes.items():
-        data[f"n_{name}"] = counts[rr, cc]
-    return gpd.GeoDataFrame(data, geometry=geoms, crs=grid.crs)
 
 
 def _survey_points(obs: Observations, grid: GridSpec) -> gpd.GeoDataFrame:
@@ -505,7 +484,7 @@ def _write_outputs(
             frame, geometry=[Point(h.lon, h.lat) for h in spots], crs="EPSG:4326"
         )
     if density is not None:
-        vectors["observed_density"] = _density_cells(density, grid)
+        vectors["observed_density"] = cells_frame(density, grid)
     if obs is not None:
         vectors["survey_points"] = _survey_points(obs, grid)
     gpkg = write_gpkg(out_dir / "hotspots.gpkg", vectors, prov)

@@ -159,31 +159,38 @@ def survey_density(frame: gpd.GeoDataFrame, cell_size: float, params: HotspotPar
     return SurveyDensity(grid, dens, gi_z, gi_p)
 
 
+def cells_frame(density: DensityGrid, grid: GridSpec) -> gpd.GeoDataFrame:
+    """One polygon per cell with any observation (grid CRS): effort, counts, rate and its interval."""
+    rr, cc = np.nonzero(density.observations > 0)
+    west = grid.west + cc * grid.cell_size
+    north = grid.north - rr * grid.cell_size
+    geoms = [
+        shapely_box(w, n - grid.cell_size, w + grid.cell_size, n) for w, n in zip(west, north, strict=True)
+    ]
+    data = {
+        "row": rr,
+        "col": cc,
+        "observations": density.observations[rr, cc],
+        "effort_km": density.effort_km[rr, cc],
+        "items": density.items[rr, cc],
+        "rate": density.rate[rr, cc],
+        "rate_lo": density.rate_lo[rr, cc],
+        "rate_hi": density.rate_hi[rr, cc],
+        "surveyed": density.surveyed[rr, cc],
+    }
+    for name, counts in density.classes.items():
+        data[f"n_{name}"] = counts[rr, cc]
+    return gpd.GeoDataFrame(data, geometry=geoms, crs=grid.crs)
+
+
 def density_cells(result: SurveyDensity, min_observations: int) -> gpd.GeoDataFrame:
     """One polygon per surveyed cell (EPSG:4326) with effort, counts, rate, interval and Gi*."""
-    grid, d = result.grid, result.density
-    r, c = np.nonzero(d.observations > 0)
-    x0 = grid.west + c * grid.cell_size
-    y0 = grid.north - (r + 1) * grid.cell_size
-    polys = [shapely_box(a, b, a + grid.cell_size, b + grid.cell_size) for a, b in zip(x0, y0, strict=True)]
-    frame = pd.DataFrame(
-        {
-            "row": r,
-            "col": c,
-            "observations": d.observations[r, c],
-            "effort_km": d.effort_km[r, c],
-            "items": d.items[r, c],
-            **{f"n_{k}": v[r, c] for k, v in d.classes.items()},
-            "rate": d.rate[r, c],
-            "rate_lo": d.rate_lo[r, c],
-            "rate_hi": d.rate_hi[r, c],
-            "gi_z": result.gi_z[r, c],
-            "gi_p": result.gi_p[r, c],
-            "low_effort": d.observations[r, c] < min_observations,
-        }
-    )
-    cells = gpd.GeoDataFrame(frame, geometry=polys, crs=grid.crs).to_crs("EPSG:4326")
-    return cells
+    cells = cells_frame(result.density, result.grid)
+    rr, cc = cells["row"].to_numpy(), cells["col"].to_numpy()
+    cells["gi_z"] = result.gi_z[rr, cc]
+    cells["gi_p"] = result.gi_p[rr, cc]
+    cells["low_effort"] = cells["observations"].to_numpy() < min_observations
+    return cells.drop(columns="surveyed").to_crs("EPSG:4326")
 
 
 def poisson_deviance(observed: FloatArray, expected: FloatArray) -> float:
