@@ -46,6 +46,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import numpy.typing as npt
 
+from plastic_hotspots.boxmath import iou as _iou
 from plastic_hotspots.errors import PlasticHotspotsError
 from plastic_hotspots.records import BBox
 
@@ -265,16 +266,6 @@ class ConsensusArrays:
     def n_clusters(self) -> int:
         """Number of clusters."""
         return int(self.task.shape[0])
-
-
-def _iou(a: FloatArray, b: FloatArray) -> FloatArray:
-    """IoU of ``xyxy`` boxes broadcast along the last axis; symmetric to the last bit."""
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0.0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0.0, None)
-    inter = iw * ih
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return np.asarray(inter / (area_a + area_b - inter), dtype=np.float64)
 
 
 def _codes(name: str, values: npt.ArrayLike) -> IntArray:

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detector.boxes import FloatArray
+from plastic_hotspots.boxmath import iou
 from training.errors import TrainingError
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
@@ -78,15 +79,7 @@ def read_folder(folder: Path, split: str | None = None) -> tuple[list[Truth], tu
 
 
 def _iou_matrix(a: FloatArray, b: FloatArray) -> FloatArray:
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.asarray(np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0), dtype=np.float64)
+    return iou(a[:, None, :], b[None, :, :])
 
 
 def _match(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from offline import no_network_site
 
 from detector.errors import ModelError
 from detector.predictor import YoloDetector
@@ -136,21 +137,9 @@ def test_model_errors(weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert default_model_path() == weights
 
 
-NO_NETWORK = """
-import socket
-def refuse(*args, **kwargs):
-    raise OSError("network access attempted: " + repr(args))
-socket.socket.connect = refuse
-socket.socket.connect_ex = refuse
-socket.create_connection = refuse
-socket.getaddrinfo = refuse
-"""
-
-
 def test_offline_build_export_and_predict(tmp_path: Path) -> None:
     """A fresh config folder, every socket refused: building, exporting and predicting still work."""
-    (tmp_path / "site").mkdir()
-    (tmp_path / "site" / "sitecustomize.py").write_text(NO_NETWORK)
+    no_network_site(tmp_path / "site")
     script = f"""
 from pathlib import Path
 import numpy as np

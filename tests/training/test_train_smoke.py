@@ -10,17 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from offline import no_network_site
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
-NO_NETWORK = """
-import socket
-def refuse(*args, **kwargs):
-    raise OSError("network access attempted: " + repr(args))
-socket.socket.connect = refuse
-socket.socket.connect_ex = refuse
-socket.create_connection = refuse
-"""
 
 
 def tiny_dataset(root: Path) -> Path:
@@ -40,8 +33,7 @@ def tiny_dataset(root: Path) -> Path:
 
 def test_one_epoch_offline_then_evaluate(tmp_path: Path) -> None:
     data = tiny_dataset(tmp_path / "ds")
-    (tmp_path / "site").mkdir()
-    (tmp_path / "site" / "sitecustomize.py").write_text(NO_NETWORK)
+    no_network_site(tmp_path / "site")
     env = {
         **os.environ,
         "PYTHONPATH": f"{tmp_path / 'site'}{os.pathsep}{ROOT}",
