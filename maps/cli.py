@@ -67,7 +67,8 @@ def density(
     min_observations: Annotated[int, typer.Option(help="Fewer observations: flagged low_effort.")] = 3,
 ) -> None:
     """Effort-normalised litter density per cell, with intervals and Getis-Ord Gi* hot spots."""
-    from maps.survey import density_cells, read_observations, survey_density
+    from maps.layers import read_observations
+    from maps.survey import density_cells, survey_density
     from plastic_hotspots.geoio import atomic_path
     from plastic_hotspots.provenance import make_provenance
 

@@ -95,6 +95,17 @@ def parse_config(raw: Any, base_dir: Path, source: Path | None = None) -> BasinC
     params = HotspotParams.from_mapping(params_raw)
     aoi = raw.get("area_of_interest")
     outlet = raw.get("outlet")
+    if aoi is not None:
+        west, south, east, north = _floats(aoi, 4, "area_of_interest")
+        if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+            raise ConfigError(
+                f"the area of interest {list(aoi)} is empty or not in lon/lat degrees",
+                hint="give [west, south, east, north] in degrees with west < east and south < north",
+            )
+    if outlet is not None:
+        lon, lat = _floats(outlet, 2, "outlet")
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise ConfigError(f"the outlet {list(outlet)} is not a lon/lat point", hint="give [lon, lat]")
     return BasinConfig(
         name=str(raw.get("name") or "basin"),
         dem=paths["dem"],

@@ -3,8 +3,8 @@
 * Rasters: DEM (bilinear), population (sum-preserving: every source pixel's people end up in the grid
   cells its area covers), land cover (nearest).
 * Vectors: waste-collection zones, river network, barriers.
-* Observations: survey points (GeoParquet or GeoPackage with an ``items`` column, such as the
-  detector's per-image table).
+* Observations: survey points (the detector's per-image GeoParquet, pLitter track GeoJSON, or any
+  point layer with an ``items`` column).
 
 A missing CRS, a CRS in the wrong units, an area outside the grid or a layer with nodata everywhere
 raises :class:`~maps.errors.LayerError` with what to do about it.
@@ -12,6 +12,7 @@ raises :class:`~maps.errors.LayerError` with what to do about it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,7 +153,35 @@ def load_population(path: Path, grid: GridSpec) -> FloatArray:
             raise LayerError(
                 f"the population raster {path} has negative counts", hint="give people per pixel (>= 0)"
             )
-        return splat_counts(data, src.transform, src.crs.to_string(), grid)
+        densest = float(np.nanmax(data)) / _pixel_area_m2(src)
+        if densest > MAX_PEOPLE_PER_M2:
+            raise LayerError(
+                f"the population raster {path} implies up to {densest:,.1f} people per square metre; "
+                "its values look like a density, not people per pixel",
+                hint="give people per pixel (WorldPop 'ppp' rasters), or multiply a people-per-km2 "
+                "raster by each pixel's area in km2",
+            )
+        out = splat_counts(data, src.transform, src.crs.to_string(), grid)
+    if float(np.nansum(data)) > 0 and float(out.sum()) == 0.0:
+        raise LayerError(
+            f"the population raster {path} does not overlap the basin grid",
+            hint="check the area of interest and the raster's extent and CRS",
+        )
+    return out
+
+
+MAX_PEOPLE_PER_M2 = 0.5
+"""No real place holds more than this (the densest city blocks hold about 0.1 people per m2)."""
+
+
+def _pixel_area_m2(src: rasterio.io.DatasetReader) -> float:
+    """Area of one pixel in m2 (at the raster's centre latitude for geographic CRSs)."""
+    width, height = abs(src.transform.a), abs(src.transform.e)
+    if src.crs.is_geographic:
+        lat = np.radians((src.bounds.top + src.bounds.bottom) / 2.0)
+        return float(width * 111_320.0 * np.cos(lat) * height * 110_574.0)
+    factor = src.crs.linear_units_factor[1] if src.crs.linear_units_factor else 1.0
+    return float(width * height * factor * factor)
 
 
 def read_vector(path: Path, what: str) -> gpd.GeoDataFrame:
@@ -282,38 +311,91 @@ def load_barriers(path: Path, grid: GridSpec, passes: BarrierPass) -> Barriers:
     )
 
 
-def load_observations(path: Path, grid: GridSpec) -> Observations:
-    """Read survey observations (points with an ``items`` column) and project them to the grid.
+def read_plitter_tracks(path: Path) -> gpd.GeoDataFrame:
+    """PLitter track GeoJSON as one point per detection row (EPSG:4326).
 
-    Optional columns: ``track`` (survey unit), ``captured_at`` (orders points within a track),
-    ``effort_km`` (else derived from track spacing), and per-class counts named ``n_<class>``.
+    Each feature's ``properties.track`` rows are ``[lon, lat, video_time_ms, count, c1, c2, c3, c4]``;
+    an item is one of c1, c2, c3 (c4 are bins, kept as a column but not counted as litter). All four
+    classes stay as ``n_c1`` .. ``n_c4``; the feature's ``video`` (or ``name``) is the track.
     """
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LayerError(f"{path} is not valid GeoJSON: {exc}", hint="check the file") from exc
+    rows = []
+    for k, feature in enumerate(doc.get("features", []) if isinstance(doc, dict) else []):
+        props = feature.get("properties") or {}
+        track = str(props.get("video") or props.get("name") or f"track-{k}")
+        for row in props.get("track") or []:
+            if len(row) < 8:
+                raise LayerError(
+                    f"{path}: a track row has {len(row)} values, expected 8",
+                    hint="rows are [lon, lat, video_ms, count, c1, c2, c3, c4]",
+                )
+            lon, lat, ms, _count, c1, c2, c3, c4 = (float(v) for v in row[:8])
+            rows.append((track, lon, lat, ms, c1 + c2 + c3, c1, c2, c3, c4))
+    if not rows:
+        raise LayerError(
+            f"{path} holds no pLitter track rows", hint="expect features with a `track` property"
+        )
+    frame = pd.DataFrame(
+        rows, columns=["track", "lon", "lat", "video_ms", "items", "n_c1", "n_c2", "n_c3", "n_c4"]
+    )
+    return gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame["lon"], frame["lat"]), crs="EPSG:4326")
+
+
+def read_observations(path: Path) -> gpd.GeoDataFrame:
+    """Survey points (EPSG:4326) from the detector's per-image GeoParquet or a pLitter track GeoJSON.
+
+    Detector rows that were not usable (``status`` other than ``ok``) and rows without a position are
+    dropped. Any other point layer with an ``items`` column (GeoParquet, GeoPackage, GeoJSON) works too.
+    """
+    path = Path(path)
     _require_file(path, "observations")
+    if path.suffix.lower() in {".geojson", ".json"}:
+        with path.open("rb") as handle:
+            head = handle.read(1 << 16)
+        if b'"track"' in head:
+            return read_plitter_tracks(path)
     frame = (
         gpd.read_parquet(path)
         if path.suffix.lower() in (".parquet", ".geoparquet")
-        else read_vector(path, "observations")
+        else gpd.read_file(path, engine="pyogrio")
     )
     if frame.crs is None:
         raise CRSError(f"the observations {path} have no CRS", hint="write them as EPSG:4326 GeoParquet")
     if "items" not in frame.columns:
         raise LayerError(
             f"the observations {path} have no `items` column",
-            hint="give one row per image with its item count",
+            hint="give one row per image with its item count (detect writes it in .images.parquet)",
         )
-    lonlat = frame.to_crs("EPSG:4326")
-    x, y = lonlat_to_grid(grid, lonlat.geometry.x.to_numpy(), lonlat.geometry.y.to_numpy())
-    track = (
-        frame["track"].astype(str).to_numpy() if "track" in frame.columns else np.full(len(frame), "survey")
-    )
-    if "captured_at" in frame.columns:
+    if "status" in frame.columns:
+        frame = frame[frame["status"] == "ok"]
+    frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
+    if frame.empty:
+        raise LayerError(
+            f"the observations {path} hold no usable geotagged rows",
+            hint="check that the images had positions (see detect's rejects table)",
+        )
+    return frame.to_crs("EPSG:4326")
+
+
+def observations_on_grid(frame: gpd.GeoDataFrame, grid: GridSpec) -> Observations:
+    """Project survey points (from :func:`read_observations`) to the grid, with effort per point.
+
+    Points are ordered within their ``track`` by ``video_ms``, else ``captured_at``, else file order;
+    ``effort_km`` is taken from the frame when present, else derived from the track spacing.
+    """
+    x, y = lonlat_to_grid(grid, frame.geometry.x.to_numpy(), frame.geometry.y.to_numpy())
+    n = len(frame)
+    track = frame["track"].astype(str).to_numpy() if "track" in frame.columns else np.full(n, "survey")
+    order = np.arange(n, dtype=np.float64)
+    if "video_ms" in frame.columns:
+        order = frame["video_ms"].to_numpy(dtype=np.float64)
+    elif "captured_at" in frame.columns:
         times = pd.to_datetime(frame["captured_at"], utc=True, errors="coerce", format="ISO8601")
         seconds = (times - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-        order = seconds.fillna(
-            pd.Series(np.arange(len(frame), dtype=np.float64), index=frame.index)
-        ).to_numpy()
-    else:
-        order = np.arange(len(frame), dtype=np.float64)
+        order = seconds.fillna(pd.Series(order, index=frame.index)).to_numpy()
     effort = (
         frame["effort_km"].to_numpy(dtype=np.float64)
         if "effort_km" in frame.columns
@@ -336,3 +418,8 @@ def load_observations(path: Path, grid: GridSpec) -> Observations:
             else None
         ),
     )
+
+
+def load_observations(path: Path, grid: GridSpec) -> Observations:
+    """Read survey observations (see :func:`read_observations`) and project them to the grid."""
+    return observations_on_grid(read_observations(path), grid)

@@ -47,6 +47,7 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 STEPS = 9
+MIN_BASIN_CELLS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +206,13 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
             r, c = terrain.snap_to_max(graph.accumulation, int(rows[0]), int(cols[0]), 5)
             outlet = r * grid.width + c
             basin = terrain.upstream_of(graph.down, graph.levels, outlet).reshape(grid.shape)
+            if int(basin.sum()) < MIN_BASIN_CELLS:
+                raise LayerError(
+                    f"only {int(basin.sum())} cells drain to the outlet {list(config.outlet)}: "
+                    "the basin is empty",
+                    hint="put the outlet on the main river (it is snapped to the largest flow within "
+                    "5 cells), or leave it out to model the whole DEM",
+                )
         else:
             outlet = int(np.argmax(np.where(graph.valid.ravel(), graph.accumulation.ravel(), -1)))
             basin = graph.valid.copy()
@@ -232,6 +240,11 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
         if config.observations:
             obs = load_observations(config.observations, grid)
             orow, ocol, oin = rowcol(grid, obs.x, obs.y)
+            if not oin.any():
+                raise LayerError(
+                    f"none of the {len(obs)} observations in {config.observations} lie inside the grid",
+                    hint="check that the survey is of this basin (and its CRS), or widen area_of_interest",
+                )
             obs = obs.subset(oin)
             density = observed_density(
                 orow[oin],

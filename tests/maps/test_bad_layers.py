@@ -1,0 +1,167 @@
+"""Bad layers through the real command line: each gives exit code 1, what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import yaml
+
+from maps.demo import generate_demo_basin
+from plastic_hotspots.cli import main
+
+
+@pytest.fixture(scope="module")
+def demo_inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_demo_basin(tmp_path_factory.mktemp("bad-layers")).parent
+
+
+def _rewrite_raster(path: Path, change: Callable[[np.ndarray, dict], tuple[np.ndarray, dict]]) -> None:
+    with rasterio.open(path) as src:
+        values, profile = src.read(1), dict(src.profile)
+    values, profile = change(values, profile)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(values, 1)
+
+
+def _config(inputs: Path, **changes: object) -> None:
+    path = inputs / "basin.yaml"
+    raw = yaml.safe_load(path.read_text())
+    raw.update(changes)
+    path.write_text(yaml.safe_dump(raw))
+
+
+def dem_without_crs(inputs: Path) -> None:
+    _rewrite_raster(inputs / "dem.tif", lambda v, p: (v, {**p, "crs": None}))
+
+
+def population_without_crs(inputs: Path) -> None:
+    _rewrite_raster(inputs / "population.tif", lambda v, p: (v, {**p, "crs": None}))
+
+
+def zones_without_crs(inputs: Path) -> None:
+    zones = gpd.read_file(inputs / "zones.gpkg")
+    (inputs / "zones.gpkg").unlink()
+    zones.set_crs(None, allow_override=True).to_file(inputs / "zones.gpkg")
+
+
+def observations_without_crs(inputs: Path) -> None:
+    obs = gpd.read_parquet(inputs / "observations.parquet")
+    obs.set_crs(None, allow_override=True).to_parquet(inputs / "observations.parquet")
+
+
+def dem_in_centimetres(inputs: Path) -> None:
+    _rewrite_raster(inputs / "dem.tif", lambda v, p: (np.where(v == p["nodata"], v, v * 100.0), p))
+
+
+def population_per_km2(inputs: Path) -> None:
+    def per_km2(values: np.ndarray, profile: dict) -> tuple[np.ndarray, dict]:
+        pixel_km2 = (profile["transform"].a * 111.32 * np.cos(np.radians(20.0))) * (
+            abs(profile["transform"].e) * 110.57
+        )
+        return np.where(values == profile["nodata"], values, values / pixel_km2), profile
+
+    _rewrite_raster(inputs / "population.tif", per_km2)
+
+
+def zones_in_percent(inputs: Path) -> None:
+    zones = gpd.read_file(inputs / "zones.gpkg")
+    zones["collection_rate"] = zones["collection_rate"] * 100.0
+    zones.to_file(inputs / "zones.gpkg")
+
+
+def dem_nodata_everywhere(inputs: Path) -> None:
+    _rewrite_raster(inputs / "dem.tif", lambda v, p: (np.full_like(v, p["nodata"]), p))
+
+
+def population_nodata_everywhere(inputs: Path) -> None:
+    _rewrite_raster(inputs / "population.tif", lambda v, p: (np.full_like(v, p["nodata"]), p))
+
+
+def empty_area_of_interest(inputs: Path) -> None:
+    raw = yaml.safe_load((inputs / "basin.yaml").read_text())
+    west, south, _, north = raw["area_of_interest"]
+    _config(inputs, area_of_interest=[west, south, west, north])
+
+
+def area_outside_the_dem(inputs: Path) -> None:
+    _config(inputs, area_of_interest=[10.0, 50.0, 10.05, 50.05], outlet=None)
+
+
+def outlet_outside_the_grid(inputs: Path) -> None:
+    _config(inputs, outlet=[10.0, 50.0])
+
+
+def survey_of_another_place(inputs: Path) -> None:
+    obs = gpd.read_parquet(inputs / "observations.parquet")
+    obs.geometry = obs.geometry.translate(xoff=5.0)
+    obs.to_parquet(inputs / "observations.parquet")
+
+
+def survey_with_no_usable_image(inputs: Path) -> None:
+    obs = gpd.read_parquet(inputs / "observations.parquet")
+    obs["status"] = "corrupt"
+    obs.to_parquet(inputs / "observations.parquet")
+
+
+def observations_without_counts(inputs: Path) -> None:
+    obs = gpd.read_parquet(inputs / "observations.parquet")
+    obs.drop(columns="items").to_parquet(inputs / "observations.parquet")
+
+
+CASES = [
+    (dem_without_crs, "DEM raster .* has no CRS", "gdal_edit"),
+    (population_without_crs, "population raster .* has no CRS", "assign its CRS"),
+    (zones_without_crs, "zones layer .* has no CRS", "set_crs"),
+    (observations_without_crs, "observations .* have no CRS", "EPSG:4326"),
+    (dem_in_centimetres, "expected metres", "metres above sea level"),
+    (population_per_km2, "look like a density", "people per pixel"),
+    (zones_in_percent, "collection_rate", "fractions, not percentages"),
+    (dem_nodata_everywhere, "DEM raster .* nodata everywhere", "nodata value"),
+    (population_nodata_everywhere, "population raster .* nodata everywhere", "nodata value"),
+    (empty_area_of_interest, "area of interest .* is empty", "west < east"),
+    (area_outside_the_dem, "does not overlap the basin grid", "extent and CRS"),
+    (outlet_outside_the_grid, "outlet .* lies outside the grid", "inside the DEM"),
+    (survey_of_another_place, "none of the .* observations .* lie inside the grid", "area_of_interest"),
+    (survey_with_no_usable_image, "no usable geotagged rows", "rejects"),
+    (observations_without_counts, "no `items` column", "item count"),
+]
+
+
+@pytest.mark.parametrize(("spoil", "message", "hint"), CASES, ids=[c[0].__name__ for c in CASES])
+def test_bad_layer_gives_a_clear_error(
+    spoil: Callable[[Path], None],
+    message: str,
+    hint: str,
+    demo_inputs: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    inputs = tmp_path / "inputs"
+    shutil.copytree(demo_inputs, inputs)
+    spoil(inputs)
+    code = main(["hotspots", "--config", str(inputs / "basin.yaml"), "--out", str(tmp_path / "out")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1, err
+    assert "Traceback" not in err
+    error_line, _, fix = err.partition("How to fix:")
+    assert re.search(message, error_line), err
+    assert hint in fix, err
+    assert not (tmp_path / "out" / "hotspots.gpkg").exists()
+
+
+def test_the_unspoilt_copy_runs(
+    demo_inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The cases above fail because of what they spoil, not because the copied inputs are broken."""
+    inputs = tmp_path / "inputs"
+    shutil.copytree(demo_inputs, inputs)
+    code = main(["hotspots", "--config", str(inputs / "basin.yaml"), "--out", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "out" / "hotspots.gpkg").exists()
