@@ -43,6 +43,12 @@ def hotspots(
     n_acc = len(result.hotspots) - n_leak
     console.print(f"[bold green]{n_leak} leakage and {n_acc} accumulation hotspots ranked.[/]")
     typer.echo(f"vectors:  {outputs.vectors}")
+    if outputs.fusion is not None:
+        import json
+
+        report, figure = outputs.fusion
+        typer.echo(f"fusion:   {json.loads(report.read_text(encoding='utf-8'))['summary']}")
+        typer.echo(f"fusion:   {report}, {figure} (modelled and observed side by side)")
     for name, path in outputs.rasters.items():
         typer.echo(f"raster:   {path}  ({name})")
 

@@ -167,8 +167,9 @@ def observed_density(
     shape: tuple[int, int],
     *,
     min_observations: int,
-    prior_strength: float,
+    prior_strength: float | None,
     interval: float,
+    prior_floor: float = 1.0,
 ) -> DensityGrid:
     """Aggregate observations already located in cells into an effort-normalised density grid.
 
@@ -178,8 +179,10 @@ def observed_density(
         obs: The observations.
         shape: Grid shape.
         min_observations: Cells with fewer observations are not surveyed.
-        prior_strength: Weight of the area-wide rate, in observations.
+        prior_strength: Weight of the area-wide rate, in observations; None estimates it from the
+            spread between cells (:func:`estimate_prior_strength`), never below ``prior_floor``.
         interval: Central probability of the credible interval.
+        prior_floor: Least estimated prior strength.
 
     Returns:
         The density grid.
@@ -190,6 +193,8 @@ def observed_density(
     classes = {name: bin_to_cells(rows, cols, v, shape) for name, v in obs.classes.items()}
     total_obs = float(count.sum())
     area_rate = float(items.sum() / total_obs) if total_obs > 0 else 0.0
+    if prior_strength is None:
+        prior_strength = estimate_prior_strength(items.ravel(), count.ravel(), floor=prior_floor)
     mean, lo, hi = shrunk_rate(items, count, area_rate, prior_strength, interval)
     surveyed = count >= min_observations
     nan = np.full(shape, np.nan)
@@ -207,23 +212,12 @@ def observed_density(
     )
 
 
-def calibrate_source_scale(expected: FloatArray, rate: FloatArray, weight: FloatArray) -> tuple[float, float]:
-    """Fit ``rate ~ scale x expected + background`` over surveyed cells by weighted least squares.
-
-    Args:
-        expected: Modelled mismanaged plastic per cell (kg/yr) where surveyed.
-        rate: Observed items per observation in the same cells.
-        weight: Weight of each cell (its observations).
-
-    Returns:
-        ``(scale, background)``, both clipped at >= 0.
-    """
-    if expected.size < 2 or float(np.ptp(expected)) == 0.0:
-        return 0.0, float(np.average(rate, weights=weight)) if expected.size else 0.0
-    w = np.sqrt(weight)
-    design = np.column_stack([expected * w, w])
-    coef, *_ = np.linalg.lstsq(design, rate * w, rcond=None)
-    return max(float(coef[0]), 0.0), max(float(coef[1]), 0.0)
+def poisson_deviance(observed: FloatArray, expected: FloatArray) -> float:
+    """Poisson deviance ``2 sum(y log(y / mu) - (y - mu))`` (mu floored at 1e-9)."""
+    mu = np.maximum(expected, 1e-9)
+    y = observed
+    term = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
+    return float(2 * np.sum(term - (y - mu)))
 
 
 def estimate_prior_strength(items: FloatArray, observations: FloatArray, floor: float = 1.0) -> float:

@@ -79,8 +79,9 @@ class HotspotParams:
         top_n: How many hotspots of each kind are ranked.
         hotspot_separation_m: Two ranked hotspots of one kind are at least this far apart.
         min_observations: Cells with fewer observations are "not surveyed", never "clean".
-        prior_strength_obs: Weight (in observations) of the area-wide mean rate when shrinking a
-            cell's observed rate (empirical-Bayes gamma-Poisson).
+        prior_strength_obs: Least weight (in observations) of the area-wide mean rate when shrinking
+            a cell's observed rate (empirical-Bayes gamma-Poisson); the weight itself is estimated
+            from the spread between cells.
         interval: Central probability of the reported rate interval.
         observed_source_weight: How strongly an observed excess of litter over the modelled
             expectation is added as an extra source (0 ignores observations).

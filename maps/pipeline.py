@@ -22,8 +22,9 @@ from shapely.ops import linemerge, unary_union
 
 from maps import model, terrain
 from maps.config import BasinConfig
-from maps.density import DensityGrid, Observations, calibrate_source_scale, observed_density
+from maps.density import DensityGrid, Observations, observed_density
 from maps.errors import LayerError
+from maps.fusion import Calibration, calibrate, far_above, track_folds, write_fusion_report
 from maps.grid import cell_lonlat, grid_for_bounds, grid_to_lonlat, rowcol
 from maps.io import write_cog, write_gpkg
 from maps.layers import (
@@ -58,6 +59,7 @@ class HotspotOutputs:
     rasters: dict[str, Path]
     vectors: Path
     provenance: Path
+    fusion: tuple[Path, Path] | None = None
 
 
 def _grid(config: BasinConfig) -> GridSpec:
@@ -235,8 +237,8 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
         step("Observed litter density")
         density: DensityGrid | None = None
         obs: Observations | None = None
+        calibration: Calibration | None = None
         extra: FloatArray = np.zeros(grid.shape)
-        scale = background = 0.0
         if config.observations:
             obs = load_observations(config.observations, grid)
             orow, ocol, oin = rowcol(grid, obs.x, obs.y)
@@ -246,26 +248,35 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
                     hint="check that the survey is of this basin (and its CRS), or widen area_of_interest",
                 )
             obs = obs.subset(oin)
+            orow, ocol = orow[oin], ocol[oin]
             density = observed_density(
-                orow[oin],
-                ocol[oin],
+                orow,
+                ocol,
                 obs,
                 grid.shape,
                 min_observations=params.min_observations,
-                prior_strength=params.prior_strength_obs,
+                prior_strength=None,
+                prior_floor=params.prior_strength_obs,
                 interval=params.interval,
             )
-            surveyed = density.surveyed & basin
-            if surveyed.any():
-                scale, background = calibrate_source_scale(
-                    l_src[surveyed], density.rate[surveyed], density.observations[surveyed].astype(np.float64)
+            surveyed_cells = np.flatnonzero(density.surveyed & basin)
+            if surveyed_cells.size:
+                calibration = calibrate(
+                    l_src.ravel()[surveyed_cells],
+                    density.items.ravel()[surveyed_cells],
+                    density.observations.ravel()[surveyed_cells].astype(np.float64),
+                    interval=params.interval,
+                    folds=track_folds(orow * grid.width + ocol, obs.items, obs.track, surveyed_cells),
                 )
-                expected = scale * l_src + background
-                excess = np.where(surveyed, np.maximum(density.rate_lo - expected, 0.0), 0.0)
-                per_item = (
-                    scale if scale > 0 else density.area_rate / max(float(l_src[surveyed].mean()), 1e-9)
-                )
-                extra = params.observed_source_weight * excess / max(per_item, 1e-12)
+                # Litter seen beyond what the calibrated model expects (even at the low end of its
+                # interval) is a source the layers miss, e.g. an illegal dump: add it, in kg/yr.
+                expected = calibration.modelled_rate(l_src)
+                excess = np.where(density.surveyed & basin, np.maximum(density.rate_lo - expected, 0.0), 0.0)
+                per_kg = calibration.scale if calibration.scale > 0 else None
+                if per_kg is None:
+                    populated = l_src[density.surveyed & basin]
+                    per_kg = density.area_rate / max(float(populated.mean()), 1e-9)
+                extra = params.observed_source_weight * excess / max(per_kg, 1e-12)
 
         step("Overland transport to rivers")
         p_land = model.land_transport_probability(graph, rivers, params)
@@ -357,8 +368,12 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
                 **params.flat(),
                 "basin": config.name,
                 "grid_crs": grid.crs,
-                "calibration.scale_items_per_kg": scale,
-                "calibration.background_items": background,
+                **(
+                    {f"calibration.{k}": v for k, v in calibration.to_dict().items()}
+                    if calibration is not None
+                    else {}
+                ),
+                "observed.prior_strength_obs": density.prior_strength if density is not None else None,
                 "exported_kg_yr": routing.exported,
             },
             inputs=config.inputs(),
@@ -398,6 +413,8 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
             barrier_cells,
             density,
             obs,
+            calibration,
+            l_src,
         )
         bar.update(task, description="Hotspot model done")
     return result, outputs
@@ -422,6 +439,8 @@ def _write_outputs(
     barrier_cells: list[int],
     density: DensityGrid | None,
     obs: Observations | None,
+    calibration: Calibration | None,
+    l_src: FloatArray,
 ) -> HotspotOutputs:
     grid, prov = result.grid, result.provenance
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -496,8 +515,28 @@ def _write_outputs(
         vectors[f"{kind}_hotspots"] = gpd.GeoDataFrame(
             frame, geometry=[Point(h.lon, h.lat) for h in spots], crs="EPSG:4326"
         )
+    fusion: tuple[Path, Path] | None = None
     if density is not None:
-        vectors["observed_density"] = cells_frame(density, grid)
+        cells = cells_frame(density, grid)
+        if calibration is not None:
+            rr, cc = cells["row"].to_numpy(), cells["col"].to_numpy()
+            modelled = calibration.modelled_rate(l_src[rr, cc])
+            cells["modelled_rate"] = modelled
+            cells["far_above_model"] = cells["surveyed"].to_numpy() & far_above(
+                cells["items"].to_numpy(), cells["observations"].to_numpy() * modelled
+            )
+            fusion = write_fusion_report(
+                out_dir,
+                grid,
+                calibration,
+                calibration.modelled_rate(l_src),
+                density.rate,
+                density.rate_lo,
+                density.rate_hi,
+                density.surveyed & basin,
+                basin,
+            )
+        vectors["observed_density"] = cells
     if obs is not None:
         vectors["survey_points"] = _survey_points(obs, grid)
     gpkg = write_gpkg(out_dir / "hotspots.gpkg", vectors, prov)
@@ -505,4 +544,6 @@ def _write_outputs(
     prov_path = out_dir / "provenance.json"
     with atomic_path(prov_path) as tmp:
         tmp.write_text(json.dumps(json.loads(prov.to_json()), indent=2) + "\n", encoding="utf-8")
-    return HotspotOutputs(directory=out_dir, rasters=rasters, vectors=gpkg, provenance=prov_path)
+    return HotspotOutputs(
+        directory=out_dir, rasters=rasters, vectors=gpkg, provenance=prov_path, fusion=fusion
+    )

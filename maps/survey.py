@@ -18,7 +18,7 @@ import numpy.typing as npt
 from scipy import ndimage, stats
 from shapely.geometry import box as shapely_box
 
-from maps.density import DensityGrid, bin_to_cells, estimate_prior_strength, observed_density
+from maps.density import DensityGrid, observed_density
 from maps.grid import grid_for_bounds, rowcol
 from maps.layers import observations_on_grid
 from maps.params import HotspotParams
@@ -86,11 +86,15 @@ def survey_density(
     obs = obs.subset(inside)
     shape = (grid.height, grid.width)
     r_in, c_in = rows[inside], cols[inside]
-    counts = bin_to_cells(r_in, c_in, np.ones(len(obs)), shape)
-    items = bin_to_cells(r_in, c_in, obs.items, shape)
-    strength = estimate_prior_strength(items.ravel(), counts.ravel(), floor=params.prior_strength_obs)
     dens = observed_density(
-        r_in, c_in, obs, shape, min_observations=1, prior_strength=strength, interval=params.interval
+        r_in,
+        c_in,
+        obs,
+        shape,
+        min_observations=1,
+        prior_strength=None,
+        prior_floor=params.prior_strength_obs,
+        interval=params.interval,
     )
     gi_z, gi_p = getis_ord_gi_star(np.nan_to_num(dens.rate), dens.surveyed)
     return SurveyDensity(grid, dens, gi_z, gi_p)
@@ -128,11 +132,3 @@ def density_cells(result: SurveyDensity, min_observations: int) -> gpd.GeoDataFr
     cells["gi_p"] = result.gi_p[rr, cc]
     cells["low_effort"] = cells["observations"].to_numpy() < min_observations
     return cells.drop(columns="surveyed").to_crs("EPSG:4326")
-
-
-def poisson_deviance(observed: FloatArray, expected: FloatArray) -> float:
-    """Poisson deviance ``2 sum(y log(y / mu) - (y - mu))`` (mu floored at 1e-9)."""
-    mu = np.maximum(expected, 1e-9)
-    y = observed
-    term = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
-    return float(2 * np.sum(term - (y - mu)))

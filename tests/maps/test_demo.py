@@ -77,3 +77,30 @@ def test_generation_is_deterministic(tmp_path: Path) -> None:
     obs_c = pd.read_parquet(c / "observations.parquet")
     pd.testing.assert_frame_equal(obs_a, obs_b)
     assert not obs_a["items"].equals(obs_c["items"])
+
+
+def test_fusion_recovers_the_planted_litter_link_and_finds_the_dumps(demo: DemoOutputs) -> None:
+    from maps.demo import BACKGROUND_ITEMS, ITEMS_PER_KG_YR
+
+    report = json.loads((demo.hotspots_dir / "fusion.json").read_text())
+    fit = report["calibration"]
+    print(report["summary"])
+    assert fit["scale"] == pytest.approx(ITEMS_PER_KG_YR, rel=0.1)
+    assert fit["background"] == pytest.approx(BACKGROUND_ITEMS, rel=0.25)
+    assert fit["held_out_deviance"] < 0.8 * fit["held_out_null_deviance"]
+    assert fit["spearman"] > 0.5
+    cells = gpd.read_file(demo.hotspots_dir / "hotspots.gpkg", layer="observed_density")
+    assert {"modelled_rate", "far_above_model"} <= set(cells.columns)
+    far = cells[cells["far_above_model"]].to_crs("EPSG:32647")
+    dumps = [p for p in json.loads((demo.truth.parent / "truth.json").read_text())["leakage"]
+             if p["kind"] == "illegal dump"]  # fmt: skip
+    assert len(far) == fit["excess_cells"] == len(dumps)
+    centres = gpd.GeoDataFrame(geometry=far.centroid.to_crs("EPSG:4326"))
+    for dump in dumps:
+        assert (_distances_m(centres, float(dump["lon"]), float(dump["lat"])) <= 150.0).any(), dump["name"]
+    from PIL import Image
+
+    with Image.open(demo.hotspots_dir / "fusion.png") as image:
+        pixels = np.asarray(image.convert("L"), dtype=float)
+    assert pixels.shape[1] > 1000
+    assert pixels.std() > 10

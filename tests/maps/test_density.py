@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maps.density import Observations, calibrate_source_scale, observed_density, shrunk_rate, track_effort_km
+from maps.density import Observations, observed_density, shrunk_rate, track_effort_km
 
 
 def make_obs(items: list[float], n: int | None = None) -> Observations:
@@ -76,11 +76,3 @@ def test_track_effort_halves_gaps_and_breaks_long_ones() -> None:
     track = np.array(["a", "a", "a", "a", "b", "b"])
     effort = track_effort_km(x, y, track, np.arange(6, dtype=float))
     np.testing.assert_allclose(effort, [0.05, 0.1, 0.05, 0.0, 0.025, 0.025])
-
-
-def test_calibration_recovers_a_known_scale() -> None:
-    expected = np.linspace(0, 1000, 50)
-    rate = 0.004 * expected + 0.05
-    scale, background = calibrate_source_scale(expected, rate, np.full(50, 10.0))
-    assert scale == pytest.approx(0.004, rel=1e-6)
-    assert background == pytest.approx(0.05, rel=1e-6)

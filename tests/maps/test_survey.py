@@ -12,9 +12,10 @@ import geopandas as gpd
 import numpy as np
 import pytest
 
+from maps.density import poisson_deviance
 from maps.grid import grid_for_bounds, lonlat_to_grid, rowcol
 from maps.layers import read_plitter_tracks
-from maps.survey import getis_ord_gi_star, poisson_deviance, survey_density
+from maps.survey import getis_ord_gi_star, survey_density
 
 
 def test_gi_star_finds_a_hot_cluster() -> None:
