@@ -74,7 +74,7 @@ def density(
 ) -> None:
     """Effort-normalised litter density per cell, with intervals and Getis-Ord Gi* hot spots."""
     from maps.layers import read_observations
-    from maps.survey import density_cells, survey_density
+    from maps.survey import density_cells, survey_density, track_lines
     from plastic_hotspots.geoio import atomic_path
     from plastic_hotspots.provenance import make_provenance
 
@@ -84,16 +84,23 @@ def density(
     parameters = {"cell_size": cell_size, "min_observations": min_observations}
     prov = make_provenance("maps.density", parameters=parameters, inputs=[str(observations)])
     out.parent.mkdir(parents=True, exist_ok=True)
+    tracks = track_lines(frame, result)
     with atomic_path(out) as tmp:
-        cells.to_file(
-            tmp, layer="cells", driver="GPKG", engine="pyogrio", metadata={"provenance": prov.to_json()}
-        )
+        meta = {"provenance": prov.to_json()}
+        cells.to_file(tmp, layer="cells", driver="GPKG", engine="pyogrio", metadata=meta)
+        tracks.to_file(tmp, layer="tracks", driver="GPKG", engine="pyogrio", metadata=meta)
     hot = int(((cells["gi_z"] > 1.96) & ~cells["low_effort"]).sum())
     typer.echo(
         f"{len(frame)} observations in {len(cells)} cells ({int(cells['low_effort'].sum())} low effort); "
         f"area rate {result.density.area_rate:.3f} items per observation; {hot} hot-spot cells (Gi* z > 1.96)"
     )
-    typer.echo(f"cells: {out}")
+    effects = tracks["effect"]
+    if len(tracks) > 1:
+        typer.echo(
+            f"{len(tracks)} tracks; detection level per track (1 = the mean track) from "
+            f"{effects.min():.2f} to {effects.max():.2f}: rates are per observation of a mean track"
+        )
+    typer.echo(f"cells: {out} (layers: cells, tracks)")
 
 
 def register(app: typer.Typer) -> None:

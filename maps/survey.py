@@ -15,7 +15,9 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from scipy import ndimage, stats
+from shapely.geometry import LineString
 from shapely.geometry import box as shapely_box
 
 from maps.density import DensityGrid, observed_density
@@ -132,3 +134,30 @@ def density_cells(result: SurveyDensity, min_observations: int) -> gpd.GeoDataFr
     cells["gi_p"] = result.gi_p[rr, cc]
     cells["low_effort"] = cells["observations"].to_numpy() < min_observations
     return cells.drop(columns="surveyed").to_crs("EPSG:4326")
+
+
+def track_lines(frame: gpd.GeoDataFrame, result: SurveyDensity) -> gpd.GeoDataFrame:
+    """One line per survey track (EPSG:4326) with its observations, items and detection level.
+
+    ``effect`` is the track's detection level relative to the mean track (1.0): a camera, light or
+    speed that sees more or less litter than the others on the same streets.
+    """
+    ordered = frame.sort_values("video_ms", kind="stable") if "video_ms" in frame.columns else frame
+    track = (
+        ordered["track"].astype(str)
+        if "track" in ordered.columns
+        else pd.Series("survey", index=ordered.index)
+    )
+    rows = []
+    for name, part in ordered.groupby(track, sort=True):
+        coords = list(zip(part.geometry.x, part.geometry.y, strict=True))
+        rows.append(
+            {
+                "track": str(name),
+                "observations": len(part),
+                "items": float(part["items"].sum()),
+                "effect": float(result.density.track_effects.get(str(name), 1.0)),
+                "geometry": LineString(coords if len(coords) > 1 else coords * 2),
+            }
+        )
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326")

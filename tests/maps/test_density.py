@@ -76,3 +76,36 @@ def test_track_effort_halves_gaps_and_breaks_long_ones() -> None:
     track = np.array(["a", "a", "a", "a", "b", "b"])
     effort = track_effort_km(x, y, track, np.arange(6, dtype=float))
     np.testing.assert_allclose(effort, [0.05, 0.1, 0.05, 0.0, 0.025, 0.025])
+
+
+def test_a_track_that_sees_more_everywhere_does_not_make_its_own_cells_hot() -> None:
+    """Two tracks share cells 0-19; 'keen' sees twice what 'plain' sees. Cell 20 is seen by 'keen' only."""
+    rng = np.random.default_rng(5)
+    true_rate = 1.0
+    rows, items, tracks = [], [], []
+    for cell in range(21):
+        for name, level in (("plain", 1.0), ("keen", 2.0)):
+            if cell == 20 and name == "plain":
+                continue
+            for _ in range(30):
+                rows.append(cell)
+                items.append(float(rng.poisson(true_rate * level)))
+                tracks.append(name)
+    obs = Observations(
+        x=np.zeros(len(rows)),
+        y=np.zeros(len(rows)),
+        items=np.array(items),
+        track=np.array(tracks),
+        effort_km=np.full(len(rows), 0.01),
+    )
+    r, c = np.array(rows), np.zeros(len(rows), dtype=np.int64)
+    grid = observed_density(r, c, obs, (21, 1), min_observations=3, prior_strength=5.0, interval=0.9)
+    effects = grid.track_effects
+    assert effects["keen"] / effects["plain"] == pytest.approx(2.0, rel=0.1)
+    shared = float(np.mean(grid.rate[:20, 0]))
+    # Unadjusted, cell 20 would look about 4/3 as littered as the shared cells; adjusted it does not.
+    assert grid.rate[20, 0] == pytest.approx(shared, rel=0.12)
+    single = Observations(obs.x, obs.y, obs.items, np.full(len(rows), "one"), obs.effort_km)
+    plain = observed_density(r, c, single, (21, 1), min_observations=3, prior_strength=5.0, interval=0.9)
+    assert plain.track_effects == {"one": 1.0}
+    assert plain.rate[20, 0] > 1.2 * float(np.mean(plain.rate[:20, 0]))
