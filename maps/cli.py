@@ -57,11 +57,15 @@ def map_command(
     directory: Annotated[Path, typer.Argument(help="A directory written by `plastic-hotspots hotspots`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("map.html"),
     title: Annotated[str, typer.Option(help="Title shown on the map.")] = "Plastic hotspots",
+    before: Annotated[
+        Path | None,
+        typer.Option(help="An earlier result directory of the same basin: adds a layer of the change."),
+    ] = None,
 ) -> None:
     """Render a self-contained interactive map (works offline) of a hotspot result directory."""
     from maps.render import render_map
 
-    typer.echo(str(render_map(directory, out, title=title)))
+    typer.echo(str(render_map(directory, out, title=title, before=before)))
 
 
 def density(

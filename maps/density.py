@@ -36,6 +36,7 @@ class Observations:
         classes: Per-class item counts, each aligned with ``items``.
         image: Image or frame name of each observation, where known.
         captured_at: ISO capture time of each observation, where known.
+        path: File each observation was read from (photo, video, tile), where known.
     """
 
     x: FloatArray
@@ -46,6 +47,7 @@ class Observations:
     classes: Mapping[str, FloatArray] = field(default_factory=dict)
     image: npt.NDArray[np.str_] | None = None
     captured_at: npt.NDArray[np.str_] | None = None
+    path: npt.NDArray[np.str_] | None = None
 
     def __post_init__(self) -> None:
         n = self.x.shape[0]
@@ -74,6 +76,7 @@ class Observations:
             classes={k: v[keep] for k, v in self.classes.items()},
             image=None if self.image is None else self.image[keep],
             captured_at=None if self.captured_at is None else self.captured_at[keep],
+            path=None if self.path is None else self.path[keep],
         )
 
 

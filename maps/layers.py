@@ -413,13 +413,32 @@ def observations_on_grid(frame: gpd.GeoDataFrame, grid: GridSpec) -> Observation
         classes=classes,
         image=frame["image"].astype(str).to_numpy().astype(np.str_) if "image" in frame.columns else None,
         captured_at=(
-            frame["captured_at"].astype(str).to_numpy().astype(np.str_)
+            frame["captured_at"].fillna("").astype(str).to_numpy().astype(np.str_)
             if "captured_at" in frame.columns
             else None
         ),
+        path=frame["path"].astype(str).to_numpy().astype(np.str_) if "path" in frame.columns else None,
     )
 
 
 def load_observations(path: Path, grid: GridSpec) -> Observations:
     """Read survey observations (see :func:`read_observations`) and project them to the grid."""
     return observations_on_grid(read_observations(path), grid)
+
+
+def read_detections_beside(observations: Path) -> gpd.GeoDataFrame | None:
+    """The detector's per-box table next to its per-image table (``X.parquet`` beside ``X.images.parquet``).
+
+    Returns None when the observations are not a detector output or the boxes are not there.
+    """
+    name = observations.name
+    if not name.endswith(".images.parquet"):
+        return None
+    boxes = observations.with_name(name[: -len(".images.parquet")] + ".parquet")
+    if not boxes.is_file():
+        return None
+    frame = gpd.read_parquet(boxes)
+    needed = {"image", "class_name", "score", "x1", "y1", "x2", "y2"}
+    if not needed <= set(frame.columns):
+        return None
+    return frame.to_crs("EPSG:4326") if frame.crs is not None else None

@@ -36,9 +36,10 @@ from maps.layers import (
     raster_bounds_lonlat,
     rasterize_lines,
     rasterize_zones,
+    read_detections_beside,
     read_vector,
 )
-from maps.survey import cells_frame
+from maps.survey import cells_frame, getis_ord_gi_star
 from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.progress import progress_bar
 from plastic_hotspots.provenance import make_provenance
@@ -149,18 +150,20 @@ def _river_lines(
 
 
 def _survey_points(obs: Observations, grid: GridSpec) -> gpd.GeoDataFrame:
+    """One point per observation (EPSG:4326): items, per-class counts, track, time, image and file."""
     lon, lat = grid_to_lonlat(grid, obs.x, obs.y)
     n = len(obs)
-    return gpd.GeoDataFrame(
-        {
-            "items": obs.items.astype(np.int64),
-            "track": obs.track,
-            "captured_at": obs.captured_at if obs.captured_at is not None else np.full(n, ""),
-            "image": obs.image if obs.image is not None else np.full(n, ""),
-        },
-        geometry=gpd.points_from_xy(lon, lat),
-        crs="EPSG:4326",
-    )
+    blank = np.full(n, "")
+    columns: dict[str, object] = {
+        "items": obs.items.astype(np.int64),
+        "track": obs.track,
+        "captured_at": obs.captured_at if obs.captured_at is not None else blank,
+        "image": obs.image if obs.image is not None else blank,
+        "path": obs.path if obs.path is not None else blank,
+    }
+    for name, counts in obs.classes.items():
+        columns[f"n_{name}"] = counts.astype(np.int64)
+    return gpd.GeoDataFrame(columns, geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326")
 
 
 def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, HotspotOutputs]:
@@ -415,6 +418,7 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
             obs,
             calibration,
             l_src,
+            read_detections_beside(config.observations) if config.observations else None,
         )
         bar.update(task, description="Hotspot model done")
     return result, outputs
@@ -441,6 +445,7 @@ def _write_outputs(
     obs: Observations | None,
     calibration: Calibration | None,
     l_src: FloatArray,
+    detections: gpd.GeoDataFrame | None,
 ) -> HotspotOutputs:
     grid, prov = result.grid, result.provenance
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -518,8 +523,10 @@ def _write_outputs(
     fusion: tuple[Path, Path] | None = None
     if density is not None:
         cells = cells_frame(density, grid)
+        rr, cc = cells["row"].to_numpy(), cells["col"].to_numpy()
+        gi_z, gi_p = getis_ord_gi_star(np.nan_to_num(density.rate), density.surveyed)
+        cells["gi_z"], cells["gi_p"] = gi_z[rr, cc], gi_p[rr, cc]
         if calibration is not None:
-            rr, cc = cells["row"].to_numpy(), cells["col"].to_numpy()
             modelled = calibration.modelled_rate(l_src[rr, cc])
             cells["modelled_rate"] = modelled
             cells["far_above_model"] = cells["surveyed"].to_numpy() & far_above(
@@ -539,6 +546,8 @@ def _write_outputs(
         vectors["observed_density"] = cells
     if obs is not None:
         vectors["survey_points"] = _survey_points(obs, grid)
+        if detections is not None and obs.image is not None:
+            vectors["detections"] = detections[detections["image"].isin(set(obs.image.tolist()))]
     gpkg = write_gpkg(out_dir / "hotspots.gpkg", vectors, prov)
 
     prov_path = out_dir / "provenance.json"

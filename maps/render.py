@@ -21,12 +21,9 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import math
-import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,34 +32,54 @@ import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pyogrio
-import rasterio
+from folium.template import Template
 from folium.utilities import JsCode
-from matplotlib import colormaps
-from matplotlib import image as mpimage
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioError
-from rasterio.transform import Affine
-from rasterio.warp import calculate_default_transform, reproject, transform_bounds
 from shapely.geometry import mapping
 
+from maps import maplayers
 from maps.errors import RenderError
+from maps.mapdata import RUNTIME_JS, ColumnData
+from maps.maptext import (
+    Legend,
+    as_number,
+    as_text,
+    fmt,
+    footer_html,
+    percent,
+    popup_content,
+    ramp_css,
+    title_html,
+)
+from maps.rasterimg import (
+    HOTSPOTS_COMMAND,
+    LEAKAGE_CMAP,
+    Bounds,
+    basemap_rgba,
+    cell_size_m,
+    hillshade,
+    leakage_rgba,
+    png_data_uri,
+    read_raster,
+    to_web_mercator,
+)
 from plastic_hotspots.geoio import atomic_path
 
 FloatArray = npt.NDArray[np.float64]
-Bounds = list[list[float]]  # [[south, west], [north, east]], as Leaflet wants them
 
-HOTSPOTS_COMMAND = "plastic-hotspots hotspots --config basin.yaml --out DIR"
 
 LAYER_BASEMAP = "Basemap (offline)"
 LAYER_OSM = "OpenStreetMap (online)"
 LAYER_LEAKAGE = "Leakage-source index"
 LAYER_ACCUMULATION = "Accumulation hotspots"
 LAYER_LEAKAGE_HOTSPOTS = "Leakage hotspots"
-LAYER_DENSITY = "Observed density"
 LAYER_RIVERS = "Rivers"
 LAYER_BARRIERS = "Barriers"
+LAYER_DENSITY = maplayers.LAYER_DENSITY
+LAYER_GI = maplayers.LAYER_GI
+LAYER_CHANGE = maplayers.LAYER_CHANGE
+LAYER_SURVEY = maplayers.LAYER_SURVEY
 LAYER_BASIN = "Basin and sub-basins"
-LAYER_SURVEY = "Survey photos"
 
 VECTOR_LAYERS = (
     "basin",
@@ -73,18 +90,9 @@ VECTOR_LAYERS = (
     "accumulation_hotspots",
     "observed_density",
     "survey_points",
+    "detections",
 )
 
-MAX_SURVEY_POINTS = 5000
-"""More survey photos than this are shown as a random sample of this size (the legend says so)."""
-
-MAX_IMAGE_PIXELS = 1600
-"""Longest side, in pixels, of the rasters embedded in the page (larger ones are read decimated)."""
-
-LAND_LOW = np.array([0.90, 0.93, 0.85])  # pale green-grey for the lowest ground
-LAND_HIGH = np.array([0.95, 0.91, 0.83])  # pale tan for the highest
-LEAKAGE_CMAP = "YlOrRd"
-DENSITY_CMAP = "viridis"
 ACCUMULATION_COLOUR = "#6a3d9a"
 LEAKAGE_COLOUR = "#d7301f"
 RIVER_COLOUR = "#2b7bba"
@@ -153,7 +161,12 @@ _PAGE_CSS = """
 .ph-dot { display: inline-block; border-radius: 50%; vertical-align: middle; margin-right: 4px;
   border: 1px solid #333; }
 .ph-line { display: inline-block; width: 18px; vertical-align: middle; margin-right: 4px; }
-.ph-hatch { background: repeating-linear-gradient(45deg, #9a9a9a 0 2px, #e4e4e4 2px 5px); }
+.leaflet-ph-areas-pane > canvas { pointer-events: none !important; }
+.ph-unsurveyed { background: #d9d9d9; border: 1px dashed #8c8c8c; }
+.ph-filter { top: 80px; left: 54px; }
+.ph-filter h2 { font-size: 13px; margin: 0 0 4px 0; }
+.ph-filter label { display: block; margin: 2px 0; }
+.ph-thumb { display: block; max-width: 320px; margin-top: 6px; border: 1px solid #999; }
 .ph-footer { bottom: 8px; left: 50%; transform: translateX(-50%); padding: 3px 8px; font-size: 11px;
   color: #444; max-width: 45%; }
 .ph-barrier span { display: block; width: 18px; height: 18px; line-height: 18px; text-align: center;
@@ -165,15 +178,10 @@ _PAGE_CSS = """
 .ph-popup caption { text-align: left; font-weight: bold; padding-bottom: 3px; }
 """
 
-# An SVG fill pattern for cells with too few observations to estimate a rate ("not surveyed").
-_HATCH_SVG = """<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs>
-<pattern id="ph-hatch" patternUnits="userSpaceOnUse" width="6" height="6" patternTransform="rotate(45)">
-<rect width="6" height="6" fill="#e4e4e4"/>
-<line x1="0" y1="0" x2="0" y2="6" stroke="#9a9a9a" stroke-width="2.5"/>
-</pattern></defs></svg>"""
 
-
-def render_map(result_dir: Path, out_html: Path, *, title: str = "Plastic hotspots") -> Path:
+def render_map(
+    result_dir: Path, out_html: Path, *, title: str = "Plastic hotspots", before: Path | None = None
+) -> Path:
     """Write a self-contained interactive map of a hotspot result directory.
 
     The page needs no network: Leaflet and every image are embedded. It is written to a temporary
@@ -184,6 +192,8 @@ def render_map(result_dir: Path, out_html: Path, *, title: str = "Plastic hotspo
             ``leakage_index.tif``, ``hotspots.gpkg``, ``provenance.json``).
         out_html: The HTML file to write; its folder is created if needed.
         title: Title shown on the map and as the page title.
+        before: An earlier result directory of the same basin (same config, so the same grid): its
+            observed density is compared with this one's, cell by cell.
 
     Returns:
         ``out_html``.
@@ -210,7 +220,7 @@ def render_map(result_dir: Path, out_html: Path, *, title: str = "Plastic hotspo
     root = _make_offline(fmap)
     root.title = html.escape(title)
     root.header.add_child(folium.Element(f"<style>{_PAGE_CSS}</style>"), name="ph_css")
-    root.html.add_child(folium.Element(_HATCH_SVG), name="ph_hatch")
+    root.header.add_child(folium.Element(f"<script>{RUNTIME_JS}</script>"), name="ph_runtime")
     for name, z_index in (
         (PANE_BASEMAP, 150),
         (PANE_RASTER, 350),
@@ -235,26 +245,90 @@ def render_map(result_dir: Path, out_html: Path, *, title: str = "Plastic hotspo
     ).add_to(fmap)
     _add_leakage_raster(fmap, result_dir / "leakage_index.tif", legend)
     _add_basin(fmap, basin, layers.get("subbasins"), legend)
-    _add_density(fmap, layers.get("observed_density"), legend)
+    cells = layers.get("observed_density")
+    if cells is not None:
+        ColumnLayer(maplayers.density_layer(cells, legend, PANE_AREAS)).add_to(fmap)
+        gi = maplayers.gi_layer(cells, legend, PANE_AREAS)
+        if gi is not None:
+            ColumnLayer(gi).add_to(fmap)
+    if before is not None:
+        _add_change(fmap, before, layers, legend)
     _add_rivers(fmap, layers.get("rivers"), legend)
-    _add_survey_points(fmap, layers.get("survey_points"), legend)
+    survey = None
+    if "survey_points" in layers:
+        points = layers["survey_points"]
+        # Photos share the cells' canvas (see maps.mapdata): drawn above them, clickable through it.
+        survey = maplayers.survey_layer(points, layers.get("detections"), legend, PANE_AREAS)
+        ColumnLayer(survey.layer).add_to(fmap)
     _add_barriers(fmap, layers.get("barriers"), legend)
     _add_hotspots(fmap, layers.get("accumulation_hotspots"), kind="accumulation", legend=legend)
     _add_hotspots(fmap, layers.get("leakage_hotspots"), kind="leakage", legend=legend)
     folium.LayerControl(position="topright", collapsed=False).add_to(fmap)
     fmap.fit_bounds(basin_bounds)
 
-    basin_name = _text(basin.iloc[0].get("name")) if "name" in basin.columns else ""
-    root.html.add_child(folium.Element(_title_html(title, basin_name)), name="ph_title")
+    basin_name = as_text(basin.iloc[0].get("name")) if "name" in basin.columns else ""
+    root.html.add_child(folium.Element(title_html(title, basin_name)), name="ph_title")
     root.html.add_child(folium.Element(legend.to_html()), name="ph_legend")
+    density_classes = maplayers.class_columns(cells) if cells is not None else []
+    filters = maplayers.filter_box_html(survey, density_classes)
+    if filters:
+        root.html.add_child(folium.Element(filters), name="ph_filter")
+        root.script.add_child(
+            folium.Element('window.addEventListener("load", ph.initFilters);'), name="ph_filter_init"
+        )
     root.html.add_child(
-        folium.Element(_footer_html(_read_provenance(result_dir / "provenance.json"))), name="ph_footer"
+        folium.Element(footer_html(_read_provenance(result_dir / "provenance.json"))), name="ph_footer"
     )
 
     page = root.render()
     with atomic_path(out_html) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return out_html
+
+
+class ColumnLayer(folium.map.Layer):
+    """A layer drawn by the page's runtime from columnar data (see :mod:`maps.mapdata`)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = ph.{{ this.kind }}({{ this.data|tojson }}, {{ this.opts|tojson }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, column: ColumnData) -> None:
+        super().__init__(name=column.name, overlay=True, control=True, show=True)
+        self._name = "ColumnLayer"
+        self.kind = column.kind
+        self.data = column.data
+        self.opts = column.opts
+
+
+def _add_change(fmap: folium.Map, before: Path, layers: dict[str, gpd.GeoDataFrame], legend: Legend) -> None:
+    earlier_layers = read_vector_layers(_check_result_dir(Path(before)))
+    after, earlier = layers.get("observed_density"), earlier_layers.get("observed_density")
+    if after is None or earlier is None:
+        raise RenderError(
+            "both result directories need an observed density to compare surveys",
+            hint="run `plastic-hotspots hotspots` with `observations` in both basin configs",
+        )
+    labels = (
+        _survey_label(earlier_layers.get("survey_points"), Path(before).name),
+        _survey_label(layers.get("survey_points"), "this survey"),
+    )
+    change = maplayers.change_layer(earlier, after, labels, legend, PANE_AREAS)
+    if change is not None:
+        ColumnLayer(change).add_to(fmap)
+
+
+def _survey_label(points: gpd.GeoDataFrame | None, fallback: str) -> str:
+    """The survey's dates (first to last photo) where known, else ``fallback``."""
+    if points is not None and "captured_at" in points.columns:
+        days = sorted(d for d in points["captured_at"].fillna("").astype(str).str.slice(0, 10) if d)
+        if days:
+            return days[0] if days[0] == days[-1] else f"{days[0]} to {days[-1]}"
+    return fallback
 
 
 # --- inputs -------------------------------------------------------------------------------------
@@ -330,157 +404,6 @@ def _read_provenance(path: Path) -> dict[str, Any] | None:
     return loaded if isinstance(loaded, dict) else None
 
 
-@dataclass(frozen=True, slots=True)
-class _Raster:
-    """Band 1 of a raster, decimated to at most :data:`MAX_IMAGE_PIXELS` on its longest side."""
-
-    values: FloatArray
-    transform: Affine
-    crs: Any
-
-
-def _read_raster(path: Path, resampling: Resampling) -> _Raster:
-    try:
-        with rasterio.open(path) as src:
-            if src.crs is None:
-                raise RenderError(
-                    f"{path} has no CRS, so it cannot be placed on the map",
-                    hint=f"write the result directory again with `{HOTSPOTS_COMMAND}`",
-                )
-            scale = max(src.width, src.height) / MAX_IMAGE_PIXELS
-            if scale > 1:
-                height = max(1, round(src.height / scale))
-                width = max(1, round(src.width / scale))
-                band = src.read(1, out_shape=(height, width), resampling=resampling, masked=True)
-                transform = src.transform @ Affine.scale(src.width / width, src.height / height)
-            else:
-                band = src.read(1, masked=True)
-                transform = src.transform
-            values = np.asarray(band.astype(np.float64).filled(np.nan), dtype=np.float64)
-            return _Raster(values=values, transform=transform, crs=src.crs)
-    except RasterioError as exc:
-        raise RenderError(
-            f"cannot read {path}: {exc}", hint=f"write the result directory again with `{HOTSPOTS_COMMAND}`"
-        ) from exc
-
-
-# --- rasters ------------------------------------------------------------------------------------
-
-
-def hillshade(
-    dem: FloatArray,
-    cell_x: float,
-    cell_y: float,
-    *,
-    azimuth_deg: float = 315.0,
-    altitude_deg: float = 45.0,
-) -> FloatArray:
-    """Shade a north-up DEM lit from ``azimuth_deg`` (clockwise from north) at ``altitude_deg``.
-
-    The slope comes from central differences (``numpy.gradient``); the shade is the cosine of the
-    angle between the surface normal and the direction of the light, clipped at 0.
-
-    Args:
-        dem: Elevations in metres, row 0 to the north; NaN where unknown.
-        cell_x: Cell width in metres.
-        cell_y: Cell height in metres (positive).
-        azimuth_deg: Direction the light comes from, degrees clockwise from north.
-        altitude_deg: Height of the light above the horizon, degrees.
-
-    Returns:
-        Shade in ``[0, 1]`` (1: facing the light, flat ground: ``sin(altitude)``); NaN where the DEM is.
-    """
-    z = np.asarray(dem, dtype=np.float64)
-    valid = np.isfinite(z)
-    altitude = math.radians(altitude_deg)
-    if z.ndim != 2 or min(z.shape) < 2 or not valid.any():
-        return np.where(valid, math.sin(altitude), np.nan)
-    filled = np.where(valid, z, float(np.nanmean(z)))
-    d_row, d_col = np.gradient(filled, cell_y, cell_x)
-    dz_east = d_col
-    dz_north = -d_row  # rows run north to south
-    azimuth = math.radians(azimuth_deg)
-    light_east = math.sin(azimuth) * math.cos(altitude)
-    light_north = math.cos(azimuth) * math.cos(altitude)
-    light_up = math.sin(altitude)
-    shade = (-dz_east * light_east - dz_north * light_north + light_up) / np.sqrt(
-        1.0 + dz_east**2 + dz_north**2
-    )
-    return np.where(valid, np.clip(shade, 0.0, 1.0), np.nan)
-
-
-def _cell_size_m(raster: _Raster) -> tuple[float, float]:
-    cell_x, cell_y = abs(raster.transform.a), abs(raster.transform.e)
-    if raster.crs.is_geographic:  # degrees: metres at the raster's middle latitude
-        rows = raster.values.shape[0]
-        lat = raster.transform.f + raster.transform.e * rows / 2
-        return cell_x * 111_320.0 * math.cos(math.radians(lat)), cell_y * 110_574.0
-    return cell_x, cell_y
-
-
-def _to_web_mercator(raster: _Raster, bands: FloatArray, resampling: Resampling) -> tuple[FloatArray, Bounds]:
-    """Warp ``bands`` (bands, rows, cols on ``raster``'s grid) to EPSG:3857, Leaflet's projection.
-
-    An image overlay is stretched linearly between its corners in the map's projection, so warping
-    to Web Mercator (rather than to plain longitude/latitude) makes every pixel land where it belongs.
-    The corners are returned in EPSG:4326, as Leaflet wants them.
-    """
-    n_bands, rows, cols = bands.shape
-    left, top = raster.transform.c, raster.transform.f
-    right = left + raster.transform.a * cols
-    bottom = top + raster.transform.e * rows
-    with warnings.catch_warnings():  # rasterio itself still multiplies Affines with `*`
-        warnings.simplefilter("ignore", PendingDeprecationWarning)
-        dst_transform, width, height = calculate_default_transform(
-            raster.crs, "EPSG:3857", cols, rows, left=left, bottom=bottom, right=right, top=top
-        )
-    out = np.full((n_bands, int(height), int(width)), np.nan, dtype=np.float64)
-    reproject(
-        source=bands,
-        destination=out,
-        src_transform=raster.transform,
-        src_crs=raster.crs,
-        src_nodata=np.nan,
-        dst_transform=dst_transform,
-        dst_crs="EPSG:3857",
-        dst_nodata=np.nan,
-        resampling=resampling,
-    )
-    x0, y0 = dst_transform.c, dst_transform.f
-    x1, y1 = x0 + dst_transform.a * int(width), y0 + dst_transform.e * int(height)
-    west, south, east, north = transform_bounds("EPSG:3857", "EPSG:4326", x0, y1, x1, y0)
-    return out, [[float(south), float(west)], [float(north), float(east)]]
-
-
-def _png_data_uri(rgba: npt.NDArray[np.uint8]) -> str:
-    buffer = io.BytesIO()
-    mpimage.imsave(buffer, rgba, format="png")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def basemap_rgba(dem: FloatArray, shade: FloatArray) -> npt.NDArray[np.uint8]:
-    """Colour a hillshade: a pale land colour (greener low, tanner high) darkened by the shade.
-
-    Args:
-        dem: Elevations; NaN where unknown (transparent in the image).
-        shade: Hillshade in ``[0, 1]`` on the same grid.
-
-    Returns:
-        An RGBA image, ``uint8``, of the grid's shape.
-    """
-    valid = np.isfinite(dem) & np.isfinite(shade)
-    rgba = np.zeros((*dem.shape, 4), dtype=np.uint8)
-    if not valid.any():
-        return rgba
-    lo, hi = float(np.min(dem[valid])), float(np.max(dem[valid]))
-    t = np.clip((np.where(valid, dem, lo) - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros(dem.shape)
-    land = LAND_LOW[None, None, :] * (1.0 - t[..., None]) + LAND_HIGH[None, None, :] * t[..., None]
-    light = 0.45 + 0.55 * np.where(valid, shade, 1.0)
-    rgba[..., :3] = np.clip(land * light[..., None] * 255.0, 0, 255).astype(np.uint8)
-    rgba[..., 3] = np.where(valid, 255, 0).astype(np.uint8)
-    return rgba
-
-
 def _add_basemap(fmap: folium.Map, dem_path: Path, basin: gpd.GeoDataFrame) -> None:
     if not dem_path.is_file():
         # No DEM: a pale fill of the basin stands in, so the offline base layer still shows land.
@@ -492,12 +415,12 @@ def _add_basemap(fmap: folium.Map, dem_path: Path, basin: gpd.GeoDataFrame) -> N
             interactive=False,
         ).add_to(fmap)
         return
-    dem = _read_raster(dem_path, Resampling.average)
-    cell_x, cell_y = _cell_size_m(dem)
+    dem = read_raster(dem_path, Resampling.average)
+    cell_x, cell_y = cell_size_m(dem)
     shade = hillshade(dem.values, cell_x, cell_y)
-    warped, bounds = _to_web_mercator(dem, np.stack([dem.values, shade]), Resampling.bilinear)
+    warped, bounds = to_web_mercator(dem, np.stack([dem.values, shade]), Resampling.bilinear)
     folium.raster_layers.ImageOverlay(
-        _png_data_uri(basemap_rgba(warped[0], warped[1])),
+        png_data_uri(basemap_rgba(warped[0], warped[1])),
         bounds=bounds,
         name=LAYER_BASEMAP,
         overlay=False,
@@ -508,46 +431,17 @@ def _add_basemap(fmap: folium.Map, dem_path: Path, basin: gpd.GeoDataFrame) -> N
     ).add_to(fmap)
 
 
-def leakage_rgba(values: FloatArray) -> tuple[npt.NDArray[np.uint8], float, float]:
-    """Colour the leakage index on a log scale, transparent where it is zero or unknown.
-
-    Args:
-        values: kg/yr per cell; 0 or NaN where nothing leaks.
-
-    Returns:
-        The RGBA image and the values at the low and high ends of the colour ramp (``0, 0`` when
-        nothing is above zero).
-    """
-    positive = np.isfinite(values) & (values > 0)
-    rgba = np.zeros((*values.shape, 4), dtype=np.uint8)
-    if not positive.any():
-        return rgba, 0.0, 0.0
-    pos = values[positive]
-    hi = float(pos.max())
-    lo = max(float(np.percentile(pos, 2)), hi * 1e-4)
-    if lo >= hi:
-        lo = hi / 10.0
-    t = (np.log10(np.clip(np.where(positive, values, lo), lo, hi)) - math.log10(lo)) / (
-        math.log10(hi) - math.log10(lo)
-    )
-    colours = colormaps[LEAKAGE_CMAP](np.clip(t, 0.0, 1.0))
-    rgba[..., :3] = np.clip(colours[..., :3] * 255.0, 0, 255).astype(np.uint8)
-    # Faint where little leaks, so the basemap shows through; nearly opaque at the hotspots.
-    rgba[..., 3] = np.where(positive, 70 + 150 * np.clip(t, 0.0, 1.0), 0).astype(np.uint8)
-    return rgba, lo, hi
-
-
 def _add_leakage_raster(fmap: folium.Map, path: Path, legend: Legend) -> None:
     if not path.is_file():
         return
-    raster = _read_raster(path, Resampling.average)
-    warped, bounds = _to_web_mercator(raster, raster.values[None, ...], Resampling.nearest)
+    raster = read_raster(path, Resampling.average)
+    warped, bounds = to_web_mercator(raster, raster.values[None, ...], Resampling.nearest)
     rgba, lo, hi = leakage_rgba(warped[0])
     if hi <= 0:
         legend.add(LAYER_LEAKAGE, note="no cell leaks plastic into a waterway")
         return
     folium.raster_layers.ImageOverlay(
-        _png_data_uri(rgba),
+        png_data_uri(rgba),
         bounds=bounds,
         name=LAYER_LEAKAGE,
         overlay=True,
@@ -558,8 +452,8 @@ def _add_leakage_raster(fmap: folium.Map, path: Path, legend: Legend) -> None:
     ).add_to(fmap)
     legend.add(
         LAYER_LEAKAGE,
-        ramp=_ramp_css(LEAKAGE_CMAP),
-        ends=(_fmt(lo), _fmt(hi)),
+        ramp=ramp_css(LEAKAGE_CMAP),
+        ends=(fmt(lo), fmt(hi)),
         note="kg/yr of plastic per cell entering waterways (log scale; clear: none)",
     )
 
@@ -648,17 +542,17 @@ def _add_basin(
     if subbasins is not None:
         for column, label in (("leakage_kg_yr", "Leakage"), ("accumulation_kg_yr", "Accumulation")):
             if column in subbasins.columns:
-                totals.append((f"{label} (all sub-basins)", _fmt(subbasins[column].sum(), "kg/yr")))
+                totals.append((f"{label} (all sub-basins)", fmt(subbasins[column].sum(), "kg/yr")))
         features = []
         for row, geom in _records(subbasins):
-            name = _text(row.get("name")) or f"Sub-basin {_text(row.get('subbasin'))}"
+            name = as_text(row.get("name")) or f"Sub-basin {as_text(row.get('subbasin'))}"
             rows = [
-                ("Sub-basin", _text(row.get("subbasin"))),
-                ("Leakage", _fmt(row.get("leakage_kg_yr"), "kg/yr")),
-                ("Accumulation", _fmt(row.get("accumulation_kg_yr"), "kg/yr")),
+                ("Sub-basin", as_text(row.get("subbasin"))),
+                ("Leakage", fmt(row.get("leakage_kg_yr"), "kg/yr")),
+                ("Accumulation", fmt(row.get("accumulation_kg_yr"), "kg/yr")),
             ]
             if "area_km2" in row:
-                rows.append(("Area", _fmt(row.get("area_km2"), "km²")))
+                rows.append(("Area", fmt(row.get("area_km2"), "km²")))
             features.append(
                 _feature(
                     geom,
@@ -670,8 +564,8 @@ def _add_basin(
         _geojson_layer(features, None, pane=PANE_AREAS, control=False).add_to(group)
     basin_features = []
     for row, geom in _records(basin):
-        name = _text(row.get("name")) or "Basin"
-        rows = [("Area", _fmt(row.get("area_km2"), "km²"))] if "area_km2" in row else []
+        name = as_text(row.get("name")) or "Basin"
+        rows = [("Area", fmt(row.get("area_km2"), "km²"))] if "area_km2" in row else []
         basin_features.append(
             _feature(
                 geom,
@@ -689,78 +583,18 @@ def _add_basin(
     )
 
 
-def _add_density(fmap: folium.Map, cells: gpd.GeoDataFrame | None, legend: Legend) -> None:
-    if cells is None:
-        return
-    records = _records(cells)
-    surveyed_rates = [
-        rate
-        for row, _ in records
-        if _is_surveyed(row) and (rate := _number(row.get("rate"))) is not None and rate >= 0
-    ]
-    # The ramp ends at the 95th percentile, so one extreme cell does not wash out all the others.
-    top = float(np.percentile(surveyed_rates, 95)) if surveyed_rates else 0.0
-    clipped = bool(surveyed_rates) and max(surveyed_rates) > top
-    cmap = colormaps[DENSITY_CMAP]
-    features = []
-    n_unsurveyed = 0
-    for row, geom in records:
-        counts = [
-            ("Observations", _fmt(row.get("observations"))),
-            ("Effort", _fmt(row.get("effort_km"), "km")),
-            ("Items seen", _fmt(row.get("items"))),
-        ]
-        rate = _number(row.get("rate"))
-        if _is_surveyed(row) and rate is not None:
-            colour = _hex(cmap(min(rate / top, 1.0) if top > 0 else 0.0))
-            interval = f"{_fmt(row.get('rate_lo'))} to {_fmt(row.get('rate_hi'))}"
-            rows = [("Rate", _fmt(rate, "items/photo")), ("Interval", interval), *counts]
-            features.append(
-                _feature(
-                    geom,
-                    style=_area_style(colour, 0.65, "#333333", 0.4),
-                    popup=popup_content("Observed litter density", rows),
-                    tooltip=html.escape(_fmt(rate, "items/photo")),
-                )
-            )
-        else:
-            n_unsurveyed += 1
-            rows = [("Status", "not surveyed: too few observations to estimate a rate"), *counts]
-            features.append(
-                _feature(
-                    geom,
-                    style=_area_style("url(#ph-hatch)", 0.85, "#8c8c8c", 0.4),
-                    popup=popup_content("Observed litter density", rows),
-                    tooltip="not surveyed",
-                )
-            )
-    _geojson_layer(features, LAYER_DENSITY, pane=PANE_AREAS).add_to(fmap)
-    legend.add(
-        LAYER_DENSITY,
-        ramp=_ramp_css(DENSITY_CMAP) if surveyed_rates else "",
-        ends=(_fmt(0.0), ("≥ " if clipped else "") + _fmt(top)) if surveyed_rates else None,
-        note="litter items per photo, effort-normalised",
-    )
-    if n_unsurveyed:
-        legend.add(
-            "not surveyed",
-            symbol='<span class="ph-swatch ph-hatch"></span>',
-            note="too few observations to estimate a rate (no evidence either way)",
-        )
-
-
 def _add_rivers(fmap: folium.Map, rivers: gpd.GeoDataFrame | None, legend: Legend) -> None:
     if rivers is None:
         return
     features = []
     for row, geom in _records(rivers):
-        order = _number(row.get("order"))
+        order = as_number(row.get("order"))
         weight = 1.0 + 0.9 * (max(order, 1.0) - 1.0) if order is not None else 1.5
         features.append(
             _feature(
                 geom,
                 style={"color": RIVER_COLOUR, "weight": min(weight, 8.0), "opacity": 0.85},
-                tooltip=html.escape(f"Stream order {_fmt(order)}"),
+                tooltip=html.escape(f"Stream order {fmt(order)}"),
             )
         )
     _geojson_layer(features, LAYER_RIVERS, pane=PANE_LINES).add_to(fmap)
@@ -777,14 +611,14 @@ def _add_barriers(fmap: folium.Map, barriers: gpd.GeoDataFrame | None, legend: L
     features = []
     kinds_seen: dict[str, tuple[str, str]] = {}
     for row, geom in _records(barriers):
-        kind = _text(row.get("kind"))
+        kind = as_text(row.get("kind"))
         letter, colour = BARRIER_KINDS.get(kind.lower(), UNKNOWN_BARRIER)
         kinds_seen[kind.lower() if kind.lower() in BARRIER_KINDS else "other"] = (letter, colour)
-        name = _text(row.get("name")) or "Barrier"
+        name = as_text(row.get("name")) or "Barrier"
         rows = [
             ("Kind", kind or "unknown"),
-            ("Pass factor", _fmt(row.get("pass_factor"))),
-            ("Retained", _fmt(row.get("retained_kg_yr"), "kg/yr")),
+            ("Pass factor", fmt(row.get("pass_factor"))),
+            ("Retained", fmt(row.get("retained_kg_yr"), "kg/yr")),
         ]
         features.append(
             _feature(
@@ -811,24 +645,24 @@ def _add_hotspots(fmap: folium.Map, spots: gpd.GeoDataFrame | None, *, kind: str
     name = LAYER_LEAKAGE_HOTSPOTS if kind == "leakage" else LAYER_ACCUMULATION
     label = "Leakage hotspot" if kind == "leakage" else "Accumulation hotspot"
     records = _records(spots)
-    values = [v for row, _ in records if (v := _number(row.get("value"))) is not None and v > 0]
+    values = [v for row, _ in records if (v := as_number(row.get("value"))) is not None and v > 0]
     top = max(values) if values else 0.0
     features = []
     for row, geom in records:
-        value = _number(row.get("value"))
+        value = as_number(row.get("value"))
         radius = 4.0 + 14.0 * math.sqrt(value / top) if value is not None and value > 0 and top > 0 else 4.0
-        unit = _text(row.get("unit")) or "kg/yr"
-        rank = _text(row.get("rank"))
+        unit = as_text(row.get("unit")) or "kg/yr"
+        rank = as_text(row.get("rank"))
         rows = [
             ("Rank", rank),
-            ("Value", _fmt(value, unit)),
-            ("Main driver", _text(row.get("driver")) or "n/a"),
+            ("Value", fmt(value, unit)),
+            ("Main driver", as_text(row.get("driver")) or "n/a"),
         ]
         if kind == "leakage":
             rows += [
-                ("Population", _fmt(row.get("population"))),
-                ("Collection rate", _percent(row.get("collection_rate"))),
-                ("P(reach river)", _fmt(row.get("p_land"))),
+                ("Population", fmt(row.get("population"))),
+                ("Collection rate", percent(row.get("collection_rate"))),
+                ("P(reach river)", fmt(row.get("p_land"))),
             ]
         features.append(
             _feature(
@@ -841,193 +675,18 @@ def _add_hotspots(fmap: folium.Map, spots: gpd.GeoDataFrame | None, *, kind: str
                     "fillOpacity": 0.8,
                 },
                 popup=popup_content(f"{label} #{rank}", rows),
-                tooltip=html.escape(f"{label} #{rank}: {_fmt(value, unit)}"),
+                tooltip=html.escape(f"{label} #{rank}: {fmt(value, unit)}"),
             )
         )
     _geojson_layer(features, name, pane=PANE_POINTS, point_to_layer=_CIRCLE_MARKER).add_to(fmap)
     legend.add(
         name,
         symbol=f'<span class="ph-dot" style="width:12px;height:12px;background:{colour}"></span>',
-        note=f"area by value (largest {_fmt(top, 'kg/yr')}); click for the driver",
-    )
-
-
-def _add_survey_points(fmap: folium.Map, points: gpd.GeoDataFrame | None, legend: Legend) -> None:
-    if points is None:
-        return
-    total = len(points)
-    shown = points
-    if total > MAX_SURVEY_POINTS:
-        keep = np.sort(np.random.default_rng(0).choice(total, size=MAX_SURVEY_POINTS, replace=False))
-        shown = points.iloc[keep]
-    features = []
-    for row, geom in _records(shown):
-        items = _number(row.get("items"))
-        rows = [
-            ("Items", _fmt(items)),
-            ("Captured", _text(row.get("captured_at")) or "n/a"),
-            ("Image", _text(row.get("image")) or "n/a"),
-        ]
-        fill = LEAKAGE_COLOUR if items is not None and items > 0 else SURVEY_COLOUR
-        features.append(
-            _feature(
-                geom.centroid if geom.geom_type != "Point" else geom,
-                style={
-                    "radius": 3,
-                    "color": SURVEY_COLOUR,
-                    "weight": 0.6,
-                    "fillColor": fill,
-                    "fillOpacity": 0.9,
-                },
-                popup=popup_content("Survey photo", rows),
-            )
-        )
-    _geojson_layer(features, LAYER_SURVEY, pane=PANE_POINTS, point_to_layer=_CIRCLE_MARKER).add_to(fmap)
-    if total > MAX_SURVEY_POINTS:
-        note = (
-            f"{MAX_SURVEY_POINTS:,} of {total:,} photos shown (a random sample); "
-            "all of them count in the observed density"
-        )
-    else:
-        note = f"all {total:,} photos; red: litter seen, grey: none"
-    legend.add(
-        LAYER_SURVEY,
-        symbol=f'<span class="ph-dot" style="width:6px;height:6px;background:{LEAKAGE_COLOUR}"></span>',
-        note=note,
+        note=f"area by value (largest {fmt(top, 'kg/yr')}); click for the driver",
     )
 
 
 # --- text -----------------------------------------------------------------------------------------
-
-
-def popup_content(title: str, rows: Sequence[tuple[str, str]]) -> list[Any]:
-    """A popup's content, ``[title, [[label, value], ...]]``, every string HTML-escaped here.
-
-    The page's JavaScript puts these strings into a table as they are, so plain text from the
-    result files (names, drivers, image names) shows as text and never becomes markup.
-
-    Args:
-        title: Caption of the popup (plain text).
-        rows: ``(label, value)`` pairs (plain text).
-
-    Returns:
-        The escaped title and rows, ready to embed as a GeoJSON property.
-    """
-    return [html.escape(title), [[html.escape(label), html.escape(value)] for label, value in rows]]
-
-
-def _number(value: Any) -> float | None:
-    if value is None or isinstance(value, (str, bytes)):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _fmt(value: Any, unit: str = "") -> str:
-    number = _number(value)
-    if number is None:
-        return "n/a"
-    magnitude = abs(number)
-    if number.is_integer() and magnitude < 1e15:
-        text = f"{int(number):,}"
-    elif magnitude >= 100:
-        text = f"{number:,.0f}"
-    elif magnitude >= 1:
-        text = f"{number:.2f}"
-    else:
-        text = f"{number:.3g}"
-    return f"{text} {unit}" if unit else text
-
-
-def _percent(value: Any) -> str:
-    number = _number(value)
-    if number is None:
-        return "n/a"
-    return f"{number * 100:.0f}%" if number <= 1 else f"{number:.0f}%"
-
-
-def _is_surveyed(row: Mapping[str, Any]) -> bool:
-    flag = row.get("surveyed")
-    if flag is None or (isinstance(flag, float) and math.isnan(flag)):
-        return _number(row.get("rate")) is not None
-    return bool(flag)
-
-
-def _hex(rgba: Sequence[float]) -> str:
-    r, g, b = (round(float(c) * 255) for c in rgba[:3])
-    return f"#{r:02x}{g:02x}{b:02x}"
-
-
-def _ramp_css(cmap_name: str) -> str:
-    cmap = colormaps[cmap_name]
-    stops = ", ".join(_hex(cmap(i / 8)) for i in range(9))
-    return f"linear-gradient(to right, {stops})"
-
-
-@dataclass
-class Legend:
-    """Entries of the legend box, in the order the layers were added."""
-
-    entries: list[str] = field(default_factory=list)
-
-    def add(
-        self,
-        label: str,
-        *,
-        symbol: str = "",
-        ramp: str = "",
-        ends: tuple[str, str] | None = None,
-        note: str = "",
-        note_html: str = "",
-    ) -> None:
-        """Add an entry.
-
-        ``label``, ``ends`` and ``note`` are plain text and escaped here; ``symbol``, ``ramp`` and
-        ``note_html`` are trusted HTML/CSS built by this module from constants.
-        """
-        parts = [f'<div class="ph-entry">{symbol}<span class="ph-label">{html.escape(label)}</span>']
-        if ramp:
-            parts.append(f'<div class="ph-ramp" style="background: {ramp}"></div>')
-        if ends is not None:
-            low, high = (html.escape(end) for end in ends)
-            parts.append(f'<div class="ph-ends"><span>{low}</span><span>{high}</span></div>')
-        if note:
-            parts.append(f'<div class="ph-note">{html.escape(note)}</div>')
-        if note_html:
-            parts.append(f'<div class="ph-note">{note_html}</div>')
-        parts.append("</div>")
-        self.entries.append("".join(parts))
-
-    def to_html(self) -> str:
-        """The legend box."""
-        return f'<div class="ph-box ph-legend"><h2>Legend</h2>{"".join(self.entries)}</div>'
-
-
-def _title_html(title: str, basin_name: str) -> str:
-    sub = f"<div>Basin: {html.escape(basin_name)}</div>" if basin_name else ""
-    return f'<div class="ph-box ph-title"><h1>{html.escape(title)}</h1>{sub}</div>'
-
-
-def _footer_html(provenance: Mapping[str, Any] | None) -> str:
-    if provenance is None:
-        text = "Provenance: provenance.json not found"
-    else:
-        tool = _text(provenance.get("tool")) or "plastic-hotspots"
-        version = _text(provenance.get("version")) or "unknown version"
-        created = _text(provenance.get("created_at")) or "unknown time"
-        text = f"Made by {tool} (plastic-hotspots {version}) on {created}"
-    return f'<div class="ph-box ph-footer">{html.escape(text)}</div>'
 
 
 # --- offline Leaflet ------------------------------------------------------------------------------

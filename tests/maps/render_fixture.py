@@ -31,7 +31,9 @@ ALL_LAYERS = (
     "accumulation_hotspots",
     "observed_density",
     "survey_points",
+    "detections",
 )
+PHOTOS = 3  # survey photos written as real JPEG files, with detections, for the popup thumbnails
 
 
 def origin() -> tuple[float, float]:
@@ -55,6 +57,20 @@ def _write_tif(path: Path, values: np.ndarray, west: float, north: float) -> Non
         nodata=float("nan"),
     ) as dst:
         dst.write(values.astype(np.float32), 1)
+
+
+def _write_photo(path: Path, seed: int) -> Path:
+    """A 400 x 300 JPEG: sky, ground and a few bright blobs where the boxes go."""
+    from PIL import Image, ImageDraw
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.new("RGB", (400, 300), (150, 190, 230))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 150, 400, 300), fill=(110, 100, 80))
+    for k in range(3):
+        draw.ellipse((50 + 90 * k, 70, 100 + 90 * k, 140), fill=(240, 240 - 40 * seed, 60))
+    image.save(path, format="JPEG", quality=80)
+    return path
 
 
 def write_result_dir(
@@ -166,6 +182,12 @@ def write_result_dir(
         rate = 0.2 + 0.3 * i if surveyed else float("nan")
         cells.append(
             {
+                "row": r0,
+                "col": c0,
+                "gi_z": (3.1, -2.2, 0.4)[i % 3] if surveyed else float("nan"),
+                "gi_p": (0.002, 0.03, 0.7)[i % 3] if surveyed else float("nan"),
+                "n_bottle": round(12 * rate * 0.6) if surveyed else 0.0,
+                "n_bag_film": round(12 * rate * 0.4) if surveyed else 0.0,
                 "observations": 12 if surveyed else 1,
                 "effort_km": 0.8 if surveyed else 0.05,
                 "items": round(12 * rate) if surveyed else 0.0,
@@ -182,18 +204,34 @@ def write_result_dir(
     rng = np.random.default_rng(7)
     pr = rng.uniform(20, 35, n_survey)
     pc = rng.uniform(10, 30, n_survey)
+    items = rng.poisson(1.0, n_survey).astype(np.int64)
+    items[1 : PHOTOS + 1] = [3, 2, 1][: min(PHOTOS, n_survey - 1)]
+    bottles = np.minimum(items, rng.integers(0, 2, n_survey))
+    images = [f"IMG_{i:05d}.jpg" if i else "<b>bold</b>.jpg" for i in range(n_survey)]
+    paths = [""] * n_survey
+    boxes = []
+    for i in range(1, min(PHOTOS, n_survey - 1) + 1):
+        paths[i] = str(_write_photo(out / "photos" / images[i], i))
+        for k in range(int(items[i])):
+            boxes.append({"image": images[i], "class_name": "bottle" if k < bottles[i] else "bag_film",
+                          "score": 0.9, "x1": 40.0 + 90 * k, "y1": 60.0, "x2": 110.0 + 90 * k, "y2": 150.0,
+                          "geometry": Point(xy(pr[i], pc[i]))})  # fmt: skip
     frames["survey_points"] = gpd.GeoDataFrame(
         {
-            "items": rng.poisson(1.0, n_survey).astype(np.int64),
-            "captured_at": [f"2024-05-01T08:{i % 60:02d}:00+07:00" for i in range(n_survey)],
-            "image": [f"IMG_{i:05d}.jpg" if i else "<b>bold</b>.jpg" for i in range(n_survey)],
+            "items": items,
+            "n_bottle": bottles,
+            "n_bag_film": items - bottles,
+            "captured_at": [f"2024-05-0{1 + i % 2}T08:{i % 60:02d}:00+07:00" for i in range(n_survey)],
+            "image": images,
+            "path": paths,
         },
         geometry=[Point(xy(r, c)) for r, c in zip(pr, pc, strict=True)],
         crs=CRS,
     )
+    frames["detections"] = gpd.GeoDataFrame(boxes, geometry="geometry", crs=CRS)
     gpkg = out / "hotspots.gpkg"
     for name in ALL_LAYERS:
-        if name in layers:
+        if name in layers and len(frames[name]):
             frames[name].to_crs("EPSG:4326").to_file(gpkg, layer=name, driver="GPKG", engine="pyogrio")
     if provenance:
         (out / "provenance.json").write_text(

@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 from browser import chromium_available, run_headless
 from conftest import in_ci
-from render_fixture import HOSTILE, write_result_dir
+from render_fixture import HOSTILE, PHOTOS, write_result_dir
 
-from maps import render
+from maps import maplayers, rasterimg, render
 from maps.errors import RenderError
-from maps.render import hillshade, popup_content, render_map
+from maps.maptext import popup_content
+from maps.rasterimg import hillshade
+from maps.render import render_map
 
 LAYER_NAMES = (
     render.LAYER_BASEMAP,
@@ -112,8 +114,9 @@ def test_popup_content_escapes_everything() -> None:
 
 def test_unsurveyed_cells_are_not_called_clean(text: str) -> None:
     decoded = unescape_js(text)
-    assert "not surveyed" in decoded
-    assert "url(#ph-hatch)" in decoded  # drawn hatched
+    assert "not surveyed: too few observations to estimate a rate" in decoded
+    assert "ph-unsurveyed" in text  # its own legend swatch
+    assert '"dashArray": "3 3"' in decoded  # drawn grey and dashed
     assert "clean" not in decoded.lower()
 
 
@@ -162,22 +165,58 @@ def test_optional_layers_may_be_missing(tmp_path: Path) -> None:
     assert "provenance.json not found" in text
 
 
-def test_many_survey_photos_are_sampled_and_the_legend_says_so(
+def test_many_survey_photos_are_binned_and_the_legend_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(render, "MAX_SURVEY_POINTS", 10)
+    monkeypatch.setattr(maplayers, "MAX_SURVEY_POINTS", 10)
     result = write_result_dir(tmp_path / "r", layers=("basin", "survey_points"), n_survey=40)
     text = render_map(result, tmp_path / "map.html").read_text(encoding="utf-8")
-    assert "10 of 40 photos shown (a random sample)" in text
-    assert unescape_js(text).count('"Survey photo"') == 10  # popup titles, one per point shown
+    decoded = unescape_js(text)
+    assert re.search(r"40 photos in \d+ squares of [\d,]+ m", decoded)
+    assert "every photo is counted" in decoded
+    assert "IMG_000" not in decoded  # no photo drawn one by one
+    photos = json.loads(re.search(r'"photos": (\[[^\]]*\])', decoded).group(1))  # type: ignore[union-attr]
+    assert sum(photos) == 40
+
+
+def test_survey_layers_thumbnails_and_filters(text: str) -> None:
+    decoded = unescape_js(text)
+    assert render.LAYER_GI in decoded
+    assert decoded.count("data:image/jpeg;base64,/9j/") == PHOTOS  # one JPEG thumbnail per readable photo
+    assert 'id="ph-filter"' in text
+    assert 'type="date" name="from" value="2024-05-01"' in text
+    assert 'name="to" value="2024-05-02"' in text
+    assert '<option value="bag_film">bag_film</option>' in text
+    assert '"fills": {"bottle"' in decoded or '"fills": {"bag_film"' in decoded  # per-class colours
+
+
+def test_change_between_two_surveys(result_dir: Path, tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    before = tmp_path / "before"
+    write_result_dir(before)
+    cells = gpd.read_file(before / "hotspots.gpkg", layer="observed_density")
+    for column in ("rate", "rate_lo", "rate_hi"):
+        cells[column] = cells[column] * np.where(np.arange(len(cells)) % 2 == 0, 4.0, 1.0)
+    cells.to_file(before / "hotspots.gpkg", layer="observed_density", driver="GPKG", engine="pyogrio")
+    page = render_map(result_dir, tmp_path / "change.html", before=before)
+    decoded = unescape_js(page.read_text(encoding="utf-8"))
+    assert render.LAYER_CHANGE in decoded
+    verdicts = json.loads(re.search(r'"verdict": (\[[^\]]*\])', decoded).group(1))  # type: ignore[union-attr]
+    surveyed = int(cells["surveyed"].sum())
+    assert len(verdicts) == surveyed
+    assert "less litter" in verdicts
+    assert "no clear change" in verdicts
+    assert "more litter" not in verdicts
+    assert "2024-05-01 to 2024-05-02" in decoded  # the surveys' dates label the popup rows
 
 
 def test_large_rasters_are_read_decimated(
     result_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(render, "MAX_IMAGE_PIXELS", 20)
+    monkeypatch.setattr(rasterimg, "MAX_IMAGE_PIXELS", 20)
     small = render_map(result_dir, tmp_path / "small.html").stat().st_size
-    monkeypatch.setattr(render, "MAX_IMAGE_PIXELS", 1600)
+    monkeypatch.setattr(rasterimg, "MAX_IMAGE_PIXELS", 1600)
     full = render_map(result_dir, tmp_path / "full.html").stat().st_size
     assert small < full
     assert render.LAYER_BASEMAP in (tmp_path / "small.html").read_text(encoding="utf-8")
@@ -223,7 +262,9 @@ OPEN_POPUPS = """
   let opened = 0;
   map.eachLayer(layer => {
     const popup = layer.getPopup && layer.getPopup();
-    const content = popup ? String(popup.getContent()) : "";
+    let content = popup ? popup.getContent() : "";
+    if (typeof content === "function") { content = content(layer); }
+    content = String(content);
     if (content.includes("alert")) {
       popup.options.autoClose = false;
       layer.openPopup();
@@ -292,3 +333,73 @@ def test_browser_helper_reports_errors_and_network_requests(tmp_path: Path) -> N
     assert any("network request" in e and "cdn.example.invalid" in e for e in errors), errors
     assert any("Uncaught" in e and "L is not defined" in e for e in errors), errors
     assert "<p>x</p>" in dom
+
+
+PROBE = """
+(async () => {
+  const wait = ms => new Promise(resolve => setTimeout(resolve, ms));
+  const map = Object.keys(window).map(k => window[k]).find(v => v instanceof L.Map);
+  const out = {};
+  const click = async latlng => {
+    map.closePopup();
+    map.setView(latlng, 17, {animate: false});
+    await wait(400);
+    const point = map.latLngToContainerPoint(latlng);
+    const rect = map.getContainer().getBoundingClientRect();
+    const x = rect.left + point.x, y = rect.top + point.y;
+    const target = document.elementFromPoint(x, y);
+    for (const type of ["mousedown", "mouseup", "click"]) {
+      target.dispatchEvent(new MouseEvent(type, {bubbles: true, cancelable: true, clientX: x, clientY: y}));
+    }
+    await wait(400);
+    const popup = document.querySelector(".leaflet-popup-content");
+    return popup ? popup.innerHTML : "";
+  };
+  const photos = ph.layers.find(entry => entry.marks);
+  const thumbAt = Number(Object.keys(photos.d.thumbs)[0]);
+  const photoPopup = await click(photos.marks[thumbAt].getLatLng());
+  out.photoPopup = photoPopup.includes("Survey photo");
+  const img = document.querySelector(".leaflet-popup-content img.ph-thumb");
+  out.thumbWidth = img ? img.naturalWidth : 0;
+  // A surveyed density cell that no Gi* cell covers, and one that a Gi* hot spot covers.
+  const cells = ph.layers.find(entry => entry.shapes && entry.d.cols.modelled);
+  const centres = cells.shapes.map(shape => shape.getBounds().getCenter());
+  const plain = centres.find((c, i) => cells.d.cols.rate[i] !== null && ph.hitTest(map, c).layer === cells);
+  const hot = centres.find(c => ph.hitTest(map, c).layer !== cells);
+  out.cellPopup = (await click(plain)).includes("Observed litter density");
+  out.hotPopup = (await click(hot)).includes("Getis-Ord Gi*");
+  const box = document.getElementById("ph-filter");
+  out.countAll = box.querySelector(".ph-filter-count").textContent;
+  box.querySelector("[name=from]").value = "2024-05-02";
+  ph.applyFilters();
+  out.countLaterDay = box.querySelector(".ph-filter-count").textContent;
+  box.querySelector("[name=cls]").value = "bottle";
+  ph.applyFilters();
+  out.redWithBottle = photos.group.getLayers().filter(m => m.options.fillColor === "#d7301f").length;
+  const labels = document.querySelectorAll(".leaflet-control-layers label span");
+  out.control = [...labels].map(s => s.textContent.trim());
+  const pre = document.createElement("pre");
+  pre.id = "ph-probe";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+})()
+"""
+
+
+def test_browser_clicks_filters_and_layers(page: Path, tmp_path: Path) -> None:
+    """Real clicks open popups (a photo with its thumbnail, a density cell); filters change what is shown."""
+    require_chromium()
+    errors, dom = run_headless(page, tmp_path / "probe.png", script=PROBE)
+    assert errors == []
+    found = re.search(r'<pre id="ph-probe">(.*?)</pre>', dom, re.DOTALL)
+    assert found, dom[-2000:]
+    probe = json.loads(html.unescape(found.group(1)))
+    assert probe["photoPopup"] is True
+    assert probe["thumbWidth"] == 320  # the thumbnail decoded as an image
+    assert probe["cellPopup"] is True
+    assert probe["hotPopup"] is True
+    assert probe["countAll"] == "25 of 25 photos"
+    assert probe["countLaterDay"] == "12 of 25 photos"  # the fixture alternates 1 and 2 May
+    assert 0 < probe["redWithBottle"] < 12
+    for name in (*EXPECTED_NAMES, render.LAYER_GI):
+        assert name in probe["control"], name
