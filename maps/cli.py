@@ -1,4 +1,4 @@
-"""Subcommands of the map stage: ``demo``, ``hotspots`` and ``map``."""
+"""Subcommands of the map stage: ``demo``, ``hotspots``, ``map``, ``report`` and ``density``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def demo(
     result = run_demo(out, seed)
     console.print("[bold green]Demo basin done.[/]")
     typer.echo(f"map:      {result.map_html}")
+    typer.echo(f"report:   {result.report_html}")
     typer.echo(f"hotspots: {result.hotspots_dir}")
     typer.echo(f"config:   {result.config}")
     typer.echo(f"truth:    {result.truth}")
@@ -66,6 +67,17 @@ def map_command(
     from maps.render import render_map
 
     typer.echo(str(render_map(directory, out, title=title, before=before)))
+
+
+def report(
+    directory: Annotated[Path, typer.Argument(help="A directory written by `plastic-hotspots hotspots`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
+    title: Annotated[str, typer.Option(help="Title of the report.")] = "Plastic hotspots report",
+) -> None:
+    """Write a one-page agency summary of a hotspot result directory (offline HTML; prints to PDF)."""
+    from maps.report import render_report
+
+    typer.echo(str(render_report(directory, out, title=title)))
 
 
 def density(
@@ -112,4 +124,5 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
     app.command("hotspots")(hotspots)
     app.command("map")(map_command)
+    app.command("report")(report)
     app.command("density")(density)

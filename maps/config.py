@@ -14,6 +14,7 @@ Example::
       rivers: rivers.gpkg                # optional mapped river network
       barriers: barriers.gpkg            # optional dams, weirs, bridges, locks, ports
       observations: observations.parquet # optional survey observations
+      boundaries: districts.gpkg         # optional administrative boundaries, drawn on the map
     params:                              # optional overrides of maps.params.HotspotParams
       land_lambda_m: 300
 
@@ -31,7 +32,7 @@ import yaml
 from maps.errors import ConfigError
 from maps.params import HotspotParams
 
-LAYER_KEYS = ("dem", "population", "zones", "rivers", "barriers", "observations")
+LAYER_KEYS = ("dem", "population", "zones", "rivers", "barriers", "observations", "boundaries")
 TOP_KEYS = ("name", "cell_size_m", "crs", "area_of_interest", "outlet", "layers", "params")
 
 
@@ -46,6 +47,7 @@ class BasinConfig:
     rivers: Path | None = None
     barriers: Path | None = None
     observations: Path | None = None
+    boundaries: Path | None = None
     crs: str | None = None
     area_of_interest: tuple[float, float, float, float] | None = None
     outlet: tuple[float, float] | None = None
@@ -54,7 +56,15 @@ class BasinConfig:
 
     def inputs(self) -> list[str]:
         """Paths of the layers used, for provenance."""
-        paths = (self.dem, self.population, self.zones, self.rivers, self.barriers, self.observations)
+        paths = (
+            self.dem,
+            self.population,
+            self.zones,
+            self.rivers,
+            self.barriers,
+            self.observations,
+            self.boundaries,
+        )
         return [str(p) for p in paths if p is not None]
 
 
@@ -114,6 +124,7 @@ def parse_config(raw: Any, base_dir: Path, source: Path | None = None) -> BasinC
         rivers=paths.get("rivers"),
         barriers=paths.get("barriers"),
         observations=paths.get("observations"),
+        boundaries=paths.get("boundaries"),
         crs=str(raw["crs"]) if raw.get("crs") else None,
         area_of_interest=_floats(aoi, 4, "area_of_interest") if aoi is not None else None,  # type: ignore[arg-type]
         outlet=_floats(outlet, 2, "outlet") if outlet is not None else None,  # type: ignore[arg-type]

@@ -36,6 +36,7 @@ from pyproj import Transformer
 from rasterio.transform import Affine, from_origin
 from scipy import ndimage
 from shapely.geometry import LineString, Point
+from shapely.geometry import box as shapely_box
 
 from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.records import GridSpec
@@ -282,6 +283,21 @@ def generate_demo_basin(out_dir: Path, seed: int = SEED) -> Path:
     barriers = gpd.GeoDataFrame(barrier_rows, geometry="geometry", crs=CRS).to_crs("EPSG:4326")
     _write_vector(inputs / "barriers.gpkg", barriers)
 
+    # Three districts (administrative boundaries), a little larger than the grid.
+    west, south, east, north = grid.bounds
+    pad = 2000.0
+    mid_x, mid_y = west + 90 * CELL, north - 110 * CELL
+    districts = gpd.GeoDataFrame(
+        {"name": ["Doi Upper district", "Riverton district", "Eastford district"]},
+        geometry=[
+            shapely_box(west - pad, south - pad, mid_x, north + pad),
+            shapely_box(mid_x, south - pad, east + pad, mid_y),
+            shapely_box(mid_x, mid_y, east + pad, north + pad),
+        ],
+        crs=CRS,
+    ).to_crs("EPSG:4326")
+    _write_vector(inputs / "districts.gpkg", districts)
+
     # The planted litter field (items per image) on the grid.
     gx, gy = _rc_to_xy(
         grid, *np.meshgrid(np.arange(SIZE, dtype=float), np.arange(SIZE, dtype=float), indexing="ij")
@@ -317,6 +333,7 @@ def generate_demo_basin(out_dir: Path, seed: int = SEED) -> Path:
             "rivers": "rivers.gpkg",
             "barriers": "barriers.gpkg",
             "observations": "observations.parquet",
+            "boundaries": "districts.gpkg",
         },
     }
     path = inputs / "basin.yaml"
@@ -442,6 +459,7 @@ class DemoOutputs:
     config: Path
     hotspots_dir: Path
     map_html: Path
+    report_html: Path
     truth: Path
 
 
@@ -449,7 +467,8 @@ def run_demo(out_dir: Path, seed: int = SEED) -> DemoOutputs:
     """Generate the demo basin, run the hotspot model on it and render its map.
 
     Args:
-        out_dir: Directory to write into (``inputs/``, ``truth/``, ``hotspots/``, ``map.html``).
+        out_dir: Directory to write into (``inputs/``, ``truth/``, ``hotspots/``, ``map.html``,
+            ``report.html``).
         seed: Random seed of the generator; the same seed gives the same basin.
 
     Returns:
@@ -458,11 +477,17 @@ def run_demo(out_dir: Path, seed: int = SEED) -> DemoOutputs:
     from maps.config import load_config
     from maps.pipeline import run_hotspots
     from maps.render import render_map
+    from maps.report import render_report
 
     config_path = generate_demo_basin(out_dir, seed)
     hotspots_dir = out_dir / "hotspots"
     run_hotspots(load_config(config_path), hotspots_dir)
     html = render_map(hotspots_dir, out_dir / "map.html", title="Demo basin: plastic hotspots")
+    report = render_report(hotspots_dir, out_dir / "report.html", title="Demo basin: plastic hotspots report")
     return DemoOutputs(
-        config=config_path, hotspots_dir=hotspots_dir, map_html=html, truth=out_dir / "truth" / "truth.gpkg"
+        config=config_path,
+        hotspots_dir=hotspots_dir,
+        map_html=html,
+        report_html=report,
+        truth=out_dir / "truth" / "truth.gpkg",
     )

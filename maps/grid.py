@@ -128,3 +128,13 @@ def cell_lonlat(grid: GridSpec, rows: IntArray, cols: IntArray) -> tuple[FloatAr
     x = grid.west + (np.asarray(cols, dtype=np.float64) + 0.5) * grid.cell_size
     y = grid.north - (np.asarray(rows, dtype=np.float64) + 0.5) * grid.cell_size
     return grid_to_lonlat(grid, x, y)
+
+
+def grid_bounds_lonlat(grid: GridSpec) -> tuple[float, float, float, float]:
+    """``(west, south, east, north)`` in degrees of the box holding the whole grid."""
+    east = grid.west + grid.width * grid.cell_size
+    south = grid.north - grid.height * grid.cell_size
+    xs = np.array([grid.west, east, east, grid.west, (grid.west + east) / 2, (grid.west + east) / 2])
+    ys = np.array([grid.north, grid.north, south, south, grid.north, south])
+    lon, lat = grid_to_lonlat(grid, xs, ys)
+    return float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())

@@ -442,3 +442,36 @@ def read_detections_beside(observations: Path) -> gpd.GeoDataFrame | None:
     if not needed <= set(frame.columns):
         return None
     return frame.to_crs("EPSG:4326") if frame.crs is not None else None
+
+
+BOUNDARY_NAME_COLUMNS = ("name", "NAME", "ADM3_EN", "ADM2_EN", "ADM1_EN", "shapeName", "NAME_2", "NAME_1")
+"""Columns tried, in order, for an administrative unit's name (OCHA COD, geoBoundaries, GADM)."""
+
+
+def load_boundaries(path: Path, bounds_lonlat: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
+    """Administrative boundaries (EPSG:4326) clipped to the area, with one ``name`` column.
+
+    Args:
+        path: Any polygon layer with a CRS.
+        bounds_lonlat: ``(west, south, east, north)`` of the area.
+
+    Returns:
+        The units touching the area, clipped to it, with ``name`` from the first of
+        :data:`BOUNDARY_NAME_COLUMNS` present.
+    """
+    from shapely.geometry import box
+
+    frame = read_vector(path, "boundaries").to_crs("EPSG:4326")
+    frame = frame[frame.geometry.notna() & frame.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
+    area = box(*bounds_lonlat)
+    frame = frame[frame.geometry.intersects(area)]
+    if frame.empty:
+        raise LayerError(
+            f"no boundary in {path} touches the basin's area {list(bounds_lonlat)}",
+            hint="check the boundaries file covers this basin (and its CRS), or leave it out",
+        )
+    column = next((c for c in BOUNDARY_NAME_COLUMNS if c in frame.columns), None)
+    names = frame[column].astype(str) if column else pd.Series([f"unit {k + 1}" for k in range(len(frame))])
+    return gpd.GeoDataFrame(
+        {"name": names.to_numpy()}, geometry=frame.geometry.intersection(area).to_numpy(), crs="EPSG:4326"
+    )

@@ -11,8 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from matplotlib import colormaps
-
 
 def popup_content(title: str, rows: Sequence[tuple[str, str]]) -> list[Any]:
     """A popup's content, ``[title, [[label, value], ...]]``, every string HTML-escaped here.
@@ -91,6 +89,8 @@ def hex_colour(rgba: Sequence[float]) -> str:
 
 def ramp_css(cmap_name: str) -> str:
     """A CSS gradient of a matplotlib colour map, for legends."""
+    from matplotlib import colormaps
+
     cmap = colormaps[cmap_name]
     stops = ", ".join(hex_colour(cmap(i / 8)) for i in range(9))
     return f"linear-gradient(to right, {stops})"

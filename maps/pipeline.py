@@ -25,11 +25,12 @@ from maps.config import BasinConfig
 from maps.density import DensityGrid, Observations, observed_density
 from maps.errors import LayerError
 from maps.fusion import Calibration, calibrate, far_above, track_folds, write_fusion_report
-from maps.grid import cell_lonlat, grid_for_bounds, grid_to_lonlat, rowcol
+from maps.grid import cell_lonlat, grid_bounds_lonlat, grid_for_bounds, grid_to_lonlat, rowcol
 from maps.io import write_cog, write_gpkg
 from maps.layers import (
     Barriers,
     load_barriers,
+    load_boundaries,
     load_dem,
     load_observations,
     load_population,
@@ -419,6 +420,7 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
             calibration,
             l_src,
             read_detections_beside(config.observations) if config.observations else None,
+            load_boundaries(config.boundaries, grid_bounds_lonlat(grid)) if config.boundaries else None,
         )
         bar.update(task, description="Hotspot model done")
     return result, outputs
@@ -446,6 +448,7 @@ def _write_outputs(
     calibration: Calibration | None,
     l_src: FloatArray,
     detections: gpd.GeoDataFrame | None,
+    boundaries: gpd.GeoDataFrame | None,
 ) -> HotspotOutputs:
     grid, prov = result.grid, result.provenance
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -544,6 +547,8 @@ def _write_outputs(
                 basin,
             )
         vectors["observed_density"] = cells
+    if boundaries is not None:
+        vectors["admin_boundaries"] = boundaries
     if obs is not None:
         vectors["survey_points"] = _survey_points(obs, grid)
         if detections is not None and obs.image is not None:

@@ -21,11 +21,11 @@ from rasterio.transform import Affine
 from rasterio.warp import calculate_default_transform, reproject, transform_bounds
 
 from maps.errors import RenderError
+from maps.results import HOTSPOTS_COMMAND
 
 FloatArray = npt.NDArray[np.float64]
 Bounds = list[list[float]]  # [[south, west], [north, east]], as Leaflet wants them
 
-HOTSPOTS_COMMAND = "plastic-hotspots hotspots --config basin.yaml --out DIR"
 
 MAX_IMAGE_PIXELS = 1600
 """Longest side, in pixels, of the rasters embedded in the page (larger ones are read decimated)."""

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,7 +30,6 @@ import folium
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
-import pyogrio
 from folium.template import Template
 from folium.utilities import JsCode
 from rasterio.enums import Resampling
@@ -52,7 +50,6 @@ from maps.maptext import (
     title_html,
 )
 from maps.rasterimg import (
-    HOTSPOTS_COMMAND,
     LEAKAGE_CMAP,
     Bounds,
     basemap_rgba,
@@ -63,6 +60,7 @@ from maps.rasterimg import (
     read_raster,
     to_web_mercator,
 )
+from maps.results import check_result_dir, read_json, read_result_layers
 from plastic_hotspots.geoio import atomic_path
 
 FloatArray = npt.NDArray[np.float64]
@@ -80,6 +78,7 @@ LAYER_GI = maplayers.LAYER_GI
 LAYER_CHANGE = maplayers.LAYER_CHANGE
 LAYER_SURVEY = maplayers.LAYER_SURVEY
 LAYER_BASIN = "Basin and sub-basins"
+LAYER_ADMIN = "Administrative boundaries"
 
 VECTOR_LAYERS = (
     "basin",
@@ -91,6 +90,7 @@ VECTOR_LAYERS = (
     "observed_density",
     "survey_points",
     "detections",
+    "admin_boundaries",
 )
 
 ACCUMULATION_COLOUR = "#6a3d9a"
@@ -204,7 +204,7 @@ def render_map(
     """
     result_dir = Path(result_dir)
     out_html = Path(out_html)
-    gpkg = _check_result_dir(result_dir)
+    gpkg = check_result_dir(result_dir)
     layers = read_vector_layers(gpkg)
     basin = layers["basin"]
     west, south, east, north = (float(v) for v in basin.total_bounds)
@@ -244,6 +244,7 @@ def render_map(
         max_zoom=19,
     ).add_to(fmap)
     _add_leakage_raster(fmap, result_dir / "leakage_index.tif", legend)
+    _add_admin(fmap, layers.get("admin_boundaries"), legend)
     _add_basin(fmap, basin, layers.get("subbasins"), legend)
     cells = layers.get("observed_density")
     if cells is not None:
@@ -277,7 +278,7 @@ def render_map(
             folium.Element('window.addEventListener("load", ph.initFilters);'), name="ph_filter_init"
         )
     root.html.add_child(
-        folium.Element(footer_html(_read_provenance(result_dir / "provenance.json"))), name="ph_footer"
+        folium.Element(footer_html(read_json(result_dir / "provenance.json"))), name="ph_footer"
     )
 
     page = root.render()
@@ -306,7 +307,7 @@ class ColumnLayer(folium.map.Layer):
 
 
 def _add_change(fmap: folium.Map, before: Path, layers: dict[str, gpd.GeoDataFrame], legend: Legend) -> None:
-    earlier_layers = read_vector_layers(_check_result_dir(Path(before)))
+    earlier_layers = read_vector_layers(check_result_dir(Path(before)))
     after, earlier = layers.get("observed_density"), earlier_layers.get("observed_density")
     if after is None or earlier is None:
         raise RenderError(
@@ -334,74 +335,9 @@ def _survey_label(points: gpd.GeoDataFrame | None, fallback: str) -> str:
 # --- inputs -------------------------------------------------------------------------------------
 
 
-def _check_result_dir(result_dir: Path) -> Path:
-    if not result_dir.is_dir():
-        raise RenderError(
-            f"result directory not found: {result_dir}",
-            hint=f"write it with `{HOTSPOTS_COMMAND}`, then pass that DIR",
-        )
-    gpkg = result_dir / "hotspots.gpkg"
-    if not gpkg.is_file():
-        raise RenderError(
-            f"{result_dir} has no hotspots.gpkg; it is not a hotspot result directory",
-            hint=f"write it with `{HOTSPOTS_COMMAND}`, then pass that DIR",
-        )
-    return gpkg
-
-
 def read_vector_layers(gpkg: Path) -> dict[str, gpd.GeoDataFrame]:
-    """Read the known, non-empty layers of ``hotspots.gpkg`` in EPSG:4326.
-
-    Args:
-        gpkg: Path of ``hotspots.gpkg``.
-
-    Returns:
-        Layer name to frame; absent or empty layers (and rows without geometry) are left out.
-
-    Raises:
-        RenderError: The file cannot be read, or has no usable ``basin`` layer.
-    """
-    try:
-        present = {str(row[0]) for row in pyogrio.list_layers(gpkg)}
-    except Exception as exc:  # pyogrio raises several unrelated types for unreadable files
-        raise RenderError(
-            f"cannot read {gpkg}: {exc}", hint=f"write it again with `{HOTSPOTS_COMMAND}`"
-        ) from exc
-    layers: dict[str, gpd.GeoDataFrame] = {}
-    for name in VECTOR_LAYERS:
-        if name not in present:
-            continue
-        try:
-            frame = gpd.read_file(gpkg, layer=name, engine="pyogrio")
-        except Exception as exc:
-            raise RenderError(
-                f"cannot read layer {name!r} of {gpkg}: {exc}",
-                hint=f"write it again with `{HOTSPOTS_COMMAND}`",
-            ) from exc
-        if "geometry" not in frame.columns or len(frame) == 0:
-            continue
-        frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
-        if len(frame) == 0:
-            continue
-        if frame.crs is None:
-            frame = frame.set_crs("EPSG:4326")
-        elif frame.crs.to_epsg() != 4326:
-            frame = frame.to_crs("EPSG:4326")
-        layers[name] = frame.reset_index(drop=True)
-    if "basin" not in layers:
-        raise RenderError(
-            f"{gpkg} has no basin outline (layer 'basin' is missing or empty)",
-            hint=f"write the result directory again with `{HOTSPOTS_COMMAND}`",
-        )
-    return layers
-
-
-def _read_provenance(path: Path) -> dict[str, Any] | None:
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return loaded if isinstance(loaded, dict) else None
+    """The map's layers of ``hotspots.gpkg`` (see :func:`maps.results.read_result_layers`)."""
+    return read_result_layers(gpkg, VECTOR_LAYERS)
 
 
 def _add_basemap(fmap: folium.Map, dem_path: Path, basin: gpd.GeoDataFrame) -> None:
@@ -580,6 +516,22 @@ def _add_basin(
         symbol='<span class="ph-line" style="border-top: 3px solid #222"></span>'
         '<span class="ph-line" style="border-top: 2px dashed #555"></span>',
         note="basin outline; sub-basins dashed (click for totals)",
+    )
+
+
+def _add_admin(fmap: folium.Map, units: gpd.GeoDataFrame | None, legend: Legend) -> None:
+    if units is None:
+        return
+    features = []
+    for row, geom in _records(units):
+        name = as_text(row.get("name"))
+        style = {"color": "#7a5c99", "weight": 1.4, "dashArray": "8 4 2 4", "fill": False}
+        features.append(_feature(geom, style=style, tooltip=html.escape(name)))
+    _geojson_layer(features, LAYER_ADMIN, pane=PANE_LINES).add_to(fmap)
+    legend.add(
+        LAYER_ADMIN,
+        symbol='<span class="ph-line" style="border-top: 2px dashed #7a5c99"></span>',
+        note=f"{len(units)} administrative units (hover for the name)",
     )
 
 

@@ -14,6 +14,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -262,3 +263,59 @@ def run_headless(
                 proc.kill()
                 proc.wait(timeout=10)
     return errors, str(dom)
+
+
+def require_chromium() -> None:
+    """Skip without Chromium, except under CI (``CI=true``), where its absence is a failure."""
+    import pytest
+    from conftest import in_ci
+
+    if not chromium_available():
+        if in_ci():
+            pytest.fail("CI=true but Chromium is missing: install it with `apt-get install chromium`")
+        pytest.skip("Chromium not installed (apt-get install chromium)")
+
+
+def print_to_pdf(html_path: Path, pdf_path: Path, *, timeout_s: float = 60.0) -> Path:
+    """Print a local page to PDF with headless Chromium, as a browser's "Save as PDF" would.
+
+    The page's print CSS (``@page``, ``@media print``) applies; no header or footer is added. Host
+    names do not resolve (as in :func:`run_headless`), so the page cannot fetch anything.
+
+    Args:
+        html_path: The page, a local file.
+        pdf_path: Where to write the PDF.
+        timeout_s: Give up after this many seconds.
+
+    Returns:
+        ``pdf_path``.
+    """
+    exe = chromium_path()
+    if exe is None:
+        raise FileNotFoundError("Chromium not found; install it with `apt-get install chromium`")
+    pdf_path.parent.mkdir(parents=True, exist_ok=True)
+    flags = [f for f in FLAGS if f != "--remote-debugging-pipe"]
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        subprocess.run(
+            [
+                exe,
+                *flags,
+                f"--user-data-dir={profile}",
+                "--no-pdf-header-footer",
+                f"--print-to-pdf={pdf_path.resolve()}",
+                Path(html_path).resolve().as_uri(),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout_s,
+            check=True,
+        )
+    if not pdf_path.is_file():
+        raise RuntimeError(f"Chromium printed no PDF of {html_path}")
+    return pdf_path
+
+
+def pdf_page_count(pdf: bytes) -> int:
+    """The number of pages of a PDF: its ``/Type /Page`` objects (not ``/Pages``)."""
+    return len(re.findall(rb"/Type\s*/Page(?![A-Za-z])", pdf))

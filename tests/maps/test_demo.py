@@ -104,3 +104,12 @@ def test_fusion_recovers_the_planted_litter_link_and_finds_the_dumps(demo: DemoO
         pixels = np.asarray(image.convert("L"), dtype=float)
     assert pixels.shape[1] > 1000
     assert pixels.std() > 10
+
+
+def test_demo_writes_the_report_and_district_boundaries(demo: DemoOutputs) -> None:
+    text = demo.report_html.read_text(encoding="utf-8")
+    assert "Demo basin: plastic hotspots report" in text
+    assert "<script" not in text.lower()
+    districts = gpd.read_file(demo.hotspots_dir / "hotspots.gpkg", layer="admin_boundaries")
+    assert sorted(districts["name"]) == ["Doi Upper district", "Eastford district", "Riverton district"]
+    assert "Administrative boundaries" in demo.map_html.read_text(encoding="utf-8")

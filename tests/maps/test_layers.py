@@ -135,3 +135,21 @@ def test_worldpop_kathmandu_total_is_kept(shared_data: Path) -> None:
         )
         assert out.sum() == pytest.approx(total, rel=1e-6)
     assert total == pytest.approx(2_196_647, rel=1e-4)
+
+
+@pytest.mark.realdata
+def test_thai_districts_are_clipped_to_the_area(shared_data: Path) -> None:
+    from maps.layers import load_boundaries
+
+    path = shared_data / "thailand_admin_boundaries" / "th_adm2.geojson"
+    units = load_boundaries(path, (99.9, 20.1, 100.2, 20.4))
+    assert units.crs.to_epsg() == 4326
+    assert "Mueang Chiang Rai" in set(units["name"])
+    assert 3 <= len(units) <= 10
+    west, south, east, north = units.total_bounds
+    assert west >= 99.9 - 1e-9
+    assert east <= 100.2 + 1e-9
+    assert south >= 20.1 - 1e-9
+    assert north <= 20.4 + 1e-9
+    with pytest.raises(LayerError, match="no boundary"):
+        load_boundaries(path, (10.0, 50.0, 10.1, 50.1))
