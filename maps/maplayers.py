@@ -35,6 +35,8 @@ LAYER_SURVEY = "Survey photos"
 MAX_SURVEY_POINTS = 20_000
 """More survey photos than this are binned into squares (all of them counted; the legend says so)."""
 MAX_SURVEY_BINS = 20_000
+MAX_DENSITY_CELLS = 60_000
+"""More density cells than this are merged into blocks of 2 x 2, 4 x 4, ... cells (the legend says so)."""
 MAX_THUMBNAILS = 150
 """Photos (those with the most litter) whose thumbnail, with the detected boxes drawn, goes in the page."""
 THUMBNAIL_PX = 320
@@ -90,8 +92,55 @@ def _column(cells: pd.DataFrame, name: str) -> FloatArray:
     return pd.to_numeric(cells[name], errors="coerce").to_numpy(dtype=np.float64)
 
 
+def coarsen_cells(cells: gpd.GeoDataFrame, limit: int) -> tuple[gpd.GeoDataFrame, int]:
+    """Merge grid cells into blocks of ``f x f`` (f = 2, 4, ...) until at most ``limit`` remain.
+
+    Counts (observations, items, effort, per-class items) are summed; a block's rate is the
+    observation-weighted mean of its surveyed cells' rates, its interval left out. Returns the
+    cells unchanged (and factor 1) when they are few enough or have no ``row``/``col``.
+    """
+    if len(cells) <= limit or not {"row", "col"} <= set(cells.columns):
+        return cells, 1
+    factor = 2
+    while True:
+        keys = (cells["row"] // factor).astype(np.int64) * 10_000_019 + (cells["col"] // factor).astype(
+            np.int64
+        )
+        if keys.nunique() <= limit:
+            break
+        factor *= 2
+    frame = cells.copy()
+    surveyed = _surveyed(frame)
+    obs = _column(frame, "observations")
+    frame["_weighted"] = np.where(surveyed, _column(frame, "rate") * obs, 0.0)
+    frame["_surveyed_obs"] = np.where(surveyed, obs, 0.0)
+    frame["_key"] = keys.to_numpy()
+    sums = [c for c in ("observations", "effort_km", "items", "_weighted", "_surveyed_obs") if c in frame]
+    sums += [f"n_{name}" for name in class_columns(frame)]
+    grouped = frame.groupby("_key", sort=False)
+    blocks = grouped[sums].sum()
+    blocks["geometry"] = grouped.geometry.agg(lambda g: box(*g.total_bounds))
+    blocks["rate"] = np.where(
+        blocks["_surveyed_obs"] > 0,
+        blocks["_weighted"] / blocks["_surveyed_obs"].where(blocks["_surveyed_obs"] > 0, 1.0),
+        np.nan,
+    )
+    blocks["surveyed"] = blocks["_surveyed_obs"] > 0
+    out = gpd.GeoDataFrame(blocks.drop(columns=["_weighted", "_surveyed_obs"]).reset_index(drop=True),
+                           geometry="geometry", crs=cells.crs)  # fmt: skip
+    return out, factor
+
+
 def density_layer(cells: gpd.GeoDataFrame, legend: Legend, pane: str) -> ColumnData:
     """Observed density cells: rate colours (all litter, and per class for the class filter)."""
+    total = len(cells)
+    cells, factor = coarsen_cells(cells, MAX_DENSITY_CELLS)
+    if factor > 1:
+        legend.add(
+            f"{LAYER_DENSITY}: merged",
+            note=f"{total:,} cells shown as {len(cells):,} blocks of {factor} x {factor} cells (too many "
+            "to draw one by one; every cell counted; block rate = observation-weighted mean, no interval)",
+        )
     surveyed = _surveyed(cells)
     rate = np.where(surveyed, _column(cells, "rate"), np.nan)
     edges, top, clipped = _bins(rate)

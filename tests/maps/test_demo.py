@@ -113,3 +113,34 @@ def test_demo_writes_the_report_and_district_boundaries(demo: DemoOutputs) -> No
     districts = gpd.read_file(demo.hotspots_dir / "hotspots.gpkg", layer="admin_boundaries")
     assert sorted(districts["name"]) == ["Doi Upper district", "Eastford district", "Riverton district"]
     assert "Administrative boundaries" in demo.map_html.read_text(encoding="utf-8")
+
+
+def test_demo_map_opens_offline_in_chromium_with_every_layer(demo: DemoOutputs, tmp_path: Path) -> None:
+    from browser import require_chromium, run_headless
+
+    require_chromium()
+    script = """(() => {
+      const labels = [...document.querySelectorAll(".leaflet-control-layers label span")];
+      const pre = document.createElement("pre");
+      pre.id = "labels";
+      pre.textContent = JSON.stringify(labels.map(s => s.textContent.trim()));
+      document.body.appendChild(pre);
+    })()"""
+    errors, dom = run_headless(demo.map_html, tmp_path / "demo.png", script=script)
+    assert errors == []  # no JavaScript error, no network request
+    import html
+    import re
+
+    found = re.search(r'<pre id="labels">(.*?)</pre>', dom, re.DOTALL)
+    assert found
+    labels = json.loads(html.unescape(found.group(1)))
+    expected = {
+        "Basemap (offline)", "OpenStreetMap (online)", "Leakage-source index", "Administrative boundaries",
+        "Basin and sub-basins", "Observed density", "Gi* hot and cold spots", "Rivers", "Survey photos",
+        "Barriers", "Accumulation hotspots", "Leakage hotspots",
+    }  # fmt: skip
+    assert expected <= set(labels), expected - set(labels)
+    from matplotlib import image as mpimage
+
+    pixels = mpimage.imread(tmp_path / "demo.png")
+    assert len(np.unique((pixels[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 50

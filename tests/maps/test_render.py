@@ -403,3 +403,24 @@ def test_browser_clicks_filters_and_layers(page: Path, tmp_path: Path) -> None:
     assert 0 < probe["redWithBottle"] < 12
     for name in (*EXPECTED_NAMES, render.LAYER_GI):
         assert name in probe["control"], name
+
+
+def test_many_density_cells_are_merged_into_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import geopandas as gpd
+
+    result = write_result_dir(tmp_path / "r", layers=("basin", "observed_density"))
+    cells = gpd.read_file(result / "hotspots.gpkg", layer="observed_density")
+    merged, factor = maplayers.coarsen_cells(cells, 4)
+    assert len(merged) <= 4 < len(cells)
+    assert merged["observations"].sum() == cells["observations"].sum()  # every cell counted
+    assert merged["items"].sum() == cells["items"].sum()
+    keys = (cells["row"] // factor) * 10_000_019 + (cells["col"] // factor)
+    first = cells[keys == keys.iloc[0]]
+    members = first[first["surveyed"]]
+    expected = (members["rate"] * members["observations"]).sum() / members["observations"].sum()
+    block = merged[merged.geometry.contains(first.geometry.iloc[0].centroid)]
+    assert block["rate"].iloc[0] == pytest.approx(expected)
+    assert not {"_weighted", "_surveyed_obs"} & set(merged.columns)
+    monkeypatch.setattr(maplayers, "MAX_DENSITY_CELLS", 4)
+    text = unescape_js(render_map(result, tmp_path / "map.html").read_text(encoding="utf-8"))
+    assert f"12 cells shown as {len(merged)} blocks of {factor} x {factor} cells" in text
