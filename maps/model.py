@@ -196,26 +196,39 @@ def route_rivers(
 def pick_peaks(values: FloatArray, top_n: int, separation_cells: int) -> list[tuple[int, int]]:
     """Cells of the ``top_n`` largest positive values, each at least ``separation_cells`` from the others.
 
-    Greedy non-maximum suppression: take the largest value, blank its neighbourhood, repeat.
+    Greedy non-maximum suppression: take the largest value, blank its neighbourhood, repeat. Equal
+    values are taken in decreasing flat index (the reverse of a stable ascending sort).
+
+    Only the largest ``top_n x (2 x separation_cells + 1)^2`` positive cells (and any equal to the
+    smallest of them) are sorted: each pick blanks at most ``(2 x separation_cells + 1)^2`` cells, so
+    they hold ``top_n`` peaks unless fewer positive cells remain; the search widens only if not.
     """
-    work = np.where(np.isfinite(values), values, 0.0).astype(np.float64).copy()
-    picked: list[tuple[int, int]] = []
-    rows, cols = work.shape
-    order = np.argsort(work, axis=None)[::-1]
-    taken = np.zeros(work.shape, dtype=bool)
-    for flat in order:
-        if len(picked) >= top_n:
-            break
-        r, c = divmod(int(flat), cols)
-        if work[r, c] <= 0:
-            break
-        if taken[r, c]:
-            continue
-        picked.append((r, c))
-        r0, r1 = max(0, r - separation_cells), min(rows, r + separation_cells + 1)
-        c0, c1 = max(0, c - separation_cells), min(cols, c + separation_cells + 1)
-        taken[r0:r1, c0:c1] = True
-    return picked
+    flat = np.where(np.isfinite(values), values, 0.0).astype(np.float64, copy=False).ravel()
+    rows, cols = values.shape
+    positive = np.flatnonzero(flat > 0)  # the search stops at the first value <= 0
+    budget = max(top_n, 1) * (2 * separation_cells + 1) ** 2
+    while True:
+        if budget < positive.size:
+            kth = np.partition(flat[positive], positive.size - budget)[positive.size - budget]
+            candidates = positive[flat[positive] >= kth]
+        else:
+            candidates = positive
+        order = candidates[np.argsort(flat[candidates], kind="stable")[::-1]]
+        picked: list[tuple[int, int]] = []
+        taken = np.zeros((rows, cols), dtype=bool)
+        for index in order.tolist():
+            if len(picked) >= top_n:
+                break
+            r, c = divmod(index, cols)
+            if taken[r, c]:
+                continue
+            picked.append((r, c))
+            r0, r1 = max(0, r - separation_cells), min(rows, r + separation_cells + 1)
+            c0, c1 = max(0, c - separation_cells), min(cols, c + separation_cells + 1)
+            taken[r0:r1, c0:c1] = True
+        if len(picked) >= top_n or candidates.size == positive.size:
+            return picked
+        budget *= 4
 
 
 def dominant_driver(factors: dict[str, FloatArray], row: int, col: int, reference: dict[str, float]) -> str:
