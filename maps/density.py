@@ -161,9 +161,21 @@ def shrunk_rate(
     rate_param = prior_strength + observations
     mean = shape / rate_param
     tail = (1.0 - interval) / 2.0
-    lo = stats.gamma.ppf(tail, shape, scale=1.0 / rate_param)
-    hi = stats.gamma.ppf(1.0 - tail, shape, scale=1.0 / rate_param)
-    return mean, np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    shape_b, rate_b = np.broadcast_arrays(
+        np.asarray(shape, dtype=np.float64), np.asarray(rate_param, dtype=np.float64)
+    )
+    lo = np.empty(shape_b.shape)
+    hi = np.empty(shape_b.shape)
+    # Cells without data all share the prior's interval: compute it once, the quantiles only where data is.
+    data = (shape_b != a0) | (rate_b != prior_strength)
+    for where, a, b in (
+        (data, shape_b[data], rate_b[data]),
+        (~data, np.array([a0]), np.array([prior_strength])),
+    ):
+        if a.size:
+            lo[where] = stats.gamma.ppf(tail, a, scale=1.0 / b)
+            hi[where] = stats.gamma.ppf(1.0 - tail, a, scale=1.0 / b)
+    return mean, lo, hi
 
 
 def observed_density(

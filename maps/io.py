@@ -47,7 +47,7 @@ def write_cog(
             "blocksize": 256,
             "overview_resampling": "average",
         }
-        with rasterio.open(tmp, "w", **profile) as dst:
+        with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(tmp, "w", **profile) as dst:
             dst.write(values.astype(np.float32), 1)
             dst.set_band_description(1, description)
             dst.update_tags(1, unit=unit)

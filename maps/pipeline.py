@@ -15,10 +15,11 @@ import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import shapely
 from rasterio import features
 from rasterio.transform import Affine
-from shapely.geometry import LineString, Point, shape
-from shapely.ops import linemerge, unary_union
+from shapely.geometry import Point, shape
+from shapely.ops import unary_union
 
 from maps import model, terrain
 from maps.config import BasinConfig
@@ -139,14 +140,12 @@ def _river_lines(
     x1 = grid.west + (c1 + 0.5) * grid.cell_size
     y1 = grid.north - (r1 + 0.5) * grid.cell_size
     orders = order.ravel()[idx]
-    rows = []
-    for k in sorted(set(orders.tolist())):
-        sel = orders == k
-        segs = [
-            LineString([(a, b), (c, d)])
-            for a, b, c, d in zip(x0[sel], y0[sel], x1[sel], y1[sel], strict=True)
-        ]
-        rows.append({"order": int(k), "geometry": linemerge(segs)})
+    segments = np.stack([np.column_stack([x0, y0]), np.column_stack([x1, y1])], axis=1)
+    lines = shapely.linestrings(segments)
+    rows = [
+        {"order": int(k), "geometry": shapely.line_merge(shapely.multilinestrings(lines[orders == k]))}
+        for k in sorted(set(orders.tolist()))
+    ]
     return gpd.GeoDataFrame(rows, columns=["order", "geometry"], geometry="geometry", crs=grid.crs)
 
 
