@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -47,57 +48,93 @@ def detect(
     overwrite: Annotated[bool, typer.Option(help="Discard an interrupted run and start again.")] = False,
     gpkg: Annotated[bool, typer.Option(help="Also write a GeoPackage for QGIS.")] = False,
     tile_size: Annotated[int, typer.Option(help="Tile size in pixels for reading GeoTIFF rasters.")] = 2048,
-    workers: Annotated[
-        int, typer.Option(help="Threads decoding images ahead of the model (0: between model calls).")
+    decode_threads: Annotated[
+        int, typer.Option(help="Threads reading images ahead of the model (0: between model calls).")
     ] = 1,
     batch_size: Annotated[int, typer.Option(help="Images per model call.")] = 8,
-    chunk_size: Annotated[int, typer.Option(help="Images per committed chunk.")] = 256,
+    chunk_size: Annotated[
+        int, typer.Option(help="Images per committed chunk (one task on a Dask worker).")
+    ] = 256,
+    workers: Annotated[
+        int,
+        typer.Option(help="Dask worker processes on this machine, each loading the model once (1: none)."),
+    ] = 1,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Address of an existing Dask scheduler (tcp://host:8786) whose workers do the work."
+        ),
+    ] = None,
+    threads_per_worker: Annotated[
+        int, typer.Option(help="Threads of each local Dask worker (inference and decoding).")
+    ] = 1,
+    scheduler_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the scheduler to answer and a worker to join.")
+    ] = 10.0,
 ) -> None:
     """Detect litter in geotagged photos, video frames and GeoTIFF tiles; write GeoParquet.
 
     Exit code 0: every input was used; 3: some inputs were rejected (see the .rejects.csv).
     """
+    from detector.errors import ConfigError
     from detector.ingest import IngestOptions
     from detector.predictor import YoloDetector
     from detector.run import RunOptions, run_detection
     from detector.yolo import cache_root, default_model_path
 
-    weights = model or default_model_path()
-    detector = YoloDetector(
-        weights,
-        backend=backend,
-        imgsz=imgsz,
-        conf=conf,
-        iou=iou,
-        device=device,
-        config_dir=cache_root() / "ultralytics",
-        slice_size=slice_size,
-        slice_overlap=slice_overlap,
+    if scheduler is not None and workers > 1:
+        raise ConfigError(
+            "--workers starts workers on this machine, --scheduler uses an existing cluster's",
+            hint="give one of them: the workers of an existing cluster are started with `dask worker`",
+        )
+    ingest = IngestOptions(
+        sidecar=sidecar,
+        gpx=gpx,
+        video_every_s=every_s,
+        video_every_m=every_m,
+        clock_offset_s=clock_offset_s,
+        video_start=video_start,
+        tile_size=tile_size,
+        decode_size=imgsz if slice_size == 0 else 0,  # JPEGs decoded no larger than the model needs
     )
-    summary = run_detection(
-        sources,
-        out,
-        detector,
-        ingest=IngestOptions(
-            sidecar=sidecar,
-            gpx=gpx,
-            video_every_s=every_s,
-            video_every_m=every_m,
-            clock_offset_s=clock_offset_s,
-            video_start=video_start,
-            tile_size=tile_size,
-            decode_size=imgsz if slice_size == 0 else 0,  # JPEGs decoded no larger than the model needs
-        ),
-        run=RunOptions(
-            chunk_size=chunk_size,
-            batch_size=batch_size,
-            workers=workers,
-            resume=resume,
-            overwrite=overwrite,
-            gpkg=gpkg,
-        ),
-        parameters={"backend": backend, "imgsz": imgsz, "conf": conf, "iou": iou, "slice_size": slice_size},
+    run = RunOptions(
+        chunk_size=chunk_size,
+        batch_size=batch_size,
+        decode_threads=decode_threads,
+        resume=resume,
+        overwrite=overwrite,
+        gpkg=gpkg,
     )
+    parameters: dict[str, str | int | float | bool | None] = {
+        "backend": backend, "imgsz": imgsz, "conf": conf, "iou": iou, "slice_size": slice_size,
+    }  # fmt: skip
+    with ExitStack() as stack:
+        cluster = None
+        if scheduler is not None or workers > 1:  # workers first: an unreachable scheduler fails fast
+            from plastic_hotspots.cluster import ClusterOptions, open_cluster
+
+            options = ClusterOptions(
+                scheduler=scheduler,
+                workers=max(1, workers),
+                threads_per_worker=threads_per_worker,
+                timeout_s=scheduler_timeout,
+            )
+            cluster = stack.enter_context(open_cluster(options))
+        weights = model or default_model_path()
+        detector = YoloDetector(
+            weights,
+            backend=backend,
+            imgsz=imgsz,
+            conf=conf,
+            iou=iou,
+            device=device,
+            config_dir=cache_root() / "ultralytics",
+            slice_size=slice_size,
+            slice_overlap=slice_overlap,
+        )
+        summary = run_detection(
+            sources, out, detector, ingest=ingest, run=run, parameters=parameters, cluster=cluster
+        )
     console.print(
         f"[bold green]{summary.images} images, {summary.detections} detections[/]"
         + (f", [bold yellow]{summary.rejected} rejected[/]" if summary.rejected else "")

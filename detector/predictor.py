@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +112,7 @@ class YoloDetector:
             size at full resolution; 0 never slices.
         slice_overlap: Fraction of a tile shared with its neighbour.
         batch: Images per call of the pytorch backend.
+        threads: Inference threads (default: the backend's own choice, every core).
 
     Raises:
         ModelError: Missing weights, an unknown backend, or a backend whose package is not installed.
@@ -128,6 +131,7 @@ class YoloDetector:
         slice_size: int = 0,
         slice_overlap: float = 0.2,
         batch: int = 1,
+        threads: int | None = None,
     ) -> None:
         weights = Path(weights)
         if backend not in BACKENDS:
@@ -150,13 +154,14 @@ class YoloDetector:
         # Before any backend library is imported: Ultralytics offline, OpenVINO telemetry declined.
         apply_offline_settings(config_dir)
         self.weights, self.backend, self.imgsz = weights, backend, imgsz
+        self.conf, self.iou, self.device = conf, iou, device
         self.slice_size, self.slice_overlap, self.batch = slice_size, slice_overlap, max(1, batch)
         self.weights_sha256 = sha256_of(weights)
         self._infer: Infer
         if backend == "pytorch":
             from detector.yolo import TorchYolo
 
-            torch_model = TorchYolo(weights, imgsz=imgsz, conf=conf, iou=iou, device=device)
+            torch_model = TorchYolo(weights, imgsz=imgsz, conf=conf, iou=iou, device=device, threads=threads)
             self._names = torch_model.names
             self._infer = torch_model
         else:
@@ -166,11 +171,11 @@ class YoloDetector:
             if backend == "onnx":
                 from detector.runtime import OnnxRuntime
 
-                runtime = OnnxRuntime(onnx, device)
+                runtime = OnnxRuntime(onnx, device, threads)
             else:
                 from detector.runtime import OpenVinoRuntime
 
-                runtime = OpenVinoRuntime(_openvino_ir(onnx), device)
+                runtime = OpenVinoRuntime(_openvino_ir(onnx), device, threads)
             self._infer = ExportedYolo(runtime, imgsz=imgsz, conf=conf, iou=iou)
 
     @staticmethod
@@ -191,6 +196,21 @@ class YoloDetector:
     def model_version(self) -> str:
         """Weights file name and hash, and the backend."""
         return f"{self.weights.name} sha256:{self.weights_sha256[:12]} {self.backend}"
+
+    def spec(self) -> YoloSpec:
+        """How to build this detector again in another process (a Dask worker)."""
+        return YoloSpec(
+            weights=str(self.weights.resolve()),
+            weights_sha256=self.weights_sha256,
+            backend=self.backend,
+            imgsz=self.imgsz,
+            conf=self.conf,
+            iou=self.iou,
+            device=self.device,
+            slice_size=self.slice_size,
+            slice_overlap=self.slice_overlap,
+            batch=self.batch,
+        )
 
     def _raw(self, images: list[npt.NDArray[np.uint8]]) -> list[RawDetections]:
         out: list[RawDetections] = []
@@ -234,3 +254,57 @@ class YoloDetector:
                     )
             out.append(dets)
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class YoloSpec:
+    """The settings of a :class:`YoloDetector`, to build it again on a Dask worker.
+
+    The weights are found on the worker at the same absolute path as on the client (a shared file
+    system), and must have the same SHA-256. Ultralytics' settings go to the worker's own project cache.
+    """
+
+    weights: str
+    weights_sha256: str
+    backend: str
+    imgsz: int
+    conf: float
+    iou: float
+    device: str
+    slice_size: int
+    slice_overlap: float
+    batch: int
+
+    def load(self, threads: int) -> YoloDetector:
+        """The detector, with ``threads`` inference threads.
+
+        Raises:
+            ModelError: The weights cannot be read here, or differ from the client's.
+        """
+        weights = Path(self.weights)
+        host = platform.node()
+        if not os.access(weights, os.R_OK) or not weights.is_file():
+            raise ModelError(
+                f"the Dask worker on {host} cannot read the model file {weights}",
+                hint="put the model on a file system every worker mounts at the same path as this machine "
+                "(or copy it to that path on each worker), and pass that path to --model",
+            )
+        detector = YoloDetector(
+            weights,
+            backend=self.backend,
+            imgsz=self.imgsz,
+            conf=self.conf,
+            iou=self.iou,
+            device=self.device,
+            slice_size=self.slice_size,
+            slice_overlap=self.slice_overlap,
+            batch=self.batch,
+            threads=threads,
+        )
+        if detector.weights_sha256 != self.weights_sha256:
+            raise ModelError(
+                f"the model file {weights} on {host} is not the one the run started with "
+                f"(sha256 {detector.weights_sha256[:12]}, expected {self.weights_sha256[:12]})",
+                hint="give every worker the same weights file (a shared file system), then --resume",
+            )
+        return detector

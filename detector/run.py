@@ -15,52 +15,43 @@ Outputs, for ``--out detections.parquet``:
 * optionally ``detections.gpkg`` with the layers ``detections``, ``images`` and ``rejects``.
 
 Each file carries the provenance (model name and hash, parameters, code version).
+
+With a :class:`~plastic_hotspots.cluster.Cluster`, the chunks go to Dask workers instead
+(:class:`detector.workers.ChunkTask`): each worker loads the model once and sends back the rows of its
+chunks, and this process alone commits them, in the order they come back, each chunk once. A worker
+that dies costs only its unfinished chunk, which Dask runs again on another worker; if this process
+dies, ``resume=True`` goes on from the committed chunks as above, with or without workers. The chunks
+are the same as in one process, so the merged outputs are the same row for row.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
-
-from detector.errors import ConfigError, IngestError
-from detector.ingest import IngestOptions, LoadedImage, WorkItem, discover, load, pixel_to_lonlat
+from detector.chunks import DETECTION_COLUMNS, ChunkRows, Detector, detect_chunk, iter_loaded
+from detector.errors import ConfigError
+from detector.ingest import IngestOptions, discover
+from detector.workers import ChunkTask, ShippableDetector, worker_version
+from plastic_hotspots.errors import ClusterError
 from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.progress import progress_bar
 from plastic_hotspots.provenance import make_provenance
-from plastic_hotspots.records import BBox, Detection
+
+if TYPE_CHECKING:
+    from plastic_hotspots.cluster import Cluster
+
+__all__ = ["DETECTION_COLUMNS", "EXIT_OK", "EXIT_REJECTS", "Detector", "RunOptions", "RunSummary",
+           "output_paths", "run_detection"]  # fmt: skip
 
 EXIT_OK = 0
 EXIT_REJECTS = 3
-
-DETECTION_COLUMNS = (
-    "image", "class_name", "score", "x1", "y1", "x2", "y2", "lon", "lat", "location_error_m",
-)  # fmt: skip
-
-
-class Detector(Protocol):
-    """What the runner needs from a detector (``detector.yolo.YoloDetector`` provides it)."""
-
-    @property
-    def names(self) -> dict[int, str]:
-        """Class names by id."""
-        ...
-
-    @property
-    def model_version(self) -> str:
-        """Model name and short hash."""
-        ...
-
-    def predict(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[list[Detection]]:
-        """Detections per image."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +61,8 @@ class RunOptions:
     Attributes:
         chunk_size: Images per committed chunk (what a crash can cost, at most).
         batch_size: Images per model call.
-        workers: Threads decoding images ahead of the model (0: decode between model calls).
+        decode_threads: Threads reading images ahead of the model (0: read between model calls), in a
+            run in one process; a worker reads its chunk's images one by one.
         resume: Continue an interrupted run into the same output.
         overwrite: Throw away an interrupted run's parts and start again.
         gpkg: Also write a GeoPackage beside the GeoParquet.
@@ -78,7 +70,7 @@ class RunOptions:
 
     chunk_size: int = 256
     batch_size: int = 8
-    workers: int = 1
+    decode_threads: int = 1
     resume: bool = False
     overwrite: bool = False
     gpkg: bool = False
@@ -158,145 +150,35 @@ def _prepare_parts(parts: Path, signature: dict[str, Any], run: RunOptions) -> s
     return done
 
 
-def _image_row(loaded: LoadedImage, dets: list[Detection], classes: list[str]) -> dict[str, Any]:
-    rec = loaded.record
-    counts = dict.fromkeys(classes, 0)
-    for d in dets:
-        counts[d.class_name] = counts.get(d.class_name, 0) + 1
-    return {
-        "image": loaded.item.key,
-        "path": str(loaded.item.path),
-        "kind": loaded.item.kind,
-        "track": _track_of(loaded.item),
-        "lon": rec.lon,
-        "lat": rec.lat,
-        "captured_at": rec.captured_at.isoformat() if rec.captured_at else None,
-        "heading_deg": rec.heading_deg,
-        "location_error_m": rec.location_error_m,
-        "width": rec.width,
-        "height": rec.height,
-        "items": len(dets),
-        **{f"n_{name}": counts[name] for name in classes},
-        "status": "ok",
-        "reason": None,
-        "message": None,
-    }
-
-
-def _reject_row(item: WorkItem, error: IngestError, classes: list[str]) -> dict[str, Any]:
-    return {
-        "image": item.key,
-        "path": str(item.path),
-        "kind": item.kind,
-        "track": _track_of(item),
-        "lon": None,
-        "lat": None,
-        "captured_at": None,
-        "heading_deg": None,
-        "location_error_m": None,
-        "width": None,
-        "height": None,
-        "items": None,
-        **{f"n_{name}": None for name in classes},
-        "status": "rejected",
-        "reason": error.reason,
-        "message": error.message,
-    }
-
-
-def _track_of(item: WorkItem) -> str:
-    """Survey unit of an item: its video or raster file, or the folder of a photo."""
-    return str(item.path if item.kind != "photo" else item.path.parent)
-
-
-def _detection_rows(loaded: LoadedImage, dets: list[Detection]) -> list[dict[str, Any]]:
-    rows = []
-    rec = loaded.record
-    sx, sy = loaded.scale
-    for found in dets:
-        d = found
-        if (sx, sy) != (1.0, 1.0):  # boxes of a reduced decode, in full-image pixels
-            box = BBox(d.box.x1 / sx, d.box.y1 / sy, d.box.x2 / sx, d.box.y2 / sy)
-            d = Detection(box, d.class_name, d.score)
-        cx, cy = (d.box.x1 + d.box.x2) / 2, (d.box.y1 + d.box.y2) / 2
-        ground = pixel_to_lonlat(loaded, cx, cy)
-        lon, lat = ground if ground is not None else (rec.lon, rec.lat)
-        rows.append(
-            {
-                "image": loaded.item.key,
-                "class_name": d.class_name,
-                "score": d.score,
-                "x1": d.box.x1,
-                "y1": d.box.y1,
-                "x2": d.box.x2,
-                "y2": d.box.y2,
-                "lon": lon,
-                "lat": lat,
-                "location_error_m": rec.location_error_m,
-            }
-        )
-    return rows
-
-
-def _iter_loaded(
-    items: Sequence[WorkItem], options: IngestOptions, workers: int
-) -> Iterator[tuple[WorkItem, LoadedImage | IngestError]]:
-    """Load items on a thread pool, a bounded number ahead, yielding them in order."""
-    if workers <= 0:  # decode in this thread, between model calls
-        for item in items:
-            try:
-                yield item, load(item, options)
-            except IngestError as exc:
-                yield item, exc
-        return
-    ahead = max(2, workers * 4)
-
-    def task(item: WorkItem) -> LoadedImage | IngestError:
-        try:
-            return load(item, options)
-        except IngestError as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        queue: list[tuple[WorkItem, Future[LoadedImage | IngestError]]] = []
-        it = iter(items)
-        for item in it:
-            queue.append((item, pool.submit(task, item)))
-            if len(queue) >= ahead:
-                break
-        while queue:
-            item, fut = queue.pop(0)
-            nxt = next(it, None)
-            if nxt is not None:
-                queue.append((nxt, pool.submit(task, nxt)))
-            yield item, fut.result()
+# Columns of the images table that hold numbers; all-empty in a part, they are stored as float64, so the
+# merged table's types do not depend on how the inputs fell into chunks.
+_NUMERIC = ("lon", "lat", "heading_deg", "location_error_m", "width", "height", "items")
 
 
 class _ChunkWriter:
-    """Buffers rows and commits them as numbered chunk files."""
+    """Commits the rows of each chunk as a pair of numbered part files."""
 
     def __init__(self, parts: Path) -> None:
         self.parts = parts
         existing = [int(p.stem.split("-")[1]) for p in parts.glob("images-*.parquet")]
         self.next_index = max(existing, default=0) + 1
-        self.images: list[dict[str, Any]] = []
-        self.detections: list[dict[str, Any]] = []
 
-    def commit(self) -> None:
-        if not self.images:
+    def commit(self, rows: ChunkRows) -> None:
+        if not rows.images:
             return
         import pandas as pd
 
         name = f"{self.next_index:06d}.parquet"
-        dets = pd.DataFrame(self.detections, columns=list(DETECTION_COLUMNS))
-        imgs = pd.DataFrame(self.images)
+        dets = pd.DataFrame(rows.detections, columns=list(DETECTION_COLUMNS))
+        imgs = pd.DataFrame(rows.images)
+        for column in imgs.columns:
+            if (column in _NUMERIC or column.startswith("n_")) and imgs[column].isna().all():
+                imgs[column] = imgs[column].astype("float64")
         with atomic_path(self.parts / f"detections-{name}") as tmp:
             dets.to_parquet(tmp, index=False)
-        with atomic_path(self.parts / f"images-{name}") as tmp:
+        with atomic_path(self.parts / f"images-{name}") as tmp:  # last: it marks the chunk committed
             imgs.to_parquet(tmp, index=False)
         self.next_index += 1
-        self.images.clear()
-        self.detections.clear()
 
 
 def run_detection(
@@ -307,6 +189,7 @@ def run_detection(
     ingest: IngestOptions | None = None,
     run: RunOptions | None = None,
     parameters: dict[str, str | int | float | bool | None] | None = None,
+    cluster: Cluster | None = None,
 ) -> RunSummary:
     """Detect litter in every image, video frame and raster tile under ``sources``.
 
@@ -317,9 +200,17 @@ def run_detection(
         ingest: How inputs are read and geotagged.
         run: Chunking, batching, resume and output options.
         parameters: Extra parameters to record in the provenance (e.g. backend, imgsz, conf).
+        cluster: Dask workers to spread the chunks over (see :mod:`plastic_hotspots.cluster`); each
+            builds its own copy of ``detector`` from its :meth:`~detector.workers.ShippableDetector.spec`
+            and returns the rows, which this process commits. ``None`` runs everything here.
 
     Returns:
         Counts and the paths written.
+
+    Raises:
+        ConfigError: No inputs, an interrupted run without ``resume`` or ``overwrite``, a resume with
+            other settings, or a detector that cannot be sent to workers.
+        ClusterError: The workers run another version of plastic-hotspots, or kept dying on a chunk.
     """
     ingest = ingest or IngestOptions()
     run = run or RunOptions()
@@ -332,8 +223,18 @@ def run_detection(
             f"no images, videos or rasters found in {', '.join(str(s) for s in sources)}",
             hint="point detect at image files or folders (.jpg .png .tif, .mp4 .mov with --gpx)",
         )
+    spec = None
+    if cluster is not None:
+        if not isinstance(detector, ShippableDetector):
+            raise ConfigError(
+                f"the detector {detector.model_version} cannot be sent to Dask workers (it has no spec())",
+                hint="use detector.predictor.YoloDetector, or run without a cluster",
+            )
+        spec = detector.spec()
     done = _prepare_parts(paths["parts"], signature, run)
     todo = [item for item in items if item.key not in done]
+    # The same chunks in one process and on workers, so both commit the same parts.
+    chunks = [todo[k : k + run.chunk_size] for k in range(0, len(todo), run.chunk_size)]
     provenance = make_provenance(
         "detector.detect",
         parameters={"chunk_size": run.chunk_size, "batch_size": run.batch_size, **(parameters or {})},
@@ -343,31 +244,27 @@ def run_detection(
     writer = _ChunkWriter(paths["parts"])
     with progress_bar(rate_unit="img") as bar:
         task = bar.add_task("Detecting", total=len(items), completed=len(items) - len(todo))
-        batch: list[LoadedImage] = []
-
-        def flush() -> None:
-            if not batch:
-                return
-            results = detector.predict([b.image for b in batch])
-            for loaded, dets in zip(batch, results, strict=True):
-                writer.images.append(_image_row(loaded, dets, classes))
-                writer.detections.extend(_detection_rows(loaded, dets))
-            bar.advance(task, len(batch))
-            batch.clear()
-
-        for item, loaded in _iter_loaded(todo, ingest, run.workers):
-            if isinstance(loaded, IngestError):
-                writer.images.append(_reject_row(item, loaded, classes))
-                bar.advance(task, 1)
-            else:
-                batch.append(loaded)
-                if len(batch) >= run.batch_size:
-                    flush()
-            if len(writer.images) + len(batch) >= run.chunk_size:
-                flush()
-                writer.commit()
-        flush()
-        writer.commit()
+        if cluster is None or spec is None:
+            loaded = iter_loaded(todo, ingest, run.decode_threads)  # reads ahead across chunks
+            for chunk in chunks:
+                rows = detect_chunk(
+                    islice(loaded, len(chunk)),
+                    detector,
+                    classes,
+                    run.batch_size,
+                    on_progress=lambda n: bar.advance(task, n),
+                )
+                writer.commit(rows)
+        else:
+            _check_workers(cluster)
+            chunk_task = ChunkTask(spec, ingest, run.batch_size, tuple(classes), os.getcwd())
+            committed: set[int] = set()
+            for index, rows in cluster.map_unordered(chunk_task, chunks, name="detect-chunk"):
+                if index in committed:  # a chunk run twice (a worker died after finishing it)
+                    continue
+                writer.commit(rows)
+                committed.add(index)
+                bar.advance(task, len(chunks[index]))
     from detector.outputs import merge_parts
 
     summary = merge_parts(paths, provenance, gpkg=run.gpkg)
@@ -378,3 +275,26 @@ def run_detection(
         skipped_done=len(done),
         outputs={k: v for k, v in paths.items() if k != "parts" and v.exists()},
     )
+
+
+def _check_workers(cluster: Cluster) -> None:
+    """Refuse workers that cannot run this version of plastic-hotspots."""
+    from plastic_hotspots import __version__
+
+    try:
+        versions = cluster.run_on_workers(worker_version)
+    except Exception as exc:  # whatever a worker raises unpickling a module it does not have
+        raise ClusterError(
+            f"the Dask workers cannot run plastic-hotspots ({type(exc).__name__}: {exc})",
+            hint=f"install plastic-hotspots {__version__} with its extras on every worker: "
+            f"pip install 'plastic-hotspots[detect,scale]=={__version__}'",
+        ) from exc
+    other = {addr: v for addr, v in versions.items() if v != __version__}
+    if other:
+        addr, version = next(iter(other.items()))
+        raise ClusterError(
+            f"{len(other)} Dask worker(s) run plastic-hotspots {version} (e.g. {addr}), "
+            f"this process {__version__}",
+            hint=f"install the same version on every worker: "
+            f"pip install 'plastic-hotspots[detect,scale]=={__version__}'",
+        )

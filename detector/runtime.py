@@ -108,9 +108,12 @@ def _threads() -> int:
 
 
 class OnnxRuntime:
-    """An ONNX model on ONNX Runtime's CPU (or CUDA, when asked and available) execution provider."""
+    """An ONNX model on ONNX Runtime's CPU (or CUDA, when asked and available) execution provider.
 
-    def __init__(self, path: Path, device: str = "cpu") -> None:
+    ``threads`` bounds its intra-op thread pool (default: every core this process may use).
+    """
+
+    def __init__(self, path: Path, device: str = "cpu", threads: int | None = None) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -118,7 +121,7 @@ class OnnxRuntime:
                 "the onnx backend needs onnxruntime", hint="pip install 'plastic-hotspots[detect]'"
             ) from exc
         options = ort.SessionOptions()
-        options.intra_op_num_threads = _threads()
+        options.intra_op_num_threads = threads or _threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         providers = ["CPUExecutionProvider"]
         if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
@@ -133,9 +136,12 @@ class OnnxRuntime:
 
 
 class OpenVinoRuntime:
-    """An OpenVINO IR model compiled for the CPU, tuned for latency."""
+    """An OpenVINO IR model compiled for the CPU, tuned for latency.
 
-    def __init__(self, xml: Path, device: str = "cpu") -> None:
+    ``threads`` bounds its inference threads (default: OpenVINO's choice, every core).
+    """
+
+    def __init__(self, xml: Path, device: str = "cpu", threads: int | None = None) -> None:
         try:
             import openvino as ov
         except ImportError as exc:
@@ -143,9 +149,12 @@ class OpenVinoRuntime:
         core = ov.Core()
         model = core.read_model(str(xml))
         target = "GPU" if device not in {"cpu", "CPU"} and "GPU" in core.available_devices else "CPU"
-        self.compiled = core.compile_model(
-            model, target, {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
-        )
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        if threads and target == "CPU":
+            # Bounded, and not pinned: OpenVINO pins its threads to the first cores otherwise, so the
+            # one-thread workers of a machine would all run on the same core.
+            config.update({"INFERENCE_NUM_THREADS": threads, "ENABLE_CPU_PINNING": False})
+        self.compiled = core.compile_model(model, target, config)
         self.request = self.compiled.create_infer_request()
 
     def __call__(self, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -238,9 +238,18 @@ def export_onnx(weights: Path, imgsz: int, sha256: str, cache: Path) -> Path:
 
 
 class TorchYolo:
-    """Ultralytics' own PyTorch predictor, boxes returned as arrays."""
+    """Ultralytics' own PyTorch predictor, boxes returned as arrays.
 
-    def __init__(self, weights: Path, *, imgsz: int, conf: float, iou: float, device: str) -> None:
+    ``threads`` sets PyTorch's intra-op threads for the whole process (default: left as they are).
+    """
+
+    def __init__(
+        self, weights: Path, *, imgsz: int, conf: float, iou: float, device: str, threads: int | None = None
+    ) -> None:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         self.model = _load_yolo(weights)
         self.imgsz, self.conf, self.iou, self.device = imgsz, conf, iou, device
         self.names = {int(k): str(v) for k, v in dict(self.model.names).items()}

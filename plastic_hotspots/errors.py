@@ -7,6 +7,8 @@ user how to fix the problem.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PlasticHotspotsError(Exception):
     """Base class of all errors raised by plastic-hotspots.
@@ -26,9 +28,25 @@ class PlasticHotspotsError(Exception):
             return f"{self.message}\nHow to fix: {self.hint}"
         return self.message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled whole (message, hint and any subclass fields), so an error raised on a Dask worker
+        # reaches the client as it was, whatever the subclass's constructor takes.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: type[PlasticHotspotsError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class RecordError(PlasticHotspotsError, ValueError):
     """A record was built from invalid values."""
+
+
+class ClusterError(PlasticHotspotsError):
+    """Dask workers cannot be used: Dask is not installed, the scheduler is unreachable, workers died."""
 
 
 class GeotagError(PlasticHotspotsError):

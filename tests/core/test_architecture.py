@@ -20,11 +20,12 @@ ADAPTERS: dict[str, str | None] = {
     "openvino": "detector/runtime.py",
     "folium": "maps/render.py",
     "pysheds": None,
-    "dask": None,
-    "distributed": None,
+    "dask": "plastic_hotspots/cluster.py",
+    "distributed": "plastic_hotspots/cluster.py",
     "ray": None,
 }
 ML = ("torch", "torchvision", "ultralytics", "cv2", "label_studio_sdk", "onnxruntime", "openvino")
+SCALE = ("dask", "distributed")
 
 
 def imported_roots(path: Path) -> set[str]:
@@ -98,9 +99,11 @@ def test_the_checker_catches_a_second_ultralytics_importer(tmp_path: Path) -> No
         "maps, maps.pipeline, maps.render, maps.demo, maps.cli, maps.layers",
         "plastic_hotspots.cli",
         "detector, training, annotations",
+        "plastic_hotspots.cluster, detector.run, detector.workers, detector.cli",
     ],
 )
 def test_importing_does_not_load_the_ml_stack(modules: str) -> None:
-    code = f"import sys; import {modules}; print(','.join(m for m in {ML!r} if m in sys.modules))"
+    heavy = ML + SCALE
+    code = f"import sys; import {modules}; print(','.join(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == ""

@@ -13,7 +13,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pytest
-from fake_detector import FakeDetector, write_litter_photo
+from fake_detector import FakeDetector, make_survey
 
 from detector.errors import ConfigError
 from detector.ingest import IngestOptions
@@ -22,27 +22,6 @@ from plastic_hotspots.geoio import read_provenance
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-
-
-def make_survey(folder: Path, n: int) -> tuple[Path, int]:
-    """n photos without EXIF, positioned by a sidecar CSV; returns the sidecar and the expected items."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = []
-    expected = 0
-    for i in range(n):
-        name = f"img_{i:04d}.jpg"
-        expected += write_litter_photo(folder / name, i)
-        rows.append(
-            {
-                "image": name,
-                "lon": 100.1 + i * 1e-4,
-                "lat": 20.2 - i * 1e-4,
-                "captured_at": f"2026-03-14T08:{i // 60:02d}:{i % 60:02d}+00:00",
-            }
-        )
-    sidecar = folder / "positions.csv"
-    pd.DataFrame(rows).to_csv(sidecar, index=False)
-    return sidecar, expected
 
 
 def test_outputs_and_rejects(tmp_path: Path) -> None:
