@@ -2,9 +2,10 @@
 
 The client sends each chunk as a :class:`ChunkTask` call. The task builds the detector from a
 :class:`DetectorSpec` the first time a worker process needs it and keeps it in :data:`_DETECTORS`
-(keyed by the spec: model file and hash, backend and settings, and the thread count), so each worker
-loads the model once however many chunks it runs. Tasks write nothing: the rows go back to the client,
-which alone commits them, so a worker that dies only makes Dask run its chunk again elsewhere.
+(keyed by the spec: model file and hash, backend and settings, and the thread count; the last two
+used), so each worker loads the model once however many chunks it runs. Tasks write nothing: the
+rows go back to the client, which alone commits them, so a worker that dies only makes Dask run its
+chunk again elsewhere.
 
 Inference uses as many threads as the Dask worker has (``--threads-per-worker`` on a local cluster,
 ``dask worker --nthreads`` on an existing one); tasks running side by side in one worker take turns on
@@ -69,6 +70,7 @@ class _TakingTurns:
 
 _DETECTORS: dict[tuple[DetectorSpec, int], _TakingTurns] = {}
 _LOADING = threading.Lock()
+_KEEP = 2  # detectors a worker keeps: a long-lived worker serving run after run does not pile up models
 
 
 def cached_detector(spec: DetectorSpec, threads: int) -> Detector:
@@ -78,6 +80,8 @@ def cached_detector(spec: DetectorSpec, threads: int) -> Detector:
         if key not in _DETECTORS:
             limit_threads(threads)
             _DETECTORS[key] = _TakingTurns(spec.load(threads))
+            while len(_DETECTORS) > _KEEP:  # the oldest goes (once the tasks using it are done)
+                del _DETECTORS[next(iter(_DETECTORS))]
         return _DETECTORS[key]
 
 

@@ -30,6 +30,10 @@ R = TypeVar("R")
 INSTALL_HINT = "pip install 'plastic-hotspots[scale]' (Dask), here and on every worker"
 # Thread pools of numerical libraries that read their size from the environment when they load.
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# Dask settings of local workers (and of the ones their nannies start again). The statistical profiler
+# samples every thread's stack every 10 ms: a few per cent of a core that tasks miss once every core
+# runs a worker, and it only feeds the dashboard, which local clusters do not serve.
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False}  # dotted: the nanny merges it shallowly
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +186,7 @@ def open_cluster(options: ClusterOptions) -> Cluster:
             dashboard_address=None,
             silence_logs=logging.WARNING,
             env=dict.fromkeys(THREAD_ENV, str(threads)),
+            config=WORKER_CONFIG,
         )
         try:
             client = dist.Client(local, timeout=timeout, set_as_default=False)
