@@ -60,7 +60,7 @@ from maps.rasterimg import (
     read_raster,
     to_web_mercator,
 )
-from maps.results import check_result_dir, read_json, read_result_layers
+from maps.results import RESULT_LAYERS, check_result_dir, read_json, read_result_layers
 from plastic_hotspots.geoio import atomic_path
 
 FloatArray = npt.NDArray[np.float64]
@@ -80,18 +80,7 @@ LAYER_SURVEY = maplayers.LAYER_SURVEY
 LAYER_BASIN = "Basin and sub-basins"
 LAYER_ADMIN = "Administrative boundaries"
 
-VECTOR_LAYERS = (
-    "basin",
-    "subbasins",
-    "rivers",
-    "barriers",
-    "leakage_hotspots",
-    "accumulation_hotspots",
-    "observed_density",
-    "survey_points",
-    "detections",
-    "admin_boundaries",
-)
+VECTOR_LAYERS = (*RESULT_LAYERS, "detections", "admin_boundaries")
 
 ACCUMULATION_COLOUR = "#6a3d9a"
 LEAKAGE_COLOUR = "#d7301f"

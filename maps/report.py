@@ -38,20 +38,10 @@ from maps.report_figures import (
     subbasin_chart_svg,
     survey_coverage,
 )
-from maps.results import check_result_dir, read_json, read_result_layers
+from maps.results import RESULT_LAYERS, check_result_dir, read_json, read_result_layers
 from plastic_hotspots import __version__
 from plastic_hotspots.geoio import atomic_path
 
-LAYERS = (
-    "basin",
-    "subbasins",
-    "rivers",
-    "barriers",
-    "leakage_hotspots",
-    "accumulation_hotspots",
-    "observed_density",
-    "survey_points",
-)
 KEY_PARAMETERS = (
     ("cell_size_m", "grid cell, m"),
     ("grid_crs", "grid CRS"),
@@ -139,7 +129,7 @@ def render_report(result_dir: Path, out_html: Path, *, title: str = "Plastic hot
             GeoPackage cannot be read.
     """
     result_dir, out_html = Path(result_dir), Path(out_html)
-    layers = read_result_layers(check_result_dir(result_dir), LAYERS)
+    layers = read_result_layers(check_result_dir(result_dir), RESULT_LAYERS)
     provenance = read_json(result_dir / "provenance.json")
     fusion = read_json(result_dir / "fusion.json")
     params: Mapping[str, Any] = {}

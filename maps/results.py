@@ -14,6 +14,18 @@ from maps.errors import RenderError
 
 HOTSPOTS_COMMAND = "plastic-hotspots hotspots --config basin.yaml --out DIR"
 
+RESULT_LAYERS = (
+    "basin",
+    "subbasins",
+    "rivers",
+    "barriers",
+    "leakage_hotspots",
+    "accumulation_hotspots",
+    "observed_density",
+    "survey_points",
+)
+"""The vector layers of ``hotspots.gpkg`` that the map and the report read (optional ones may be absent)."""
+
 
 def check_result_dir(result_dir: Path) -> Path:
     """The directory's ``hotspots.gpkg``; RenderError, saying how to make one, if it is not there."""
