@@ -6,13 +6,16 @@ quarter of it) and service zones. The grid holds ``--factor`` (default 4) times 
 float64 cells. Then, in a fresh subprocess:
 
 1. import everything the run needs, read the (two-polygon) zones file once (that initialises
-   pyogrio and GDAL's vector drivers) and note the process's memory: the baseline. The child runs
-   with ``ARROW_DEFAULT_MEMORY_POOL=system`` (pyarrow's default allocator reserves about 1 GiB of
-   address space on first use);
+   pyogrio and GDAL's vector drivers), write a one-point GeoPackage (that initialises GDAL's
+   GeoPackage writer), compile the routing's kernels, and note the process's memory: the baseline.
+   The child runs with ``ARROW_DEFAULT_MEMORY_POOL=system`` (pyarrow's default allocator reserves
+   about 1 GiB of address space on first use);
 2. enforce the limit: ``RLIMIT_AS`` = address space after imports + ``--limit-mb`` (any allocation
    beyond it fails with MemoryError), and reset the peak resident set (``/proc/self/clear_refs``);
-3. run :func:`maps.tiled_run.run_large` on the basin (DEM regridding, tiled routing, population,
-   mismanaged plastic, P_land, leakage, COG outputs);
+3. run :func:`maps.tiled_run.run_large` on the basin, the function behind
+   ``plastic-hotspots hotspots --tile N`` (DEM regridding, tiled routing, population, mismanaged
+   plastic, P_land, leakage, stream order, river loads and retention, ranked hotspots, COG outputs
+   and the GeoPackage);
 4. report the peak resident set above the baseline (``VmHWM - VmRSS`` before the run) and the peak
    address space above the baseline (``VmPeak - VmSize``).
 
@@ -207,6 +210,19 @@ def child(config_path: Path, out_dir: Path, limit: int, tile: int, cog: bool) ->
         # The first vector read initialises pyogrio and GDAL's vector drivers (about 40 MiB resident):
         # library start-up, like an import, so it is part of the baseline.
         read_vector(config.zones, "zones")
+    # The first GeoPackage write initialises GDAL's writer (about 80 MiB of address space): start-up.
+    with tempfile.TemporaryDirectory() as scratch:
+        import geopandas as gpd
+        from shapely.geometry import Point
+
+        point = gpd.GeoDataFrame({"n": [1]}, geometry=[Point(0.0, 0.0)], crs="EPSG:4326")
+        point.to_file(Path(scratch) / "start.gpkg", layer="start", driver="GPKG", engine="pyogrio")
+    try:  # compiling (or loading) the routing's numba kernels is start-up too
+        from maps.compiled import warm_up
+    except ImportError:  # kernels not compiled in this version
+        pass
+    else:
+        warm_up()
     before = _status()
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (before["VmSize"] + limit, hard))
@@ -223,6 +239,7 @@ def child(config_path: Path, out_dir: Path, limit: int, tile: int, cog: bool) ->
             "tiles": result.counts.tiles,
             "fill_solves": result.counts.fill_solves,
             "flat_solves": result.counts.flat_solves,
+            "hotspots": len(result.hotspots),
         }
     except MemoryError as exc:
         error = f"MemoryError: {exc}"

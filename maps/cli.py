@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+from maps.errors import ConfigError
+
+if TYPE_CHECKING:
+    from maps.config import BasinConfig
 
 console = Console(stderr=True)
 
@@ -34,12 +39,58 @@ def hotspots(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Directory for the hotspot rasters and GeoPackage.")
     ],
+    tile: Annotated[
+        int | None,
+        typer.Option(
+            help="Large mode: run tile by tile, N x N cells per tile (e.g. 1024), holding a few tiles in "
+            "memory, for basins whose grid does not fit in memory (more than about 10^7 cells on a "
+            "machine with a few GiB). Same rasters, hotspots and file names; no survey fusion or "
+            "sub-basins."
+        ),
+    ] = None,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(help="Large mode: folder of the intermediate tiles (default OUT/.work; kept)."),
+    ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Large mode: Dask worker processes on this machine that solve the tiles (1: none)."
+        ),
+    ] = 1,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Large mode: address of an existing Dask scheduler (tcp://host:8786) whose workers solve "
+            "the tiles; they must see --out (or --work-dir) at the same path."
+        ),
+    ] = None,
+    scheduler_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the scheduler to answer and a worker to join.")
+    ] = 10.0,
 ) -> None:
-    """Run the hotspot model (leakage sources, river routing, accumulation) for one basin."""
+    """Run the hotspot model (leakage sources, river routing, accumulation) for one basin.
+
+    With --tile N it runs the large mode: the grid is cut into tiles of N x N cells kept on disk, for
+    basins too large for memory. See docs/scale-out.md.
+    """
     from maps.config import load_config
+
+    if tile is None:
+        if workers > 1 or scheduler is not None or work_dir is not None:
+            raise ConfigError(
+                "--workers, --scheduler and --work-dir are options of the large mode",
+                hint="add --tile N (e.g. --tile 1024) to run tile by tile, or leave them out",
+            )
+        _whole_grid(load_config(config), out)
+        return
+    _large(load_config(config), out, tile, work_dir, workers, scheduler, scheduler_timeout)
+
+
+def _whole_grid(basin: BasinConfig, out: Path) -> None:
     from maps.pipeline import run_hotspots
 
-    result, outputs = run_hotspots(load_config(config), out)
+    result, outputs = run_hotspots(basin, out)
     n_leak = sum(1 for h in result.hotspots if h.kind == "leakage")
     n_acc = len(result.hotspots) - n_leak
     console.print(f"[bold green]{n_leak} leakage and {n_acc} accumulation hotspots ranked.[/]")
@@ -52,6 +103,55 @@ def hotspots(
         typer.echo(f"fusion:   {report}, {figure} (modelled and observed side by side)")
     for name, path in outputs.rasters.items():
         typer.echo(f"raster:   {path}  ({name})")
+
+
+def _large(
+    basin: BasinConfig,
+    out: Path,
+    tile: int,
+    work_dir: Path | None,
+    workers: int,
+    scheduler: str | None,
+    timeout_s: float,
+) -> None:
+    from contextlib import ExitStack
+
+    from maps.tiled_run import run_large
+
+    if tile < 16:
+        raise ConfigError(
+            f"--tile must be at least 16 cells, got {tile}",
+            hint="use 512 to 1024 for large basins (a multiple of 256 keeps the GeoTIFF writes aligned)",
+        )
+    if scheduler is not None and workers > 1:
+        raise ConfigError(
+            "--workers starts workers on this machine, --scheduler uses an existing cluster's",
+            hint="give one of them: the workers of an existing cluster are started with `dask worker`",
+        )
+    if basin.observations is not None:
+        console.print(
+            "[yellow]The large mode does not read the survey (observations): no observed density, "
+            "calibration or observed extra source.[/]"
+        )
+    with ExitStack() as stack:
+        mapper = None
+        if scheduler is not None or workers > 1:
+            from plastic_hotspots.cluster import ClusterOptions, open_cluster
+
+            options = ClusterOptions(scheduler=scheduler, workers=max(1, workers), timeout_s=timeout_s)
+            mapper = stack.enter_context(open_cluster(options)).map_unordered
+        result = run_large(basin, out, tile=tile, work_dir=work_dir, mapper=mapper)
+    n_leak = sum(1 for h in result.hotspots if h.kind == "leakage")
+    n_acc = len(result.hotspots) - n_leak
+    counts = result.counts
+    console.print(
+        f"[bold green]{n_leak} leakage and {n_acc} accumulation hotspots ranked "
+        f"(large mode: {counts.tiles} tiles of {tile}).[/]"
+    )
+    typer.echo(f"vectors:  {result.vectors}")
+    for name, path in result.rasters.items():
+        typer.echo(f"raster:   {path}  ({name})")
+    typer.echo(f"work:     {work_dir or out / '.work'} (intermediate tiles; delete when done)")
 
 
 def map_command(

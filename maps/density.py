@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +22,7 @@ from maps.errors import LayerError
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+ScalarT = TypeVar("ScalarT", bound=np.generic)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -107,7 +109,7 @@ def track_effort_km(
 
 @dataclass(frozen=True, slots=True, eq=False)
 class DensityGrid:
-    """Per-cell effort and effort-normalised litter rate (all arrays of the grid's shape).
+    """Per-cell effort and effort-normalised litter rate (arrays of the grid's shape, but ``cells``).
 
     Attributes:
         observations: Images/frames seen per cell.
@@ -123,6 +125,8 @@ class DensityGrid:
         prior_strength: Weight of the area-wide rate, in observations.
         track_effects: Detection level of each survey track relative to the mean (see
             :func:`track_adjusted_exposure`); the rates are per observation of an average track.
+        cells: Flat (row-major) indices of the cells with any observation, ascending, so that
+            callers can read those cells without scanning the grid; None when not known.
     """
 
     observations: IntArray
@@ -136,6 +140,13 @@ class DensityGrid:
     area_rate: float
     prior_strength: float
     track_effects: Mapping[str, float] = field(default_factory=dict)
+    cells: IntArray | None = None
+
+    def observed_cells(self) -> IntArray:
+        """Flat indices of the cells with any observation, ascending (:attr:`cells`, or found)."""
+        if self.cells is not None:
+            return self.cells
+        return np.flatnonzero(self.observations > 0).astype(np.int64)
 
 
 def bin_to_cells(rows: IntArray, cols: IntArray, weights: FloatArray, shape: tuple[int, int]) -> FloatArray:
@@ -205,33 +216,59 @@ def observed_density(
     Returns:
         The density grid.
     """
-    count = bin_to_cells(rows, cols, np.ones(len(obs)), shape)
-    items = bin_to_cells(rows, cols, obs.items, shape)
-    effort = bin_to_cells(rows, cols, obs.effort_km, shape)
-    classes = {name: bin_to_cells(rows, cols, v, shape) for name, v in obs.classes.items()}
+    # Everything is computed on the cells with observations (a survey covers a small part of a basin)
+    # and only spread onto the grid at the end.
+    cells, where = np.unique(rows * shape[1] + cols, return_inverse=True)
+    cells = cells.astype(np.int64)
+    where = where.astype(np.int64).reshape(-1)
+    m = int(cells.size)
+    count = np.bincount(where, minlength=m).astype(np.float64)
+    items = _sum_by(where, obs.items, m)
     total_obs = float(count.sum())
     area_rate = float(items.sum() / total_obs) if total_obs > 0 else 0.0
-    flat = rows * shape[1] + cols
-    exposure, strength, effects = track_adjusted_exposure(
-        flat, obs.items, obs.track, shape[0] * shape[1], prior_strength, prior_floor
+    exposure, strength, effects = _exposure_on_cells(
+        where, obs.items, obs.track, m, prior_strength, prior_floor
     )
-    exposure = exposure.reshape(shape)
     mean, lo, hi = shrunk_rate(items, exposure, area_rate, strength, interval)
-    surveyed = count >= min_observations
-    nan = np.full(shape, np.nan)
+    surveyed_here = count >= min_observations
+    if min_observations > 0:
+        surveyed = _on_grid(cells, surveyed_here, shape, False)
+        fills: tuple[float, ...] = (np.nan, np.nan, np.nan)  # not surveyed: no rate, never zero
+    else:  # every cell is surveyed: the cells without data carry the prior
+        surveyed = np.ones(shape, dtype=bool)
+        fills = tuple(
+            float(v[0]) for v in shrunk_rate(np.zeros(1), np.zeros(1), area_rate, strength, interval)
+        )
+    at = cells[surveyed_here]
+    rate, rate_lo, rate_hi = (
+        _on_grid(at, v[surveyed_here], shape, fill) for v, fill in zip((mean, lo, hi), fills, strict=True)
+    )
     return DensityGrid(
-        observations=count.astype(np.int64),
-        effort_km=effort,
-        items=items,
-        classes=classes,
-        rate=np.where(surveyed, mean, nan),
-        rate_lo=np.where(surveyed, lo, nan),
-        rate_hi=np.where(surveyed, hi, nan),
+        observations=_on_grid(cells, count.astype(np.int64), shape, 0),
+        effort_km=_on_grid(cells, _sum_by(where, obs.effort_km, m), shape, 0.0),
+        items=_on_grid(cells, items, shape, 0.0),
+        classes={name: _on_grid(cells, _sum_by(where, v, m), shape, 0.0) for name, v in obs.classes.items()},
+        rate=rate,
+        rate_lo=rate_lo,
+        rate_hi=rate_hi,
         surveyed=surveyed,
         area_rate=area_rate,
         prior_strength=strength,
         track_effects=effects,
+        cells=cells,
     )
+
+
+def _on_grid(
+    cells: IntArray, values: npt.NDArray[ScalarT], shape: tuple[int, int], fill: float
+) -> npt.NDArray[ScalarT]:
+    """``values`` at the flat ``cells`` of a grid of ``shape`` that holds ``fill`` elsewhere."""
+    if fill == 0:
+        out = np.zeros(shape[0] * shape[1], dtype=values.dtype)  # calloc: pages never written cost nothing
+    else:
+        out = np.full(shape[0] * shape[1], fill, dtype=values.dtype)
+    out[cells] = values
+    return out.reshape(shape)
 
 
 def _sum_by(index: IntArray, weights: FloatArray, size: int) -> FloatArray:
@@ -268,6 +305,31 @@ def track_adjusted_exposure(
     Returns:
         ``(exposure per cell, cell prior strength, effect per track)``.
     """
+    used, where = np.unique(cell, return_inverse=True)
+    exposure_used, strength, effects = _exposure_on_cells(
+        where.astype(np.int64).reshape(-1),
+        items,
+        track,
+        int(used.size),
+        prior_strength,
+        prior_floor,
+        iterations,
+    )
+    exposure = np.zeros(cells, dtype=np.float64)
+    exposure[used] = exposure_used
+    return exposure, strength, effects
+
+
+def _exposure_on_cells(
+    cell: IntArray,
+    items: FloatArray,
+    track: npt.NDArray[np.str_],
+    cells: int,
+    prior_strength: float | None,
+    prior_floor: float,
+    iterations: int = 100,
+) -> tuple[FloatArray, float, dict[str, float]]:
+    """:func:`track_adjusted_exposure` on compact cell indices ``0 .. cells - 1`` (the used cells)."""
     count = np.bincount(cell, minlength=cells).astype(np.float64)
     seen = _sum_by(cell, items, cells)
     total = float(count.sum())

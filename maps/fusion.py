@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,7 @@ from plastic_hotspots.records import GridSpec
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+ScalarT = TypeVar("ScalarT", bound=np.generic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,14 +254,17 @@ def track_folds(
         ``[(train_items, train_obs, test_items, test_obs), ...]`` aligned with ``cells``; empty when
         there are fewer than two tracks.
     """
-    names = np.unique(track)
+    names, track_index = np.unique(track, return_inverse=True)
     if names.size < 2:
         return []
-    position = {int(c): k for k, c in enumerate(cells.tolist())}
-    where = np.array([position.get(int(c), -1) for c in cell.tolist()], dtype=np.int64)
+    where = np.full(cell.shape, -1, dtype=np.int64)  # position of each observation's cell in ``cells``
+    if cells.size:
+        order = np.argsort(cells, kind="stable")
+        at = np.minimum(np.searchsorted(cells, cell, sorter=order), cells.size - 1)
+        found = cells[order[at]] == cell
+        where[found] = order[at[found]]
     used = where >= 0
-    fold_of = {name: k % 2 for k, name in enumerate(names.tolist())}
-    fold = np.array([fold_of[t] for t in track.tolist()], dtype=np.int64)
+    fold = track_index.reshape(-1).astype(np.int64) % 2  # alternate tracks in name order
     out = []
     for k in (0, 1):
         test = used & (fold == k)
@@ -276,6 +281,64 @@ def track_folds(
     return out
 
 
+FIGURE_MAX_PIXELS = 500
+"""Most pixels per side of the maps in ``fusion.png``; larger grids are drawn block-reduced.
+
+Each map of the 15 x 5 in figure at 110 dpi is about 450 px across: a finer array would only be
+subsampled when drawn (dropping cells, hot ones included) at a cost in time and memory.
+"""
+
+
+def block_max(values: FloatArray, mask: BoolArray, factor: int) -> FloatArray:
+    """Largest of ``values`` over the ``mask`` cells of each ``factor`` x ``factor`` block.
+
+    NaN for blocks without a ``mask`` cell (NaN values are skipped); the last row and column of blocks
+    may be partial. With ``factor`` 1 this is ``values`` where ``mask`` and NaN elsewhere.
+    """
+    return _block_reduce(values, mask, factor, np.fmax, np.nan)
+
+
+def block_any(mask: BoolArray, factor: int) -> BoolArray:
+    """Whether each ``factor`` x ``factor`` block (the last ones may be partial) holds a ``mask`` cell."""
+    return _block_reduce(mask, mask, factor, np.logical_or, False)
+
+
+def _block_reduce(
+    values: npt.NDArray[ScalarT], mask: BoolArray, factor: int, ufunc: np.ufunc, fill: float
+) -> npt.NDArray[ScalarT]:
+    """``ufunc`` over each block of ``values`` where ``mask`` (``fill`` elsewhere and past the edges).
+
+    A strip of rows at a time, so that no temporary has the size of the grid; rows are reduced first
+    (whole rows at once), then columns.
+    """
+    height, width = values.shape
+    out_h, out_w = -(-height // factor), -(-width // factor)
+    out = np.empty((out_h, out_w), dtype=values.dtype)
+    strip = max(1, (1 << 21) // (factor * out_w * factor))  # output rows per strip: ~16 MiB of float64
+    for top in range(0, out_h, strip):
+        bottom = min(top + strip, out_h)
+        r0, r1 = top * factor, min(bottom * factor, height)
+        part = np.full(((bottom - top) * factor, out_w * factor), fill, dtype=values.dtype)
+        part[: r1 - r0, :width] = np.where(mask[r0:r1], values[r0:r1], fill)
+        rows = ufunc.reduce(part.reshape(bottom - top, factor, out_w * factor), axis=1)
+        out[top:bottom] = ufunc.reduce(rows.reshape(bottom - top, out_w, factor), axis=2)
+    return out
+
+
+def _sparse_block_max(
+    rows: npt.NDArray[np.intp],
+    cols: npt.NDArray[np.intp],
+    values: FloatArray,
+    shape: tuple[int, int],
+    factor: int,
+) -> FloatArray:
+    """:func:`block_max` of ``values`` given at the cells ``(rows, cols)`` only (NaN elsewhere)."""
+    out_h, out_w = -(-shape[0] // factor), -(-shape[1] // factor)
+    out = np.full(out_h * out_w, np.nan)
+    np.fmax.at(out, (rows // factor) * out_w + cols // factor, values)
+    return out.reshape(out_h, out_w)
+
+
 def write_fusion_report(
     out_dir: Path,
     grid: GridSpec,
@@ -288,6 +351,9 @@ def write_fusion_report(
     basin: BoolArray,
 ) -> tuple[Path, Path]:
     """Write ``fusion.json`` (the fit) and ``fusion.png`` (modelled and observed side by side).
+
+    Grids over :data:`FIGURE_MAX_PIXELS` cells a side are drawn block-reduced (the largest rate of
+    each block, so that hot cells stay visible): a figure cannot show more pixels anyway.
 
     Returns:
         The JSON and PNG paths.
@@ -303,24 +369,34 @@ def write_fusion_report(
     with atomic_path(json_path) as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
+    factor = max(1, -(-max(grid.height, grid.width) // FIGURE_MAX_PIXELS))
+    out_h, out_w = -(-grid.height // factor), -(-grid.width // factor)
     extent = (
         grid.west,
-        grid.west + grid.width * grid.cell_size,
-        grid.north - grid.height * grid.cell_size,
+        grid.west + out_w * factor * grid.cell_size,
+        grid.north - out_h * factor * grid.cell_size,
         grid.north,
     )
-    values = np.concatenate([modelled_rate[basin & surveyed], observed_rate[surveyed]])
+    rows, cols = np.nonzero(surveyed)
+    m, o = modelled_rate[rows, cols], observed_rate[rows, cols]
+    lo, hi = observed_lo[rows, cols], observed_hi[rows, cols]
+    values = np.concatenate([m[basin[rows, cols]], o])
     positive = values[np.isfinite(values) & (values > 0)]
     vmin = float(np.percentile(positive, 1)) if positive.size else 1e-3
     vmax = float(positive.max()) if positive.size else 1.0
     norm = LogNorm(vmin=max(vmin, 1e-4), vmax=max(vmax, vmin * 10))
     fig, axes = plt.subplots(1, 3, figsize=(15, 5), layout="constrained")
-    modelled_map = np.where(basin, modelled_rate, np.nan)
+    modelled_map = block_max(modelled_rate, basin, factor)
     image = axes[0].imshow(modelled_map, extent=extent, norm=norm, cmap="magma_r", interpolation="nearest")
     axes[0].set_title("Modelled: items per image")
-    observed_map = np.where(surveyed, observed_rate, np.nan)
+    observed_map = _sparse_block_max(rows, cols, o, grid.shape, factor)
     axes[1].imshow(
-        np.where(basin, 1.0, np.nan), extent=extent, cmap="Greys", vmin=0, vmax=5, interpolation="nearest"
+        np.where(block_any(basin, factor), 1.0, np.nan),
+        extent=extent,
+        cmap="Greys",
+        vmin=0,
+        vmax=5,
+        interpolation="nearest",
     )
     axes[1].imshow(observed_map, extent=extent, norm=norm, cmap="magma_r", interpolation="nearest")
     axes[1].set_title("Observed (grey: not surveyed)")
@@ -328,8 +404,6 @@ def write_fusion_report(
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(image, ax=axes[:2], shrink=0.8, label="items per image")
-    m, o = modelled_rate[surveyed], observed_rate[surveyed]
-    lo, hi = observed_lo[surveyed], observed_hi[surveyed]
     axes[2].errorbar(m, o, yerr=[np.clip(o - lo, 0, None), np.clip(hi - o, 0, None)], fmt="o", ms=3,
                      alpha=0.6, elinewidth=0.6, color="#8a2d6b")  # fmt: skip
     top = float(max(np.nanmax(m), np.nanmax(hi))) if m.size else 1.0

@@ -13,8 +13,9 @@ raises :class:`~maps.errors.LayerError` with what to do about it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -33,6 +34,7 @@ from plastic_hotspots.records import GridSpec
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+AnyFloats = npt.NDArray[np.floating[Any]]
 
 
 def _require_file(path: Path, what: str) -> None:
@@ -109,31 +111,243 @@ def splat_counts(
     Each source pixel is split into ``k x k`` sub-pixels (``k`` chosen so a sub-pixel is at most half
     a grid cell), each carrying ``1 / k^2`` of its count to the grid cell under its centre. Totals of
     pixels inside the grid are kept exactly.
+
+    The grid positions of the sub-pixel centres are interpolated bilinearly from a lattice of source
+    positions transformed exactly (see :func:`_fit_lattice`); the few centres nearer a cell edge than
+    the interpolation could be off (four times its worst error against exact transforms halfway between
+    the lattice's nodes) are transformed exactly. So every sub-pixel lands in the cell its
+    exact transform puts it in, and the additions are made in the same order as transforming every
+    centre would: the result is that of the per-sub-pixel transform, bit for bit. Source rows are
+    taken in blocks, so only the raster, a mask of it and the result are held whole.
+
+    Args:
+        counts: Counts per source pixel; NaN and 0 add nothing.
+        transform: The source raster's affine transform.
+        crs: The source raster's CRS.
+        grid: The grid.
+
+    Returns:
+        Counts per grid cell, float64.
     """
-    rows, cols = counts.shape
-    px_w = abs(transform.a)
-    corner_x, corner_y = transform @ (0, 0)
-    far_x, far_y = transform @ (cols, rows)
     from pyproj import Transformer
 
+    rows, cols = counts.shape
     to_grid = Transformer.from_crs(crs, grid.crs, always_xy=True)
+    corner_x, corner_y = transform @ (0, 0)
+    far_x, far_y = transform @ (cols, rows)
     gx, gy = to_grid.transform(np.array([corner_x, far_x]), np.array([corner_y, far_y]))
+    px_w = abs(transform.a)
     pixel_m = max(abs(gx[1] - gx[0]) / cols, abs(gy[1] - gy[0]) / rows) if px_w else grid.cell_size
     k = max(1, int(np.ceil(2.0 * pixel_m / grid.cell_size)))
     valid = np.isfinite(counts) & (counts != 0)
-    src_r, src_c = np.nonzero(valid)
-    values = counts[src_r, src_c] / (k * k)
-    offsets = (np.arange(k) + 0.5) / k
+    place = _Placer(transform, to_grid, grid)
+    lattice = _fit_lattice(place, rows, cols, budget=k * k * rows * cols)
     out = np.zeros(grid.shape, dtype=np.float64)
-    for dy in offsets:
-        for dx in offsets:
-            xs, ys = transform @ (src_c + dx, src_r + dy)
-            px, py = to_grid.transform(np.asarray(xs), np.asarray(ys))
-            c = np.floor((np.asarray(px) - grid.west) / grid.cell_size).astype(np.int64)
-            r = np.floor((grid.north - np.asarray(py)) / grid.cell_size).astype(np.int64)
-            inside = (r >= 0) & (r < grid.height) & (c >= 0) & (c < grid.width)
-            np.add.at(out, (r[inside], c[inside]), values[inside])
+    flat = out.reshape(-1)
+    for dy in (np.arange(k) + 0.5) / k:
+        for dx in (np.arange(k) + 0.5) / k:
+            # Passes, then source rows in order: each cell gets its additions in the same order as
+            # from one pass over all pixels per sub-pixel offset.
+            if lattice is None:
+                step = max(1, _BLOCK_PIXELS // max(cols, 1))
+                for a in range(0, rows, step):
+                    rr, cc = np.nonzero(valid[a : a + step])
+                    idx = place.cells(rr + a, cc, float(dy), float(dx))
+                    keep = idx >= 0
+                    rr, cc = rr[keep], cc[keep]
+                    np.add.at(flat, idx[keep], counts[rr + a, cc] / (k * k))
+            else:
+                _splat_pass(flat, counts, valid, lattice, place, float(dy), float(dx), k)
     return out
+
+
+_BLOCK_PIXELS = 1 << 16
+"""Source pixels per block of :func:`splat_counts` (a few hundred kB per temporary array)."""
+_LATTICE_STEP = 16
+"""First spacing, in source pixels, of the exactly transformed lattice of :func:`_fit_lattice`."""
+_LATTICE_TOL = 1e-3
+"""Largest interpolation error accepted from a lattice, in grid cells; finer lattices are tried until then."""
+_LATTICE_SAFETY = 4.0
+"""Sub-pixel centres within this many times the lattice's measured error of a cell edge go exactly."""
+
+
+@dataclass(frozen=True)
+class _Placer:
+    """Exact grid positions of source pixel positions (``row``, ``col`` in pixels, may be fractional)."""
+
+    transform: Affine
+    to_grid: Any
+    grid: GridSpec
+
+    def xy(self, rpos: AnyFloats, cpos: AnyFloats) -> tuple[FloatArray, FloatArray]:
+        """Grid CRS ``x``, ``y``."""
+        xs, ys = self.transform @ (cpos, rpos)
+        xs, ys = np.asarray(xs), np.asarray(ys)
+        if xs.size == 1:  # pyproj would take it for a scalar (deprecated by numpy): give it two
+            xs, ys = np.repeat(xs, 2), np.repeat(ys, 2)
+        px, py = self.to_grid.transform(xs, ys)
+        return np.asarray(px, dtype=np.float64)[: rpos.size], np.asarray(py, dtype=np.float64)[: rpos.size]
+
+    def cells(self, r: IntArray, c: IntArray, dy: float, dx: float) -> IntArray:
+        """Flat index of the cell under each sub-pixel centre ``(r + dy, c + dx)``; -1 outside the grid."""
+        grid = self.grid
+        px, py = self.xy(r + dy, c + dx)
+        col = np.floor((px - grid.west) / grid.cell_size)
+        row = np.floor((grid.north - py) / grid.cell_size)
+        inside = (row >= 0) & (row < grid.height) & (col >= 0) & (col < grid.width)
+        flat = np.full(r.shape, -1, dtype=np.int64)
+        flat[inside] = row[inside].astype(np.int64) * grid.width + col[inside].astype(np.int64)
+        return flat
+
+    def uv(self, rpos: FloatArray, cpos: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Grid column and row coordinates (in cells, not floored) at every ``(rpos[i], cpos[j])``."""
+        grid = self.grid
+        cc, rr = np.meshgrid(cpos, rpos)
+        px, py = self.xy(rr.ravel(), cc.ravel())
+        u = (px - grid.west) / grid.cell_size
+        v = (grid.north - py) / grid.cell_size
+        return u.reshape(rr.shape), v.reshape(rr.shape)
+
+
+def _nodes(n: int, step: int) -> FloatArray:
+    """Lattice positions along an axis of ``n`` pixels: every ``step`` pixels and the far edge."""
+    return np.append(np.arange(0, n, step), n).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class _Lattice:
+    """Exact grid coordinates ``u`` (columns), ``v`` (rows) at the lattice nodes ``rows x cols``.
+
+    ``margin`` (cells) bounds how far bilinear interpolation between the nodes can be off: the worst
+    error measured halfway between nodes, times :data:`_LATTICE_SAFETY`.
+    """
+
+    step: int
+    rows: FloatArray
+    cols: FloatArray
+    u: FloatArray
+    v: FloatArray
+    margin: float
+
+    def interval(self, pos: AnyFloats, nodes: FloatArray) -> tuple[npt.NDArray[np.intp], FloatArray]:
+        """Index of the node interval holding each position, and the position's fraction across it."""
+        j = np.minimum((pos // self.step).astype(np.intp), nodes.size - 2)
+        return j, (pos - nodes[j]) / (nodes[j + 1] - nodes[j])
+
+    def along_cols(self, cpos: AnyFloats) -> tuple[FloatArray, FloatArray]:
+        """``u``, ``v`` interpolated to columns ``cpos`` on every lattice row."""
+        j, t = self.interval(cpos, self.cols)
+        u = self.u[:, j] + t * (self.u[:, j + 1] - self.u[:, j])
+        v = self.v[:, j] + t * (self.v[:, j + 1] - self.v[:, j])
+        return u, v
+
+    def at(self, rpos: FloatArray, cpos: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """``u``, ``v`` interpolated at every ``(rpos[i], cpos[j])``."""
+        u, v = self.along_cols(cpos)
+        j, t = self.interval(rpos, self.rows)
+        tc = t[:, None]
+        return u[j] + tc * (u[j + 1] - u[j]), v[j] + tc * (v[j + 1] - v[j])
+
+
+def _fit_lattice(place: _Placer, rows: int, cols: int, budget: int) -> _Lattice | None:
+    """A lattice interpolating the grid coordinates of a ``rows x cols`` raster well enough, or None.
+
+    Starting every :data:`_LATTICE_STEP` pixels, the lattice is checked against exact transforms at the
+    midpoints between its nodes (where bilinear interpolation errs most) and halved until the worst
+    error is at most :data:`_LATTICE_TOL` cells. None (transform every sub-pixel) when that would take
+    more than ``budget`` exact transforms, or the transform fails somewhere (e.g. outside its domain).
+    """
+    step = _LATTICE_STEP
+    while True:
+        rn, cn = _nodes(rows, step), _nodes(cols, step)
+        # The nodes and the midpoints between them; the nodes are every other one.
+        rf = np.insert(rn, np.arange(1, rn.size), (rn[:-1] + rn[1:]) / 2.0)
+        cf = np.insert(cn, np.arange(1, cn.size), (cn[:-1] + cn[1:]) / 2.0)
+        if rf.size * cf.size > budget:
+            return None
+        u, v = place.uv(rf, cf)
+        if not (np.isfinite(u).all() and np.isfinite(v).all()):
+            return None
+        lattice = _Lattice(step, rn, cn, u[::2, ::2], v[::2, ::2], 0.0)
+        iu, iv = lattice.at(rf, cf)
+        err = max(float(np.abs(iu - u).max()), float(np.abs(iv - v).max()))
+        if err <= _LATTICE_TOL:
+            return replace(lattice, margin=_LATTICE_SAFETY * err + 1e-9)
+        if step == 1:
+            return None
+        step //= 2
+
+
+def _splat_pass(
+    flat: FloatArray,
+    counts: FloatArray,
+    valid: npt.NDArray[np.bool_],
+    lattice: _Lattice,
+    place: _Placer,
+    dy: float,
+    dx: float,
+    k: int,
+) -> None:
+    """Add the sub-pixels at offset ``(dy, dx)`` of every valid pixel to ``flat`` (the grid, raveled)."""
+    rows, cols = counts.shape
+    height, width = place.grid.height, place.grid.width
+    u_at, v_at = lattice.along_cols(np.arange(cols) + dx)
+    du, dv = np.diff(u_at, axis=0), np.diff(v_at, axis=0)
+    # Per node interval and column, the range of u and v (interpolation stays between the two nodes).
+    u_lo, u_hi = np.minimum(u_at[:-1], u_at[1:]), np.maximum(u_at[:-1], u_at[1:])
+    v_lo, v_hi = np.minimum(v_at[:-1], v_at[1:]), np.maximum(v_at[:-1], v_at[1:])
+    near_grid = (u_hi > -1.0) & (u_lo < width + 1.0) & (v_hi > -1.0) & (v_lo < height + 1.0)
+    step = lattice.step
+    full = rows // step  # node intervals of ``step`` rows; a last shorter one is a block of its own
+    group = max(1, _BLOCK_PIXELS // (step * max(cols, 1)))
+    starts = [*range(0, full, group), full]
+    blocks = [(j, min(j + group, full)) for j in starts[:-1]]
+    if full * step < rows:
+        blocks.append((full, full + 1))
+    edge = 0.5 - lattice.margin
+    for j0, j1 in blocks:
+        hit = np.flatnonzero(near_grid[j0:j1].any(axis=0))
+        if hit.size == 0:
+            continue
+        c0, c1 = int(hit[0]), int(hit[-1]) + 1
+        a, b = j0 * step, min(j1 * step, rows)
+        ok = valid[a:b, c0:c1]
+        if not ok.any():
+            continue
+        g = j1 - j0
+        _, tr = lattice.interval(np.arange(a, b) + dy, lattice.rows)
+        t = tr.reshape(g, -1, 1)
+        m = (b - a) // g
+        u = (u_at[j0:j1, None, c0:c1] + t * du[j0:j1, None, c0:c1]).reshape(g * m, c1 - c0)
+        v = (v_at[j0:j1, None, c0:c1] + t * dv[j0:j1, None, c0:c1]).reshape(g * m, c1 - c0)
+        cu, cv = np.floor(u), np.floor(v)
+        # Distance to the nearest cell edge, as 0.5 minus it: at most ``edge`` is safely inside a cell.
+        np.subtract(u, cu, out=u)
+        np.subtract(u, 0.5, out=u)
+        np.abs(u, out=u)
+        np.subtract(v, cv, out=v)
+        np.subtract(v, 0.5, out=v)
+        np.abs(v, out=v)
+        np.maximum(u, v, out=u)
+        near = u > edge
+        keep = ok & ~near
+        inner = (
+            float(u_lo[j0:j1, c0:c1].min()) >= 1.0
+            and float(u_hi[j0:j1, c0:c1].max()) <= width - 1.0
+            and float(v_lo[j0:j1, c0:c1].min()) >= 1.0
+            and float(v_hi[j0:j1, c0:c1].max()) <= height - 1.0
+        )
+        if not inner:
+            keep &= (cu >= 0) & (cu < width) & (cv >= 0) & (cv < height)
+        idx = cv * width + cu
+        near &= ok
+        if near.any():
+            rr, cc = np.nonzero(near)
+            exact = place.cells(rr + a, cc + c0, dy, dx)
+            inside = exact >= 0
+            idx[rr[inside], cc[inside]] = exact[inside]
+            keep[rr[inside], cc[inside]] = True
+        np.add.at(flat, idx[keep].astype(np.int64), counts[a:b, c0:c1][keep] / (k * k))
 
 
 def load_population(path: Path, grid: GridSpec) -> FloatArray:
@@ -213,6 +427,16 @@ def rasterize_zones(zones: gpd.GeoDataFrame, grid: GridSpec, defaults: ZoneDefau
     """Burn zone attributes into the grid (cell centre in polygon; later zones win overlaps)."""
     projected = zones.to_crs(grid.crs)
     transform = Affine(*grid.transform)
+    # One burn of zone numbers (1, 2, ...; 0 outside every zone); each attribute is then looked up by
+    # number, so later zones win overlaps for every attribute alike.
+    ids = list(zip(projected.geometry, range(1, len(projected) + 1), strict=True))
+    zone_id = (
+        features.rasterize(ids, out_shape=grid.shape, transform=transform, fill=0, dtype="int32").astype(
+            np.int64
+        )
+        if ids
+        else np.zeros(grid.shape, dtype=np.int64)
+    )
     out: dict[str, FloatArray] = {}
     for column in ZONE_COLUMNS:
         default = float(getattr(defaults, column))
@@ -225,22 +449,7 @@ def rasterize_zones(zones: gpd.GeoDataFrame, grid: GridSpec, defaults: ZoneDefau
                 f"zone column {column!r} must be a fraction in [0, 1]; got values up to {values.max():g}",
                 hint="give fractions, not percentages (0.6, not 60)",
             )
-        shapes = list(zip(projected.geometry, values, strict=True))
-        out[column] = (
-            features.rasterize(
-                shapes, out_shape=grid.shape, transform=transform, fill=default, dtype="float64"
-            )
-            if shapes
-            else np.full(grid.shape, default)
-        )
-    ids = list(zip(projected.geometry, range(1, len(projected) + 1), strict=True))
-    zone_id = (
-        features.rasterize(ids, out_shape=grid.shape, transform=transform, fill=0, dtype="int32").astype(
-            np.int64
-        )
-        if ids
-        else np.zeros(grid.shape, dtype=np.int64)
-    )
+        out[column] = np.concatenate([[default], values]).astype(np.float64)[zone_id]
     return ZoneRasters(
         out["generation_kg_per_cap_day"], out["plastic_share"], out["collection_rate"], zone_id
     )

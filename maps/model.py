@@ -67,8 +67,9 @@ def build_flow_graph(
     work = np.where(nodata, np.nan, dem).astype(np.float64)
     if river_mask is not None and burn_m > 0:
         work = np.where(river_mask & ~nodata, work - burn_m, work)
-    filled = terrain.fill_depressions(work, nodata=nodata)
-    down = terrain.d8_downstream(filled, cell_size, nodata=nodata)
+    conditioned = terrain.condition(work, cell_size, nodata=nodata)
+    filled, down = conditioned.filled, conditioned.down
+    del conditioned, work
     levels = terrain.flow_levels(down)
     step = terrain.step_length(down, dem.shape, cell_size)
     slope = terrain.slope(filled, cell_size)
@@ -147,7 +148,7 @@ class RiverRouting:
 def river_pass_factor(
     graph: FlowGraph,
     rivers: BoolArray,
-    order: IntArray,
+    order: npt.NDArray[np.integer],
     barrier_pass: FloatArray,
     params: HotspotParams,
 ) -> FloatArray:
@@ -156,11 +157,13 @@ def river_pass_factor(
     ``exp(-step / mu(order))`` for in-channel retention, times the barrier pass factor of the cell,
     times ``low_slope_pass`` in low-slope reaches. 1 off the rivers.
     """
-    mu_m = params.river_mu_km * 1000.0 * np.power(2.0, np.maximum(order, 1) - 1)
-    decay = np.exp(-graph.step.reshape(graph.shape) / mu_m)
-    trap = np.where(graph.slope < params.low_slope, params.low_slope_pass, 1.0)
-    factor = decay * trap * barrier_pass
-    return np.where(rivers, factor, 1.0)
+    cells = np.flatnonzero(rivers.ravel())  # only river cells hold anything but 1
+    mu_m = params.river_mu_km * 1000.0 * np.power(2.0, np.maximum(order.ravel()[cells], 1) - 1)
+    decay = np.exp(-graph.step[cells] / mu_m)
+    trap = np.where(graph.slope.ravel()[cells] < params.low_slope, params.low_slope_pass, 1.0)
+    factor = np.ones(graph.shape)
+    factor.ravel()[cells] = decay * trap * barrier_pass.ravel()[cells]
+    return factor
 
 
 def route_rivers(

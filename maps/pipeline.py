@@ -8,6 +8,7 @@ river routing with retention at barriers -> sub-basin totals -> ranked hotspots 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from maps.layers import (
 )
 from maps.survey import cells_frame, getis_ord_gi_star
 from plastic_hotspots.geoio import atomic_path
+from plastic_hotspots.memory import reuse_freed_memory
 from plastic_hotspots.progress import progress_bar
 from plastic_hotspots.provenance import make_provenance
 from plastic_hotspots.records import GridSpec, Hotspot, HotspotGrid, Layer
@@ -126,25 +128,59 @@ def _polygons(mask: BoolArray, labels: npt.NDArray[np.int64], grid: GridSpec) ->
 
 
 def _river_lines(
-    graph: model.FlowGraph, rivers: BoolArray, order: npt.NDArray[np.int64], grid: GridSpec
+    graph: model.FlowGraph, rivers: BoolArray, order: npt.NDArray[np.integer], grid: GridSpec
 ) -> gpd.GeoDataFrame:
-    """River network as lines (cell centre to downstream cell centre), merged per stream order."""
-    idx = np.nonzero(rivers.ravel())[0]
-    dst = graph.down[idx]
-    keep = dst >= 0
-    idx, dst = idx[keep], dst[keep]
-    r0, c0 = np.divmod(idx, grid.width)
-    r1, c1 = np.divmod(dst, grid.width)
-    x0 = grid.west + (c0 + 0.5) * grid.cell_size
-    y0 = grid.north - (r0 + 0.5) * grid.cell_size
-    x1 = grid.west + (c1 + 0.5) * grid.cell_size
-    y1 = grid.north - (r1 + 0.5) * grid.cell_size
-    orders = order.ravel()[idx]
-    segments = np.stack([np.column_stack([x0, y0]), np.column_stack([x1, y1])], axis=1)
-    lines = shapely.linestrings(segments)
+    """River network as lines from cell centre to cell centre downstream, one multi-line per stream order.
+
+    A line runs down one order from a source or a confluence to the next confluence, or to where the
+    order changes or the river leaves the grid.
+    """
+    flat_order = order.ravel()
+    seg = np.flatnonzero(rivers.ravel() & (graph.down >= 0))  # a segment from each of these cells
+    dst = graph.down[seg]
+    seg_order = flat_order[seg]
+    # How many segments of their own order end in each cell.
+    key = dst * 32 + seg_order  # orders stay far below 32
+    uniq, counts = np.unique(key, return_counts=True)
+    pos = np.searchsorted(uniq, seg * 32 + seg_order)
+    pos = np.minimum(pos, uniq.size - 1)
+    inflow = np.where(uniq[pos] == seg * 32 + seg_order, counts[pos], 0)
+    # A segment goes on into the next one when that starts where it ends, has its order, and is the
+    # only segment of that order arriving there.
+    index_of = np.full(graph.down.size, -1, dtype=np.int64)
+    index_of[seg] = np.arange(seg.size)
+    nxt = index_of[dst]
+    nxt = np.where((nxt >= 0) & (seg_order[np.maximum(nxt, 0)] == seg_order), nxt, -1)
+    nxt = np.where((nxt >= 0) & (inflow[np.maximum(nxt, 0)] == 1), nxt, -1)
+    # Pointer jumping: each segment's last segment along its line and how many steps away it is.
+    last = np.where(nxt >= 0, nxt, np.arange(seg.size))
+    steps = (nxt >= 0).astype(np.int64)
+    while True:
+        further = last[last]
+        moved = further != last
+        if not moved.any():
+            break
+        steps = steps + np.where(moved, steps[last], 0)
+        last = further
+    # Order the segments line by line, from the top of each line down.
+    rank = np.lexsort((-steps, last))
+    starts = np.flatnonzero(np.r_[True, last[rank][1:] != last[rank][:-1]])
+    line_of = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, rank.size]))
+    ends = np.r_[starts[1:], rank.size] - 1
+    # Points: each segment's start cell, and the end cell of each line's last segment.
+    cells = np.concatenate([seg[rank], dst[rank[ends]]])
+    point_line = np.concatenate([line_of, np.arange(starts.size)])
+    point_rank = np.concatenate([np.arange(rank.size), ends + 0.5])
+    arrange = np.lexsort((point_rank, point_line))
+    cells, point_line = cells[arrange], point_line[arrange]
+    r, c = np.divmod(cells, grid.width)
+    x = grid.west + (c + 0.5) * grid.cell_size
+    y = grid.north - (r + 0.5) * grid.cell_size
+    lines = shapely.linestrings(x, y, indices=point_line)
+    line_order = seg_order[rank[starts]]
     rows = [
-        {"order": int(k), "geometry": shapely.line_merge(shapely.multilinestrings(lines[orders == k]))}
-        for k in sorted(set(orders.tolist()))
+        {"order": int(k), "geometry": shapely.multilinestrings(lines[line_order == k])}
+        for k in sorted(set(line_order.tolist()))
     ]
     return gpd.GeoDataFrame(rows, columns=["order", "geometry"], geometry="geometry", crs=grid.crs)
 
@@ -177,7 +213,7 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
         The in-memory result and the paths written.
     """
     params = config.params
-    with progress_bar() as bar:
+    with reuse_freed_memory(), progress_bar() as bar:
         task = bar.add_task("Hotspot model", total=STEPS)
 
         def step(name: str) -> None:
@@ -192,6 +228,7 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
         )
         step("Conditioning the DEM and routing flow")
         graph = model.build_flow_graph(dem, grid.cell_size, mapped_rivers, params.stream_burn_m)
+        del dem  # the conditioned DEM replaces it
         rivers = (
             mapped_rivers | model.rivers_from_accumulation(graph, params.river_threshold_km2 * 4)
             if mapped_rivers is not None
@@ -236,6 +273,8 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
             population, zones.generation_kg_per_cap_day, zones.plastic_share, zones.collection_rate
         )
         l_src = np.where(basin, l_src, 0.0)
+        collection_rate = zones.collection_rate
+        del zones
 
         step("Observed litter density")
         density: DensityGrid | None = None
@@ -273,13 +312,13 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
                 )
                 # Litter seen beyond what the calibrated model expects (even at the low end of its
                 # interval) is a source the layers miss, e.g. an illegal dump: add it, in kg/yr.
-                expected = calibration.modelled_rate(l_src)
-                excess = np.where(density.surveyed & basin, np.maximum(density.rate_lo - expected, 0.0), 0.0)
+                populated = l_src.ravel()[surveyed_cells]
+                expected = calibration.modelled_rate(populated)
+                excess = np.maximum(density.rate_lo.ravel()[surveyed_cells] - expected, 0.0)
                 per_kg = calibration.scale if calibration.scale > 0 else None
                 if per_kg is None:
-                    populated = l_src[density.surveyed & basin]
                     per_kg = density.area_rate / max(float(populated.mean()), 1e-9)
-                extra = params.observed_source_weight * excess / max(per_kg, 1e-12)
+                extra.ravel()[surveyed_cells] = params.observed_source_weight * excess / max(per_kg, 1e-12)
 
         step("Overland transport to rivers")
         p_land = model.land_transport_probability(graph, rivers, params)
@@ -295,8 +334,9 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
             for cell, factor in zip(barrier_cells, barriers.pass_factor.tolist(), strict=True):
                 if cell >= 0:
                     barrier_pass.ravel()[cell] *= factor
-        order = model.stream_order(graph, rivers)
+        order = model.stream_order(graph, rivers).astype(np.int16)  # Strahler orders stay below 20
         passf = model.river_pass_factor(graph, rivers, order, barrier_pass, params)
+        del barrier_pass
         routing = model.route_rivers(graph, rivers, leakage, passf)
 
         step("Sub-basins")
@@ -306,17 +346,26 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
 
         step("Ranking hotspots")
         sep = max(1, round(params.hotspot_separation_m / grid.cell_size))
-        drivers = {
-            "population": population,
-            "poor collection": 1.0 - zones.collection_rate,
-            "near a river": p_land,
-            "observed litter": extra + 1e-12,
+        # What lifts a hotspot above the area's typical populated cell (the median, or the mean of the
+        # observed extra source), read at the hotspot's cell only.
+        populated_cells = basin & (l_src > 0)
+        drivers: dict[str, tuple[FloatArray, Callable[[FloatArray], FloatArray]]] = {
+            "population": (population, _same),
+            "poor collection": (collection_rate, _shortfall),
+            "near a river": (p_land, _same),
+            "observed litter": (extra, _nonzero),
         }
         ref = {
-            k: float(np.median(v[basin & (l_src > 0)])) if (basin & (l_src > 0)).any() else 0.0
-            for k, v in drivers.items()
+            name: float(np.median(how(values[populated_cells]))) if populated_cells.any() else 0.0
+            for name, (values, how) in drivers.items()
         }
         ref["observed litter"] = max(float(np.mean(extra[basin])), 1e-9)
+        del populated_cells
+
+        def driver_at(r: int, c: int) -> str:
+            at = {name: how(values[r : r + 1, c : c + 1]) for name, (values, how) in drivers.items()}
+            return model.dominant_driver(at, 0, 0, ref)
+
         hotspots: list[Hotspot] = []
         for rank, (r, c) in enumerate(model.pick_peaks(leakage, params.top_n, sep), start=1):
             lon, lat = cell_lonlat(grid, np.array([r]), np.array([c]))
@@ -330,10 +379,10 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
                     lat=float(lat[0]),
                     value=float(leakage[r, c]),
                     unit="kg/yr",
-                    driver=model.dominant_driver(drivers, r, c, ref),
+                    driver=driver_at(r, c),
                     drivers={
                         "population": float(population[r, c]),
-                        "collection_rate": float(zones.collection_rate[r, c]),
+                        "collection_rate": float(collection_rate[r, c]),
                         "p_land": float(p_land[r, c]),
                         "observed_extra_kg_yr": float(extra[r, c]),
                     },
@@ -425,6 +474,18 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
     return result, outputs
 
 
+def _same(values: FloatArray) -> FloatArray:
+    return values
+
+
+def _shortfall(collection_rate: FloatArray) -> FloatArray:
+    return 1.0 - collection_rate
+
+
+def _nonzero(extra: FloatArray) -> FloatArray:
+    return extra + 1e-12
+
+
 def _lonlat_point(grid: GridSpec, lonlat: tuple[float, float]) -> tuple[FloatArray, FloatArray]:
     from maps.grid import lonlat_to_grid
 
@@ -438,7 +499,7 @@ def _write_outputs(
     sub_labels: npt.NDArray[np.int64],
     graph: model.FlowGraph,
     rivers: BoolArray,
-    order: npt.NDArray[np.int64],
+    order: npt.NDArray[np.integer],
     routing: model.RiverRouting,
     barriers: Barriers | None,
     barrier_cells: list[int],
@@ -453,9 +514,14 @@ def _write_outputs(
     out_dir.mkdir(parents=True, exist_ok=True)
     rasters: dict[str, Path] = {}
     for name, layer in result.layers.items():
-        values = np.where(basin, layer.values, np.nan) if name != "dem" else layer.values
         rasters[name] = write_cog(
-            out_dir / f"{name}.tif", values, grid, prov, description=layer.description, unit=layer.unit
+            out_dir / f"{name}.tif",
+            layer.values,
+            grid,
+            prov,
+            description=layer.description,
+            unit=layer.unit,
+            mask=basin if name != "dem" else None,
         )
 
     vectors: dict[str, gpd.GeoDataFrame] = {}
@@ -470,19 +536,23 @@ def _write_outputs(
     )
     subs = _polygons(sub_labels >= 0, sub_labels, grid)
     leak = result.layers["leakage_index"].values
-    sub_rows = []
-    for label, geom in sorted(subs.items()):
-        sel = sub_labels == label
-        sub_rows.append(
-            {
-                "subbasin": label + 1,
-                "name": f"Sub-basin {label + 1}",
-                "area_km2": float(sel.sum()) * grid.cell_area_m2 / 1e6,
-                "leakage_kg_yr": float(leak[sel].sum()),
-                "accumulation_kg_yr": float(routing.retained[sel].sum()),
-                "geometry": geom,
-            }
-        )
+    # Per-sub-basin sums in one pass over the grid each (labels -1, outside every sub-basin, dropped).
+    slot = sub_labels.ravel() + 1
+    size = int(slot.max()) + 1 if slot.size else 1
+    cells = np.bincount(slot, minlength=size)
+    leak_sum = np.bincount(slot, weights=leak.ravel(), minlength=size)
+    retained_sum = np.bincount(slot, weights=routing.retained.ravel(), minlength=size)
+    sub_rows = [
+        {
+            "subbasin": label + 1,
+            "name": f"Sub-basin {label + 1}",
+            "area_km2": float(cells[label + 1]) * grid.cell_area_m2 / 1e6,
+            "leakage_kg_yr": float(leak_sum[label + 1]),
+            "accumulation_kg_yr": float(retained_sum[label + 1]),
+            "geometry": geom,
+        }
+        for label, geom in sorted(subs.items())
+    ]
     vectors["subbasins"] = gpd.GeoDataFrame(
         sub_rows,
         columns=["subbasin", "name", "area_km2", "leakage_kg_yr", "accumulation_kg_yr", "geometry"],
@@ -526,7 +596,7 @@ def _write_outputs(
     if density is not None:
         cells = cells_frame(density, grid)
         rr, cc = cells["row"].to_numpy(), cells["col"].to_numpy()
-        gi_z, gi_p = getis_ord_gi_star(np.nan_to_num(density.rate), density.surveyed)
+        gi_z, gi_p = getis_ord_gi_star(density.rate, density.surveyed)
         cells["gi_z"], cells["gi_p"] = gi_z[rr, cc], gi_p[rr, cc]
         if calibration is not None:
             modelled = calibration.modelled_rate(l_src[rr, cc])

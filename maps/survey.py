@@ -16,9 +16,9 @@ import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import ndimage, stats
+import shapely
+from scipy import stats
 from shapely.geometry import LineString
-from shapely.geometry import box as shapely_box
 
 from maps.density import DensityGrid, observed_density
 from maps.grid import grid_for_bounds, rowcol
@@ -43,26 +43,49 @@ def getis_ord_gi_star(values: FloatArray, valid: npt.NDArray[np.bool_]) -> tuple
     """Getis-Ord Gi* z-scores and two-sided p-values of ``values`` over ``valid`` cells.
 
     Binary weights over the 3x3 neighbourhood including the cell itself (queen contiguity), restricted
-    to valid cells. NaN outside ``valid``.
+    to valid cells. NaN outside ``valid``; ``values`` there are never read. The sums run over the valid
+    cells only, so a survey that covers a small part of a large grid costs little.
     """
-    n = int(valid.sum())
     z = np.full(values.shape, np.nan)
     p = np.full(values.shape, np.nan)
+    rows, cols = np.nonzero(valid)
+    n = int(rows.size)
     if n < 3:
         return z, p
-    x = np.where(valid, values, 0.0)
-    mean = float(x[valid].mean())
-    s = float(np.sqrt((x[valid] ** 2).mean() - mean**2))
+    x = np.asarray(values[rows, cols], dtype=np.float64)
+    mean = float(x.mean())
+    s = float(np.sqrt((x**2).mean() - mean**2))
     if s == 0:
         return z, p
-    kernel = np.ones((3, 3))
-    local_sum = ndimage.convolve(x, kernel, mode="constant")
-    w_sum = ndimage.convolve(valid.astype(np.float64), kernel, mode="constant")  # sum of weights = sum of w^2
+    local_sum, w_sum = _queen_sums(rows, cols, x, valid.shape)  # sum of weights = sum of w^2
     denom = s * np.sqrt(np.clip((n * w_sum - w_sum**2) / (n - 1), 1e-12, None))
     gi = (local_sum - mean * w_sum) / denom
-    z[valid] = gi[valid]
-    p[valid] = 2 * stats.norm.sf(np.abs(gi[valid]))
+    z[rows, cols] = gi
+    p[rows, cols] = 2 * stats.norm.sf(np.abs(gi))
     return z, p
+
+
+def _queen_sums(
+    rows: npt.NDArray[np.intp], cols: npt.NDArray[np.intp], x: FloatArray, shape: tuple[int, ...]
+) -> tuple[FloatArray, FloatArray]:
+    """Sum of ``x`` and number of cells over each cell's 3x3 neighbourhood among the given cells.
+
+    ``rows, cols`` in row-major order (as :func:`numpy.nonzero` gives them). Neighbours are added in
+    the order a 3x3 convolution adds them, so the sums equal ``ndimage.convolve``'s to the last bit.
+    """
+    height, width = int(shape[0]), int(shape[1])
+    flat = rows.astype(np.int64) * width + cols
+    local_sum = np.zeros(x.shape[0])
+    w_sum = np.zeros(x.shape[0])
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            r, c = rows + dr, cols + dc
+            inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+            pos = np.minimum(np.searchsorted(flat, flat + (dr * width + dc)), flat.size - 1)
+            hit = inside & (flat[pos] == flat + (dr * width + dc))
+            local_sum += np.where(hit, x[pos], 0.0)
+            w_sum += hit
+    return local_sum, w_sum
 
 
 def survey_density(
@@ -98,18 +121,16 @@ def survey_density(
         prior_floor=params.prior_strength_obs,
         interval=params.interval,
     )
-    gi_z, gi_p = getis_ord_gi_star(np.nan_to_num(dens.rate), dens.surveyed)
+    gi_z, gi_p = getis_ord_gi_star(dens.rate, dens.surveyed)  # the rate is finite where surveyed
     return SurveyDensity(grid, dens, gi_z, gi_p)
 
 
 def cells_frame(density: DensityGrid, grid: GridSpec) -> gpd.GeoDataFrame:
     """One polygon per cell with any observation (grid CRS): effort, counts, rate and its interval."""
-    rr, cc = np.nonzero(density.observations > 0)
+    rr, cc = np.divmod(density.observed_cells(), grid.width)
     west = grid.west + cc * grid.cell_size
     north = grid.north - rr * grid.cell_size
-    geoms = [
-        shapely_box(w, n - grid.cell_size, w + grid.cell_size, n) for w, n in zip(west, north, strict=True)
-    ]
+    geoms = shapely.box(west, north - grid.cell_size, west + grid.cell_size, north)
     data = {
         "row": rr,
         "col": cc,

@@ -1,4 +1,4 @@
-"""DEM conditioning and D8 flow routing on one grid, in numpy (no I/O, no compiled extensions).
+"""DEM conditioning and D8 flow routing on one grid (no I/O).
 
 Conventions shared by every function here:
 
@@ -16,25 +16,27 @@ Conventions shared by every function here:
   sweeps (:func:`downstream_product`, :func:`first_downstream`, :func:`downstream_distance`) walk
   them backwards; each layer is one vectorised numpy step.
 
-Only :func:`fill_depressions` runs a per-cell Python loop (a priority flood has no vectorised form);
+The priority flood and the flat search of :func:`condition` run compiled (:mod:`maps.compiled`);
 everything else is vectorised over the grid or over one layer.
 """
 
 from __future__ import annotations
 
 import math
-from array import array
-from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from maps import compiled
+from maps.tiled_kernels import UNKNOWN_DISTANCE, d8_kernel, fill_kernel, flat_distance_kernel
+
 __all__ = [
+    "Conditioned",
     "accumulate",
-    "d8_downstream",
+    "condition",
     "downstream_distance",
     "downstream_product",
-    "fill_depressions",
     "first_downstream",
     "flow_levels",
     "hillshade",
@@ -51,19 +53,6 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 SQRT2 = math.sqrt(2.0)
-
-# The eight D8 directions as (row step, column step), in the order used to break ties between
-# equally steep directions: the cardinal directions first (N, E, S, W), then the diagonals.
-_D8_STEPS: tuple[tuple[int, int], ...] = (
-    (-1, 0),
-    (0, 1),
-    (1, 0),
-    (0, -1),
-    (-1, 1),
-    (1, 1),
-    (1, -1),
-    (-1, -1),
-)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -135,9 +124,27 @@ def _check_levels(levels: list[IntArray], n: int) -> None:
         )
 
 
-def _down_or_sink(down: IntArray) -> IntArray:
-    """``down`` with -1 replaced by ``N``: an extra slot that the sweeps keep past the grid's cells."""
-    return np.where(down >= 0, down, down.size)
+def _order(levels: list[IntArray]) -> IntArray:
+    """The cells of ``levels`` one after another: flow order, upstream first.
+
+    Levels from :func:`flow_levels` are consecutive slices of one array: that array is returned as
+    it is, without a copy.
+    """
+    if not levels:
+        return np.zeros(0, dtype=np.int64)
+    base = levels[0].base
+    if isinstance(base, np.ndarray) and base.dtype == np.int64 and base.ndim == 1 and base.flags.c_contiguous:
+        start = levels[0].__array_interface__["data"][0]
+        if start == base.__array_interface__["data"][0]:
+            at = start
+            for level in levels:
+                if level.base is not base or level.__array_interface__["data"][0] != at:
+                    break
+                at += level.size * 8
+            else:
+                if at == start + base.size * 8:
+                    return base
+    return np.concatenate(levels).astype(np.int64, copy=False)
 
 
 def _flat_array(values: npt.ArrayLike, n: int, name: str) -> npt.NDArray[np.generic]:
@@ -166,249 +173,65 @@ def _flat_bool(values: npt.ArrayLike, n: int, name: str) -> BoolArray:
 # --------------------------------------------------------------------------------------------------
 
 
-def fill_depressions(
-    dem: FloatArray, nodata: BoolArray | float | None = None, epsilon: float = 1e-6
-) -> FloatArray:
-    """Fill depressions so that every cell drains, by Priority-Flood + epsilon (Barnes et al. 2014).
+@dataclass(frozen=True, slots=True, eq=False)
+class Conditioned:
+    """A DEM conditioned for D8 routing (see :func:`condition`).
 
-    The flood starts from the cells that can drain without help: valid cells on the grid edge and
-    valid cells 8-adjacent to nodata. It repeatedly takes the lowest cell reached so far and visits its
-    unvisited neighbours; a neighbour not higher than that cell is raised to ``cell + epsilon`` (and
-    handled next through a plain FIFO queue, Barnes' "pit queue", which keeps heap traffic low in
-    depressions), a higher one keeps its elevation and goes on the heap. Every cell the flood reaches
-    from another is therefore strictly higher than that cell, so after filling every valid cell has a
-    strictly descending 8-connected path to the grid edge or to nodata, and no cell is lowered.
+    Attributes:
+        filled: Depression-filled elevations, NaN on nodata.
+        flat_distance: Steps from each cell of a flat to the flat's nearest outlet (0 off flats, -1 on
+            nodata), int32.
+        down: Flat downstream indices.
+    """
 
-    The increment: ``epsilon`` is a fixed height in metres (default 1e-6 m), not a relative one.
-    float64 resolves about 2e-12 m at 9000 m, so 1e-6 m is always representable on Earth's elevations,
-    and it is far below any DEM's vertical precision, so filled flats stay flat for practical purposes
-    (a flat of ``k`` cells is tilted by at most ``k * epsilon``). Where ``value + epsilon`` would round
-    back to ``value`` (huge values, or ``epsilon=0``), the next representable float above is used
-    instead, so the increase is always strict.
+    filled: FloatArray
+    flat_distance: npt.NDArray[np.int32]
+    down: IntArray
+
+
+def condition(dem: FloatArray, cell_size: float, nodata: BoolArray | float | None = None) -> Conditioned:
+    """Fill depressions, route flats to their nearest outlet, and give every cell its D8 neighbour.
+
+    Three stages, each the fixpoint of a rule on a cell and its eight neighbours, so the same answer
+    comes out whether the grid is solved whole (here) or tile by tile (:mod:`maps.tiled`):
+
+    1. Depression fill ``F``: the least surface at or above the DEM that drains to the grid edge or
+       to nodata. Filled depressions are exactly flat (no epsilon).
+    2. Flat distance: on a flat (a cell with no lower neighbour, not on the edge or next to nodata),
+       the 8-connected step count through cells of the same ``F`` to the nearest cell that has one.
+    3. D8: each cell drains to the neighbour of steepest descent on ``F`` (``drop / distance``, edge
+       neighbours ``cell_size`` away, diagonal ones ``sqrt(2) * cell_size``; ties go to N, E, S, W, NE,
+       SE, SW, NW); a flat cell to the first neighbour in that order one step nearer its outlet.
+       Cells on the edge or next to nodata with no lower neighbour drain off the grid (``-1``).
+
+    Following ``down`` from any valid cell therefore ends at the grid edge or at nodata, and no cell
+    is lowered. See :mod:`maps.tiled_kernels` for the kernels.
 
     Args:
-        dem: Elevations in metres, shape ``(rows, cols)``; NaN (or any non-finite value) is nodata.
+        dem: Elevations in metres, ``(rows, cols)``; NaN (or any non-finite value) is nodata.
+        cell_size: Cell edge in metres, > 0.
         nodata: Extra nodata cells: a boolean mask of the DEM's shape, or a sentinel elevation.
-        epsilon: Minimum rise, metres, from a cell to any cell the flood raises from it; >= 0.
 
     Returns:
-        The filled DEM (a new array, ``>= dem`` on valid cells), NaN on nodata cells.
+        The filled DEM, the flat distances and ``down``.
 
     Raises:
         ValueError: If ``dem`` is not a non-empty 2-D array, ``nodata`` does not match it, or
-            ``epsilon`` is negative or not finite.
+            ``cell_size`` is not > 0.
     """
-    z2 = _as_raster(dem)
-    eps = float(epsilon)
-    if not math.isfinite(eps) or eps < 0:
-        raise ValueError(f"epsilon must be a finite number of metres >= 0, got {epsilon!r}")
-    nodata_mask = _nodata_mask(z2, nodata)
-    rows, cols = z2.shape
-    width = cols + 2
-
-    # Pad with a ring of closed cells so that neighbour look-ups never leave the flat array.
-    blocked = np.ones((rows + 2, cols + 2), dtype=np.bool_)
-    blocked[1:-1, 1:-1] = nodata_mask
-    valid = ~nodata_mask
-    # Seeds: valid cells with a blocked 8-neighbour (the outer ring or nodata).
-    near_blocked = np.zeros((rows, cols), dtype=np.bool_)
-    for dr, dc in _D8_STEPS:
-        near_blocked |= blocked[1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols]
-    seed_mask = valid & near_blocked
-
-    padded = np.zeros((rows + 2, cols + 2), dtype=np.float64)
-    padded[1:-1, 1:-1] = np.where(valid, z2, 0.0)
-    closed_np = blocked.copy()
-    closed_np[1:-1, 1:-1] |= seed_mask
-
-    r_seed, c_seed = np.nonzero(seed_mask)
-    seeds = ((r_seed + 1) * width + (c_seed + 1)).tolist()
-    flat = padded.ravel()
-    # Heap pops come in increasing (elevation, index) order (see _priority_flood): a stable sort of the
-    # valid cells gives that order up front.
-    order = np.argsort(flat, kind="stable")
-    order = order[~blocked.ravel()[order]]
-    z = array("d", flat.tobytes())
-    closed = bytearray(closed_np.ravel().tobytes())
-    offsets = tuple(dr * width + dc for dr, dc in _D8_STEPS)
-    _priority_flood(z, closed, seeds, order, offsets, eps)
-
-    out = np.frombuffer(z, dtype=np.float64).reshape(rows + 2, cols + 2)[1:-1, 1:-1].copy()
-    out[nodata_mask] = np.nan
-    return out
-
-
-# States of a cell in the flood: not reached yet, processed (or raised into the pit queue), and
-# reached with its own elevation and waiting for its turn (where the heap would hold it).
-_OPEN, _DONE, _WAITING = 0, 1, 2
-_SCAN_CHUNK = 1 << 20  # cells of ``order`` turned into a Python list at a time
-
-
-def _priority_flood(
-    z: array[float],
-    closed: bytearray,
-    seeds: list[int],
-    order: IntArray,
-    offsets: tuple[int, ...],
-    eps: float,
-) -> None:
-    """Priority-Flood + epsilon with a pit queue, in place on the padded flat elevations ``z``.
-
-    ``closed`` marks cells already reached (seeds, nodata and the padding ring are closed on entry).
-
-    No heap is kept: a cell goes on the heap only with an elevation strictly above the one just taken
-    off it (it is higher than the cell that reached it, and pit cells are never lower than the cell
-    their chain started from), so the cells leave the heap in strictly increasing (elevation, index)
-    order, which is ``order`` (a stable argsort) restricted to the cells that went on the heap. The
-    scan walks ``order`` and takes each cell marked as waiting; the result is the heap's, bit for bit.
-    """
-    for i in seeds:
-        closed[i] = _WAITING
-    pit: deque[int] = deque()
-    pit_pop = pit.popleft
-    pit_push = pit.append
-    nextafter = math.nextafter
-    inf = math.inf
-    o0, o1, o2, o3, o4, o5, o6, o7 = offsets
-    done, waiting = _DONE, _WAITING  # locals: faster than globals in the loop
-    for start in range(0, order.size, _SCAN_CHUNK):
-        for taken in order[start : start + _SCAN_CHUNK].tolist():
-            if closed[taken] != waiting:
-                continue  # raised (or to be raised) by a pit chain
-            closed[taken] = done
-            c = taken
-            zc = z[c]
-            while True:
-                raised = zc + eps
-                if raised <= zc:
-                    raised = nextafter(zc, inf)
-                # The eight neighbours, unrolled (a loop over the offsets costs 15 % more here).
-                n = c + o0
-                if not closed[n]:
-                    if z[n] <= zc:
-                        closed[n] = done
-                        z[n] = raised
-                        pit_push(n)
-                    else:
-                        closed[n] = waiting
-                n = c + o1
-                if not closed[n]:
-                    if z[n] <= zc:
-                        closed[n] = done
-                        z[n] = raised
-                        pit_push(n)
-                    else:
-                        closed[n] = waiting
-                n = c + o2
-                if not closed[n]:
-                    if z[n] <= zc:
-                        closed[n] = done
-                        z[n] = raised
-                        pit_push(n)
-                    else:
-                        closed[n] = waiting
-                n = c + o3
-                if not closed[n]:
-                    if z[n] <= zc:
-                        closed[n] = done
-                        z[n] = raised
-                        pit_push(n)
-                    else:
-                        closed[n] = waiting
-                n = c + o4
-                if not closed[n]:
-                    if z[n] <= zc:
-                        closed[n] = done
-                        z[n] = raised
-                        pit_push(n)
-                    else:
-                        closed[n] = waiting
-                n = c + o5
-                if not closed[n]:
-                    if z[n] <= zc:
-                        closed[n] = done
-                        z[n] = raised
-                        pit_push(n)
-                    else:
-                        closed[n] = waiting
-                n = c + o6
-                if not closed[n]:
-                    if z[n] <= zc:
-                        closed[n] = done
-                        z[n] = raised
-                        pit_push(n)
-                    else:
-                        closed[n] = waiting
-                n = c + o7
-                if not closed[n]:
-                    if z[n] <= zc:
-                        closed[n] = done
-                        z[n] = raised
-                        pit_push(n)
-                    else:
-                        closed[n] = waiting
-                if not pit:
-                    break
-                c = pit_pop()
-                zc = z[c]
-
-
-def d8_downstream(filled: FloatArray, cell_size: float, nodata: BoolArray | float | None = None) -> IntArray:
-    """D8 flow directions as flat downstream indices.
-
-    Each valid cell drains to the neighbour of steepest descent, ``drop / distance`` with distance
-    ``cell_size`` to the four edge neighbours and ``sqrt(2) * cell_size`` to the diagonal ones, among
-    the valid neighbours strictly lower than the cell. Ties go to the first direction in the order
-    N, E, S, W, NE, SE, SW, NW. A cell with no strictly lower valid neighbour gets -1: on a
-    conditioned DEM those are exactly cells on the grid edge (they drain off the grid) and cells next
-    to nodata (they drain into it); on an unconditioned DEM pits and flats get -1 too. Nodata cells
-    have no elevation, so they are never a drop target; they get -1 themselves.
-
-    Args:
-        filled: Conditioned elevations (see :func:`fill_depressions`), metres; NaN is nodata.
-        cell_size: Cell edge in metres, > 0.
-        nodata: Extra nodata cells: a boolean mask of the raster's shape, or a sentinel value.
-
-    Returns:
-        ``down``: int64 array of length ``rows * cols``.
-
-    Raises:
-        ValueError: If ``filled`` is not a non-empty 2-D array, ``cell_size`` is not > 0, or
-            ``nodata`` does not match the raster.
-    """
-    z = _as_raster(filled, "filled")
+    z = _as_raster(dem)
     size = _check_cell_size(cell_size)
     nodata_mask = _nodata_mask(z, nodata)
     rows, cols = z.shape
-    # Blocked cells (padding and nodata) are +inf, so they are never lower; the centre of a nodata
-    # cell is -inf, so it has no lower neighbour. Neither produces NaN: a drop is -inf there.
-    padded = np.full((rows + 2, cols + 2), np.inf)
-    padded[1:-1, 1:-1] = np.where(nodata_mask, np.inf, z)
-    centre = np.where(nodata_mask, -np.inf, z)
-
-    # Only strictly lower neighbours count (centre - neighbour > 0, which is exact for floats); a
-    # drop per metre that underflows to 0 still counts, as it beats the initial -inf.
-    best: FloatArray = np.full((rows, cols), -np.inf)
-    best_dir = np.full((rows, cols), -1, dtype=np.int8)
-    drop = np.empty((rows, cols))
-    lower = np.empty((rows, cols), dtype=np.bool_)
-    better = np.empty((rows, cols), dtype=np.bool_)
-    for k, (dr, dc) in enumerate(_D8_STEPS):
-        neighbour = padded[1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols]
-        np.subtract(centre, neighbour, out=drop)
-        np.greater(drop, 0.0, out=lower)
-        drop /= size * (SQRT2 if dr and dc else 1.0)
-        np.greater(drop, best, out=better)
-        better &= lower
-        np.copyto(best, drop, where=better)
-        np.copyto(best_dir, k, where=better)
-
-    offsets = np.array([dr * cols + dc for dr, dc in _D8_STEPS] + [0], dtype=np.int64)
-    flat_dir = best_dir.ravel()
-    down = np.arange(rows * cols, dtype=np.int64)
-    down += offsets[flat_dir]  # direction -1 picks the trailing 0; overwritten below
-    down[flat_dir < 0] = -1
-    return down
+    padded = np.full((rows + 2, cols + 2), np.nan)
+    padded[1:-1, 1:-1] = np.where(nodata_mask, np.nan, z)
+    filled = fill_kernel(padded)
+    padded[1:-1, 1:-1] = filled
+    distance = flat_distance_kernel(padded, np.full(padded.shape, UNKNOWN_DISTANCE, dtype=np.int64))
+    padded_distance = np.full(padded.shape, UNKNOWN_DISTANCE, dtype=np.int64)
+    padded_distance[1:-1, 1:-1] = distance
+    down = d8_kernel(padded, padded_distance, size, (0, 0), cols).ravel()
+    return Conditioned(filled=filled, flat_distance=distance, down=down)
 
 
 def step_length(down: IntArray, shape: tuple[int, ...], cell_size: float) -> FloatArray:
@@ -419,7 +242,7 @@ def step_length(down: IntArray, shape: tuple[int, ...], cell_size: float) -> Flo
     exit step is counted as one cell edge, so losses along the last step are not dropped.
 
     Args:
-        down: Flat downstream indices (see :func:`d8_downstream`).
+        down: Flat downstream indices (see :func:`condition`).
         shape: ``(rows, cols)`` of the grid.
         cell_size: Cell edge in metres, > 0.
 
@@ -438,12 +261,8 @@ def step_length(down: IntArray, shape: tuple[int, ...], cell_size: float) -> Flo
         raise ValueError(
             f"down must have rows * cols = {rows * cols} entries for shape {shape}, got {d.size}"
         )
-    # A cell with down == -1 is its own target (not diagonal). Rows and columns of the cells
-    # themselves broadcast from two ranges.
-    target = np.where(d >= 0, d, np.arange(d.size, dtype=np.int64))
-    t_row, t_col = np.divmod(target.reshape(rows, cols), cols)
-    diagonal = (t_row != np.arange(rows)[:, None]) & (t_col != np.arange(cols)[None, :])
-    return np.where(diagonal, size * SQRT2, size).astype(np.float64).ravel()
+    steps: FloatArray = compiled.step_lengths(d, cols, size, size * SQRT2)
+    return steps
 
 
 def flow_levels(down: IntArray) -> list[IntArray]:
@@ -453,7 +272,7 @@ def flow_levels(down: IntArray) -> list[IntArray]:
     cells are in earlier levels. Every flat index appears in exactly one level, sorted within it.
 
     Args:
-        down: Flat downstream indices (see :func:`d8_downstream`).
+        down: Flat downstream indices (see :func:`condition`).
 
     Returns:
         The layers, upstream first, as int64 arrays of flat indices.
@@ -463,25 +282,24 @@ def flow_levels(down: IntArray) -> list[IntArray]:
     """
     d = _check_down(down)
     n = d.size
-    indegree = np.bincount(d[d >= 0], minlength=n).astype(np.int64)
-    frontier = np.flatnonzero(indegree == 0).astype(np.int64)
-    levels: list[IntArray] = []
-    seen = 0
-    while frontier.size:
-        levels.append(frontier)
-        seen += frontier.size
-        targets = d[frontier]
-        targets = targets[targets >= 0]
-        if not targets.size:
-            break
-        np.subtract.at(indegree, targets, 1)
-        frontier = np.unique(targets[indegree[targets] == 0]).astype(np.int64, copy=False)
-    if seen != n:
-        stuck = np.flatnonzero(indegree > 0)
+    found = compiled.topological_levels(d)
+    if found is None:
+        indegree = np.bincount(d[d >= 0], minlength=n)
+        reached = np.zeros(n, dtype=np.bool_)
+        frontier = np.flatnonzero(indegree == 0)
+        while frontier.size:  # peel off what drains, to name a cell that does not
+            reached[frontier] = True
+            targets = d[frontier]
+            targets = targets[targets >= 0]
+            np.subtract.at(indegree, targets, 1)
+            frontier = np.unique(targets[indegree[targets] == 0])
+        stuck = np.flatnonzero(~reached)
         raise ValueError(
-            f"down has a cycle: {n - seen} of {n} cells never drain off the grid "
+            f"down has a cycle: {stuck.size} of {n} cells never drain off the grid "
             f"(first stuck cell: flat index {int(stuck[0])}, which drains to {int(d[stuck[0]])})"
         )
+    order, bounds = found
+    levels: list[IntArray] = np.split(order, bounds[1:-1])
     return levels
 
 
@@ -515,14 +333,10 @@ def accumulate(
     n = d.size
     _check_levels(levels, n)
     # One extra slot at index n takes what drains off the grid, and is dropped at the end.
-    acc = np.zeros(n + 1, dtype=np.float64)
-    acc[:n] = _flat_float(weights, n, "weights")
-    passed = None if transfer is None else _flat_float(transfer, n, "transfer")
-    target = _down_or_sink(d)
-    for level in levels:
-        amount = acc[level] if passed is None else acc[level] * passed[level]
-        np.add.at(acc, target[level], amount)
-    return acc[:n]
+    acc = np.array(_flat_float(weights, n, "weights"), dtype=np.float64, copy=True)
+    passed = None if transfer is None else np.ascontiguousarray(_flat_float(transfer, n, "transfer"))
+    compiled.accumulate_along(_order(levels), d, acc, passed)
+    return acc
 
 
 def downstream_product(
@@ -551,13 +365,10 @@ def downstream_product(
     _check_levels(levels, n)
     f = _flat_float(factor, n, "factor")
     s = _flat_bool(stop, n, "stop")
-    # Cells that drain off the grid point at an extra slot holding 0, with factor 0: onward is 0.0.
-    target = _down_or_sink(d)
-    f_on = np.where(d >= 0, f, 0.0)
-    p = np.zeros(n + 1, dtype=np.float64)
-    for level in reversed(levels):
-        p[level] = np.where(s[level], 1.0, f_on[level] * p[target[level]])
-    return p[:n]
+    p: FloatArray = compiled.product_along(
+        _order(levels), d, np.ascontiguousarray(f), np.ascontiguousarray(s)
+    )
+    return p
 
 
 def first_downstream(down: IntArray, levels: list[IntArray], mask: BoolArray) -> IntArray:
@@ -579,11 +390,8 @@ def first_downstream(down: IntArray, levels: list[IntArray], mask: BoolArray) ->
     n = d.size
     _check_levels(levels, n)
     m = _flat_bool(mask, n, "mask")
-    target = _down_or_sink(d)
-    first = np.full(n + 1, -1, dtype=np.int64)  # the extra slot, for flow off the grid, stays -1
-    for level in reversed(levels):
-        first[level] = np.where(m[level], level, first[target[level]])
-    return first[:n]
+    first: IntArray = compiled.first_along(_order(levels), d, np.ascontiguousarray(m))
+    return first
 
 
 def downstream_distance(
@@ -609,13 +417,10 @@ def downstream_distance(
     _check_levels(levels, n)
     steps = _flat_float(lengths, n, "lengths")
     s = _flat_bool(stop, n, "stop")
-    # Cells that drain off the grid point at an extra slot holding inf, with a step of 0: onward is inf.
-    target = _down_or_sink(d)
-    steps_on = np.where(d >= 0, steps, 0.0)
-    dist = np.full(n + 1, np.inf, dtype=np.float64)
-    for level in reversed(levels):
-        dist[level] = np.where(s[level], 0.0, steps_on[level] + dist[target[level]])
-    return dist[:n]
+    dist: FloatArray = compiled.sum_along(
+        _order(levels), d, np.ascontiguousarray(steps), np.ascontiguousarray(s)
+    )
+    return dist
 
 
 def upstream_of(down: IntArray, levels: list[IntArray], index: int) -> BoolArray:
@@ -705,35 +510,7 @@ def strahler_order(down: IntArray, levels: list[IntArray], river_mask: BoolArray
     n = d.size
     _check_levels(levels, n)
     river = _flat_bool(river_mask, n, "river_mask")
-    level_of = np.empty(n, dtype=np.int64)
-    for i, level in enumerate(levels):
-        level_of[level] = i
-
-    # River-to-river edges, grouped by the level of their downstream cell: when a level is processed,
-    # the orders of all river cells draining into it (earlier levels) are final.
-    src = np.flatnonzero(river & (d >= 0))
-    dst = d[src]
-    keep = river[dst]
-    src, dst = src[keep], dst[keep]
-    by_level = np.argsort(level_of[dst], kind="stable")
-    src, dst = src[by_level], dst[by_level]
-    bounds = np.searchsorted(level_of[dst], np.arange(len(levels) + 1))
-
-    order = np.zeros(n, dtype=np.int64)
-    top = np.zeros(n, dtype=np.int64)
-    count_top = np.zeros(n, dtype=np.int64)
-    for i, level in enumerate(levels):
-        lo, hi = int(bounds[i]), int(bounds[i + 1])
-        if hi > lo:
-            u, v = src[lo:hi], dst[lo:hi]
-            upstream_order = order[u]
-            np.maximum.at(top, v, upstream_order)
-            np.add.at(count_top, v, (upstream_order == top[v]).astype(np.int64))
-        cells = level[river[level]]
-        if not cells.size:
-            continue
-        k = top[cells]
-        order[cells] = np.where(k == 0, 1, np.where(count_top[cells] >= 2, k + 1, k))
+    order: IntArray = compiled.strahler_along(_order(levels), d, np.ascontiguousarray(river))
     return order
 
 

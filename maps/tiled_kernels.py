@@ -12,12 +12,14 @@ final values of its halo gives exactly what it gives on the whole grid (see :mod
 2. **Flat distance** ``D``: 0 on cells that have a strictly lower valid neighbour in ``F`` or a nodata
    or off-grid neighbour (outlets); on the other cells (flats) the 8-connected step distance, through
    cells of the same ``F``, to the nearest outlet of that ``F``. -1 on nodata.
-3. **D8**: steepest descent on ``F`` as :func:`maps.terrain.d8_downstream` (``drop / distance``, ties
-   N, E, S, W, NE, SE, SW, NW); a flat cell drains to the first neighbour in that order with the same
-   ``F`` and ``D`` one less. Cells with neither (outlets on the edge or next to nodata) and nodata
-   cells get -1.
+3. **D8**: steepest descent on ``F`` (``drop / distance``, edge neighbours ``cell_size`` away, diagonal
+   ones ``sqrt(2) x cell_size``; ties N, E, S, W, NE, SE, SW, NW); a flat cell drains to the first
+   neighbour in that order with the same ``F`` and ``D`` one less. Cells with neither (outlets on the
+   edge or next to nodata) and nodata cells get -1.
 
-The kernels are pure numpy/scipy functions of their arguments (no I/O).
+The kernels are pure functions of their arguments (no I/O); the two searches run compiled
+(:mod:`maps.compiled`). :func:`maps.terrain.condition` runs them on a whole grid, :mod:`maps.tiled`
+tile by tile.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
-from scipy.sparse import csgraph
+
+from maps.compiled import d8_directions, flat_distances, flood_levels
 
 __all__ = [
     "UNKNOWN_DISTANCE",
@@ -44,11 +46,10 @@ IntArray = npt.NDArray[np.int64]
 Int32Array = npt.NDArray[np.int32]
 BoolArray = npt.NDArray[np.bool_]
 
-SQRT2 = math.sqrt(2.0)
 UNKNOWN_DISTANCE = int(np.iinfo(np.int32).max)
 """Flat distance of a cell not known yet (its tile or the path to its outlet not solved yet)."""
 
-# N, E, S, W, NE, SE, SW, NW: the tie order of maps.terrain.d8_downstream.
+# N, E, S, W, NE, SE, SW, NW: the order in which D8 breaks ties between equally steep directions.
 STEPS: tuple[tuple[int, int], ...] = ((-1, 0), (0, 1), (1, 0), (0, -1), (-1, 1), (1, 1), (1, -1), (-1, -1))
 
 
@@ -76,18 +77,16 @@ def fill_kernel(padded: npt.ArrayLike, known: npt.ArrayLike | None = None) -> Fl
     ``F(c) = max(z(c), min over neighbours n of F(n))`` with the halo fixed: for each cell the lowest
     level at which it connects to a draining cell or to a halo cell of ``F`` at most that level.
 
-    It is computed as a bottleneck (minimax) path problem: cells are nodes, neighbours are joined by
-    an edge weighted by the higher of their elevations, halo and nodata cells are joined to one sink.
-    The bottleneck from every cell to the sink lies on a minimum spanning tree (scipy's); it is read
-    off the tree by pointer jumping (``log2(depth)`` vectorised rounds). Weights are the ranks of the
-    elevations, so the results are the input values themselves, bit for bit.
+    It is computed as a bottleneck (minimax) path problem: a path's level is the highest elevation on
+    it, and each cell takes the lowest level of its paths to a draining or halo cell. A priority flood
+    from those cells (:func:`maps.compiled.flood_levels`) reaches every cell once, at that level; the
+    results are the input values themselves, bit for bit.
 
     Args:
         padded: Shape ``(h + 2, w + 2)``.
         known: Final ``F`` of some inner cells, NaN elsewhere (shape ``(h, w)``), e.g. where a
             previous fill equals ``z``: a filled surface only goes down as halos go down, and never
-            below ``z``. Such cells keep their value and join the sink like halo cells; only the
-            other cells and their neighbours enter the graph.
+            below ``z``. Such cells keep their value and act like halo cells.
 
     Returns:
         ``F`` of the inner cells, shape ``(h, w)``: NaN on nodata, ``+inf`` where the cell reaches no
@@ -114,79 +113,9 @@ def fill_kernel(padded: npt.ArrayLike, known: npt.ArrayLike | None = None) -> Fl
         cost[1:-1, 1:-1] = np.where(keep, known_arr, cost[1:-1, 1:-1])
     filled_out = np.where(valid, cost, np.nan)
     if free.any():
-        filled_out[free] = _bottleneck(cost, free)
+        np.copyto(filled_out, flood_levels(cost, free), where=free)
     out: FloatArray = filled_out[1:-1, 1:-1]
     return out
-
-
-def _bottleneck(cost: FloatArray, free: BoolArray) -> FloatArray:
-    """Minimax level from each free cell to the sink (see :func:`fill_kernel`), in ``free``'s order.
-
-    Non-free cells with a cost below ``+inf`` join the sink at their cost; only free cells and their
-    neighbours are nodes.
-    """
-    rows, cols = cost.shape
-    # Nodes: the free cells and their neighbours, numbered in row-major order.
-    node = free.copy()
-    node[:-1, :] |= free[1:, :]
-    node[1:, :] |= free[:-1, :]
-    grown = node.copy()
-    node[:, :-1] |= grown[:, 1:]
-    node[:, 1:] |= grown[:, :-1]
-    del grown
-    n = int(node.sum())
-    sink = n
-    # int32 node numbers (a window has far fewer than 2**31 cells): the graph is most of the memory.
-    idx = np.full((rows, cols), -1, dtype=np.int32)
-    idx[node] = np.arange(n, dtype=np.int32)
-    node_cost = cost[node]
-    uniq, inverse = np.unique(node_cost, return_inverse=True)
-    rank = np.empty(n + 1, dtype=np.int64)
-    rank[:n] = inverse
-    rank[:n] += 1  # >= 1 (scipy drops zero-weight edges); the sink 0
-    rank[n] = 0
-    del inverse
-    is_free = free[node]
-    to_sink = np.flatnonzero(~is_free & (node_cost < np.inf)).astype(np.int32)
-    del node, node_cost
-    pairs = (
-        (np.s_[:, :-1], np.s_[:, 1:]),
-        (np.s_[:-1, :], np.s_[1:, :]),
-        (np.s_[:-1, :-1], np.s_[1:, 1:]),
-        (np.s_[:-1, 1:], np.s_[1:, :-1]),
-    )
-    keeps = [free[a] | free[b] for a, b in pairs]  # edges between two fixed cells never matter
-    edges = sum(int(k.sum()) for k in keeps) + to_sink.size
-    src = np.empty(edges, dtype=np.int32)
-    dst = np.empty(edges, dtype=np.int32)
-    at = 0
-    for (a, b), keep in zip(pairs, keeps, strict=True):
-        count = int(keep.sum())
-        src[at : at + count] = idx[a][keep]
-        dst[at : at + count] = idx[b][keep]
-        at += count
-    del keeps, idx
-    src[at:] = to_sink
-    dst[at:] = sink
-    weight = np.maximum(rank[src], rank[dst]).astype(np.float64)
-    graph = sparse.csr_array(sparse.coo_array((weight, (src, dst)), shape=(n + 1, n + 1)))
-    del src, dst, weight
-    tree = csgraph.minimum_spanning_tree(graph)
-    _, pred = csgraph.breadth_first_order(tree, sink, directed=False, return_predecessors=True)
-    reached = pred >= 0
-    reached[sink] = True
-    anc = np.where(pred >= 0, pred, sink).astype(np.int64)
-    # level[v]: the highest edge between v and anc[v]; doubled until every ancestor is the sink.
-    level = np.maximum(rank, rank[anc])
-    level[sink] = 0
-    while not np.all(anc == sink):
-        level = np.maximum(level, level[anc])
-        anc = anc[anc]
-    top = uniq.size
-    level = np.where(reached, level, top + 1)
-    values = np.append(uniq, np.inf)
-    result: FloatArray = values[level[:n][is_free] - 1]
-    return result
 
 
 def _outlets(pf: FloatArray) -> tuple[BoolArray, BoolArray]:
@@ -231,7 +160,7 @@ def flat_distance_kernel(
     rows, cols = pf.shape
     valid, outlet = _outlets(pf)
     flat = valid & ~outlet
-    dist = pd_in.astype(np.int64)
+    dist = np.array(pd_in, dtype=np.int64, order="C")  # a copy, searched in place
     start = np.full(flat.shape, UNKNOWN_DISTANCE, dtype=np.int64)
     if previous is not None:
         before = np.asarray(previous).astype(np.int64)
@@ -242,64 +171,10 @@ def flat_distance_kernel(
     if flat.any():
         eligible = np.zeros((rows, cols), dtype=np.bool_)
         eligible[1:-1, 1:-1] = flat
-        centre = pf[1:-1, 1:-1]
-        inner = dist[1:-1, 1:-1]
-        # The first step from the outlets and from the halo, vectorised over the window.
-        for dr, dc in STEPS:
-            nb_d = _shifted(dist, dr, dc)
-            ok = flat & (_shifted(pf, dr, dc) == centre) & (nb_d < UNKNOWN_DISTANCE)
-            np.minimum(inner, np.where(ok, nb_d + 1, UNKNOWN_DISTANCE), out=inner)
-        sources = np.zeros((rows, cols), dtype=np.bool_)
-        sources[1:-1, 1:-1] = flat & (inner < start)  # everything reached, or what got nearer
-        _bucket_bfs(dist.ravel(), eligible.ravel(), pf.ravel(), cols, sources.ravel())
+        flat_distances(dist, pf, eligible, UNKNOWN_DISTANCE)
     out = dist[1:-1, 1:-1]
     out = np.where(valid, np.minimum(out, UNKNOWN_DISTANCE), -1)
     return out.astype(np.int32)
-
-
-def _bucket_bfs(
-    dist: IntArray, eligible: BoolArray, level_of: FloatArray, width: int, sources: BoolArray
-) -> None:
-    """Unit-step shortest paths among ``eligible`` cells of equal ``level_of``, from their current ``dist``.
-
-    ``dist`` (a flat view of a padded window) holds tentative distances, all reached by real paths;
-    the search starts from the ``sources`` and goes on wherever it shortens a distance. Cells are
-    settled in increasing distance (a bucket queue), so a source whose tentative distance is beaten by
-    a path is settled at the shorter one. In place.
-    """
-    src = np.flatnonzero(sources & (dist < UNKNOWN_DISTANCE))
-    if not src.size:
-        return
-    keys = dist[src]
-    order = np.argsort(keys, kind="stable")
-    src, keys = src[order], keys[order]
-    offsets = [dr * width + dc for dr, dc in STEPS]
-    ptr = 0
-    current = int(keys[0])
-    frontier: IntArray = np.empty(0, dtype=np.int64)
-    while True:
-        if not frontier.size:
-            if ptr >= src.size:
-                return
-            current = max(current, int(keys[ptr]))
-        hi = int(np.searchsorted(keys, current, side="right"))
-        if hi > ptr:
-            new = src[ptr:hi]
-            ptr = hi
-            new = new[dist[new] == current]
-            frontier = np.union1d(frontier, new) if frontier.size else new
-        if not frontier.size:
-            continue
-        reached: list[IntArray] = []
-        levels = level_of[frontier]
-        for off in offsets:
-            nb = frontier + off
-            ok = eligible[nb] & (dist[nb] > current + 1) & (level_of[nb] == levels)
-            nb = nb[ok]
-            dist[nb] = current + 1
-            reached.append(nb)
-        frontier = np.concatenate(reached)
-        current += 1
 
 
 def d8_kernel(
@@ -335,47 +210,13 @@ def d8_kernel(
     size = float(cell_size)
     if not math.isfinite(size) or size <= 0:
         raise ValueError(f"cell_size must be a finite number of metres > 0, got {cell_size!r}")
-    h, w = pf.shape[0] - 2, pf.shape[1] - 2
-    centre_raw = pf[1:-1, 1:-1]
-    valid = np.isfinite(centre_raw)
-    blocked = np.where(np.isfinite(pf), pf, np.inf)
-    centre = np.where(valid, centre_raw, -np.inf)
-    # Steepest descent, with the operations (and their order) of maps.terrain.d8_downstream.
-    best = np.full((h, w), -np.inf)
-    best_dir = np.full((h, w), -1, dtype=np.int8)
-    drop = np.empty((h, w))
-    lower = np.empty((h, w), dtype=np.bool_)
-    better = np.empty((h, w), dtype=np.bool_)
-    drains = np.zeros((h, w), dtype=np.bool_)
-    for k, (dr, dc) in enumerate(STEPS):
-        neighbour = _shifted(blocked, dr, dc)
-        drains |= ~np.isfinite(_shifted(pf, dr, dc))
-        np.subtract(centre, neighbour, out=drop)
-        np.greater(drop, 0.0, out=lower)
-        drop /= size * (SQRT2 if dr and dc else 1.0)
-        np.greater(drop, best, out=better)
-        better &= lower
-        np.copyto(best, drop, where=better)
-        np.copyto(best_dir, k, where=better)
-    flat = valid & (best_dir < 0) & ~drains
-    if flat.any():
-        dist = pdist[1:-1, 1:-1]
-        todo = flat.copy()
-        for k, (dr, dc) in enumerate(STEPS):
-            ok = todo & (_shifted(pf, dr, dc) == centre_raw) & (_shifted(pdist, dr, dc) == dist - 1)
-            best_dir[ok] = k
-            todo &= ~ok
-        if todo.any():
-            r, c = np.argwhere(todo)[0]
-            raise ValueError(
-                f"flat cell ({origin[0] + r}, {origin[1] + c}) has no neighbour one step nearer its outlet: "
-                "the flat distances are not final"
-            )
-    row_step = np.array([dr for dr, _ in STEPS] + [0], dtype=np.int64)
-    col_step = np.array([dc for _, dc in STEPS] + [0], dtype=np.int64)
-    rr = np.arange(h, dtype=np.int64)[:, None] + origin[0] + row_step[best_dir]
-    cc = np.arange(w, dtype=np.int64)[None, :] + origin[1] + col_step[best_dir]
-    down: IntArray = np.where(best_dir >= 0, rr * grid_cols + cc, -1).astype(np.int64)
+    down, bad = d8_directions(pf, pdist, size, origin, grid_cols)
+    if bad >= 0:
+        r, c = divmod(bad, pf.shape[1] - 2)
+        raise ValueError(
+            f"flat cell ({origin[0] + r}, {origin[1] + c}) has no neighbour one step nearer its outlet: "
+            "the flat distances are not final"
+        )
     return down
 
 

@@ -1,7 +1,8 @@
 """The hotspot model's large mode: a basin whose grid does not fit in memory, computed tile by tile.
 
 :func:`run_large` takes the same basin config as ``plastic-hotspots hotspots``
-(:func:`maps.pipeline.run_hotspots`) and holds a few tiles in memory at a time. It computes:
+(:func:`maps.pipeline.run_hotspots`; ``plastic-hotspots hotspots --tile N``) and holds a few tiles in
+memory at a time. It computes:
 
 * the DEM on the grid (bilinear, :func:`maps.tiled_layers.read_dem_tiled`), with the mapped rivers
   (if the config names them) burned in by ``stream_burn_m``;
@@ -14,37 +15,48 @@
 * population (sum-preserving) and the service zones' figures (defaults where none), and from them
   the mismanaged plastic ``L_src``;
 * ``P_land``, the probability of reaching a river along the flow path (a tiled downstream product),
-  and the leakage index ``L_src x P_land``.
+  and the leakage index ``L_src x P_land``;
+* stream order, river loads and retention at barriers (:mod:`maps.large_rivers`);
+* the ranked leakage and accumulation hotspots (:mod:`maps.large_hotspots`).
 
-It writes these as Cloud-Optimised GeoTIFFs (windowed writes into a tiled GeoTIFF, then a streaming
-copy to COG) with a provenance file. It does not compute what needs the whole basin at once or a
-survey: observed density and calibration (so no observed extra source), stream order, river loads
-and retention at barriers, sub-basins, ranked hotspots and the GeoPackage. Its conditioning is not
-the pipeline's (no epsilon; see :mod:`maps.tiled`), so its rasters differ slightly from a pipeline
-run on a basin that fits.
+It writes the whole-grid run's rasters, under the same names, as Cloud-Optimised GeoTIFFs (windowed
+writes into a tiled GeoTIFF, then a streaming copy to COG), ``hotspots.gpkg`` (basin, rivers,
+barriers, hotspots: :mod:`maps.large_outputs`) and ``provenance.json``. It does not compute what
+needs a survey or the whole basin's graph at once: observed density and calibration (so no observed
+extra source), and sub-basins. On a basin that fits, and the same routing, every value equals the
+whole-grid run's: exactly for the DEM, areas, rivers, population, mismanaged plastic, stream orders
+and the hotspots' cells, to rounding for the sums and products along flow paths (``P_land``, the
+leakage index, river loads).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import rasterio
-import rasterio.shutil
-from rasterio.transform import Affine
 
 from maps import model, terrain
 from maps.config import BasinConfig
 from maps.errors import LayerError
-from maps.grid import grid_for_bounds, lonlat_to_grid, rowcol
-from maps.layers import raster_bounds_lonlat, rasterize_lines, read_vector
+from maps.grid import cell_lonlat, grid_for_bounds, lonlat_to_grid, rowcol
+from maps.large_hotspots import medians_tiled, pick_peaks_tiled
+from maps.large_outputs import (
+    barrier_frame,
+    basin_polygon,
+    hotspot_frame,
+    river_lines,
+    write_large_gpkg,
+    write_tiled_raster,
+)
+from maps.large_rivers import river_layers_tiled, route_rivers_tiled, snap_barriers_tiled
+from maps.layers import load_barriers, raster_bounds_lonlat, rasterize_lines, read_vector
 from maps.params import HotspotParams
 from maps.tiled import TileCounts, route_tiled
 from maps.tiled_layers import read_dem_tiled, regrid_population_tiled, tile_grid, zones_for_tile
@@ -52,8 +64,9 @@ from maps.tiled_mapper import LazyTasks, Mapper, serial_map
 from maps.tiled_store import Border, TiledRaster, TileLayout
 from maps.tiled_sweeps import downstream_product_tiled
 from plastic_hotspots.geoio import atomic_path
+from plastic_hotspots.progress import progress_bar
 from plastic_hotspots.provenance import make_provenance
-from plastic_hotspots.records import GridSpec, Provenance
+from plastic_hotspots.records import GridSpec, Hotspot
 
 __all__ = ["LargeOutputs", "large_grid", "run_large"]
 
@@ -70,18 +83,22 @@ class LargeOutputs:
 
     Attributes:
         directory: The output folder.
-        rasters: Path of each output raster, by layer name.
+        rasters: Path of each output raster, by layer name (the names of the whole-grid run).
+        vectors: ``hotspots.gpkg``.
         provenance: ``provenance.json``.
         counts: Tile solves of the routing.
         totals: Basin figures: ``basin_cells``, ``river_cells``, ``population``,
-            ``mismanaged_kg_yr``, ``leakage_kg_yr``.
+            ``mismanaged_kg_yr``, ``leakage_kg_yr``, ``retained_kg_yr``, ``exported_kg_yr``.
+        hotspots: The ranked leakage and accumulation hotspots.
     """
 
     directory: Path
     rasters: dict[str, Path]
+    vectors: Path
     provenance: Path
     counts: TileCounts
     totals: dict[str, float]
+    hotspots: tuple[Hotspot, ...]
 
 
 def large_grid(config: BasinConfig) -> GridSpec:
@@ -110,6 +127,10 @@ class PrepTask:
     factor_out: TiledRaster
     rivers_out: TiledRaster
     source_out: TiledRaster
+    slope_out: TiledRaster
+    step_out: TiledRaster
+    collection_out: TiledRaster
+    basin_out: TiledRaster
 
 
 def _step_length(
@@ -153,6 +174,9 @@ def prep_tile(task: PrepTask) -> tuple[int, int, float, float]:
     basin = valid if task.basin is None else valid & (task.basin.read(task.ti, task.tj) == 1.0)
     slope = np.nan_to_num(_slope(filled, task.filled_halo, window, lay.shape, size), nan=0.0)
     step = _step_length(task.down.read(task.ti, task.tj), window, lay.cols, size)
+    task.slope_out.write(task.ti, task.tj, slope)
+    task.step_out.write(task.ti, task.tj, step)
+    task.basin_out.write(task.ti, task.tj, basin.astype(np.uint8))
     lam = params.land_lambda_m * (1.0 + params.land_lambda_slope_gain * slope)
     task.factor_out.write(task.ti, task.tj, np.exp(-step / lam))
     cell_km2 = size * size / 1e6
@@ -172,20 +196,34 @@ def prep_tile(task: PrepTask) -> tuple[int, int, float, float]:
     )
     source = np.where(basin, source, 0.0)
     task.source_out.write(task.ti, task.tj, source)
+    task.collection_out.write(task.ti, task.tj, zones.collection_rate)
     return int(basin.sum()), int(rivers.sum()), float(people[basin].sum()), float(source.sum())
 
 
+def _rasterize_rivers(lines: gpd.GeoDataFrame, grid: GridSpec, layout: TileLayout, work: Path) -> TiledRaster:
+    """The cells the mapped rivers touch, rasterized tile by tile (1: touched).
+
+    Called outside the run's small GDAL block cache: GDAL cuts a rasterization into chunks of rows
+    by its cache size, and lines touch slightly different cells in different chunkings; with the
+    default cache a tile is one chunk, as the pipeline's whole grid is.
+    """
+    touched = TiledRaster.create(work / "touched_rivers.tiles", layout, np.uint8)
+    projected = lines.to_crs(grid.crs)
+    for ti, tj in layout.tiles():
+        touched.write(ti, tj, rasterize_lines(projected, tile_grid(grid, layout, ti, tj)).astype(np.uint8))
+    return touched
+
+
 def _burn_rivers(
-    dem: TiledRaster, lines: gpd.GeoDataFrame, grid: GridSpec, burn_m: float, work: Path
+    dem: TiledRaster, touched: TiledRaster, burn_m: float, work: Path
 ) -> tuple[TiledRaster, TiledRaster]:
-    """Rasterize the mapped rivers per tile and burn them into the DEM: ``(burned DEM, rivers)``."""
+    """Burn the mapped rivers (on cells with data) into the DEM: ``(burned DEM, rivers)``."""
     lay = dem.layout
     mapped = TiledRaster.create(work / "mapped_rivers.tiles", lay, np.uint8)
     burned = TiledRaster.create(work / "dem.tiles", lay, np.float64)
-    projected = lines.to_crs(grid.crs)
     for ti, tj in lay.tiles():
         z = dem.read(ti, tj)
-        river = rasterize_lines(projected, tile_grid(grid, lay, ti, tj)) & np.isfinite(z)
+        river = touched.read(ti, tj).astype(np.bool_) & np.isfinite(z)
         mapped.write(ti, tj, river.astype(np.uint8))
         burned.write(ti, tj, np.where(river, z - burn_m, z) if burn_m > 0 else z)
     return burned, mapped
@@ -231,67 +269,17 @@ def _basin(
     return basin
 
 
-def _block(tile: int) -> int:
-    """GeoTIFF block edge: the largest of 512 ... 16 dividing the tile (each write fills whole blocks)."""
-    return next((b for b in (512, 256, 128, 64, 32, 16) if tile % b == 0), 256)
-
-
-def _write_raster(
-    path: Path,
-    grid: GridSpec,
-    layout: TileLayout,
-    values: Callable[[int, int], FloatArray],
-    provenance: Provenance,
-    *,
-    description: str,
-    unit: str,
-    cog: bool,
-) -> Path:
-    """Write one float32 band tile by tile (windowed writes), then as a COG if ``cog``; atomically."""
-    profile: dict[str, Any] = {
-        "driver": "GTiff",
-        "width": grid.width,
-        "height": grid.height,
-        "count": 1,
-        "dtype": "float32",
-        "crs": grid.crs,
-        "transform": Affine(*grid.transform),
-        "nodata": float("nan"),
-        "compress": "DEFLATE",
-        "predictor": 3,
-        "tiled": True,
-        "blockxsize": _block(layout.tile),
-        "blockysize": _block(layout.tile),
-        "BIGTIFF": "IF_SAFER",
-    }
-    if cog:  # the COG copy compresses: the staging file need not
-        profile = {k: v for k, v in profile.items() if k not in ("compress", "predictor")}
-    with atomic_path(path) as tmp:
-        staging = tmp.with_name(tmp.stem + "-tiles.tif") if cog else tmp
-        try:
-            with rasterio.open(staging, "w", **profile) as dst:
-                for ti, tj in layout.tiles():
-                    r0, r1, c0, c1 = layout.window(ti, tj)
-                    window = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
-                    dst.write(values(ti, tj).astype(np.float32), 1, window=window)
-                dst.set_band_description(1, description)
-                dst.update_tags(1, unit=unit)
-                dst.update_tags(PROVENANCE=provenance.to_json())
-            if cog:
-                rasterio.shutil.copy(
-                    staging,
-                    tmp,
-                    driver="COG",
-                    COMPRESS="DEFLATE",
-                    PREDICTOR="3",
-                    BLOCKSIZE="256",
-                    OVERVIEW_RESAMPLING="AVERAGE",
-                    BIGTIFF="IF_SAFER",
-                )
-        finally:
-            if cog and staging.exists():
-                staging.unlink()
-    return path
+STEPS = 8
+LARGE_LAYERS: tuple[tuple[str, str, str], ...] = (
+    ("dem", "m", "conditioned DEM"),
+    ("population", "people", "people per cell"),
+    ("mismanaged_plastic", "kg/yr", "L_src"),
+    ("p_land", "1", "probability of reaching a river"),
+    ("leakage_index", "kg/yr", "plastic entering rivers"),
+    ("river_load", "kg/yr", "load carried"),
+    ("accumulation", "kg/yr", "load retained"),
+    ("flow_accumulation", "km2", "upstream area"),
+)
 
 
 def run_large(
@@ -304,11 +292,11 @@ def run_large(
     cog: bool = True,
     gdal_cache_mb: int = 16,
 ) -> LargeOutputs:
-    """Run the hotspot model's large mode (see the module docstring) and write its rasters.
+    """Run the hotspot model's large mode (see the module docstring) and write its outputs.
 
     Memory: a few arrays of ``tile x tile`` cells, plus the tiles' edges
     (``4 x rows x cols / tile`` values per raster being relaxed) and GDAL's block cache
-    (``gdal_cache_mb``). Disk: about 60 bytes per cell under ``work_dir``.
+    (``gdal_cache_mb``). Disk: about 170 bytes per cell under ``work_dir``.
 
     Args:
         config: The basin config.
@@ -325,122 +313,243 @@ def run_large(
     Raises:
         LayerError: A layer cannot be used (as in the pipeline).
     """
-    params = config.params
     grid = large_grid(config)
     layout = TileLayout(grid.height, grid.width, tile)
     work = Path(work_dir) if work_dir is not None else Path(out_dir) / ".work"
     work.mkdir(parents=True, exist_ok=True)
-    run = mapper or serial_map
-    size = grid.cell_size
-    with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb):
-        dem = read_dem_tiled(config.dem, grid, work / "dem_input.tiles", tile)
-        mapped: TiledRaster | None = None
-        if config.rivers:
-            dem, mapped = _burn_rivers(
-                dem, read_vector(config.rivers, "rivers"), grid, params.stream_burn_m, work
-            )
-        routing = route_tiled(dem, size, work, mapper=run)
-        basin = _basin(config, grid, routing.down, routing.accumulation, work, run)
-        population = (
-            regrid_population_tiled(config.population, grid, work / "population.tiles", tile)
-            if config.population
+    with progress_bar() as bar:
+        task = bar.add_task("Reading the DEM", total=STEPS)
+
+        def step(name: str) -> None:
+            bar.update(task, advance=1, description=name)
+
+        touched = (
+            _rasterize_rivers(read_vector(config.rivers, "rivers"), grid, layout, work)
+            if config.rivers
             else None
         )
-        zones = (
-            read_vector(config.zones, "zones").to_crs(grid.crs)
-            if config.zones
-            else gpd.GeoDataFrame(geometry=[], crs=grid.crs)
+        with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb):
+            run = mapper or serial_map
+            return _run_tiles(config, grid, layout, work, Path(out_dir), run, touched, step, cog)
+
+
+def _run_tiles(
+    config: BasinConfig,
+    grid: GridSpec,
+    layout: TileLayout,
+    work: Path,
+    out: Path,
+    run: Mapper,
+    touched: TiledRaster | None,
+    step: Callable[[str], None],
+    cog: bool,
+) -> LargeOutputs:
+    """The body of :func:`run_large`, under the run's GDAL settings; ``step`` names each step begun."""
+    params = config.params
+    tile = layout.tile
+    tiles = list(layout.tiles())
+    dem = read_dem_tiled(config.dem, grid, work / "dem_input.tiles", tile)
+    mapped: TiledRaster | None = None
+    if touched is not None:
+        dem, mapped = _burn_rivers(dem, touched, params.stream_burn_m, work)
+    step("Conditioning the DEM and routing flow")
+    routing = route_tiled(dem, grid.cell_size, work, mapper=run)
+    step("Delineating the basin")
+    basin = _basin(config, grid, routing.down, routing.accumulation, work, run)
+    step("Mismanaged plastic")
+    population = (
+        regrid_population_tiled(config.population, grid, work / "population.tiles", tile)
+        if config.population
+        else None
+    )
+    zones = (
+        read_vector(config.zones, "zones").to_crs(grid.crs)
+        if config.zones
+        else gpd.GeoDataFrame(geometry=[], crs=grid.crs)
+    )
+    made = {
+        name: TiledRaster.create(work / f"{name}.tiles", layout, dtype)
+        for name, dtype in (
+            ("land_factor", np.float64),
+            ("rivers", np.uint8),
+            ("mismanaged_plastic", np.float64),
+            ("slope", np.float64),
+            ("step", np.float64),
+            ("collection_rate", np.float64),
+            ("in_basin", np.uint8),
         )
-        factor = TiledRaster.create(work / "land_factor.tiles", layout, np.float64)
-        rivers = TiledRaster.create(work / "rivers.tiles", layout, np.uint8)
-        source = TiledRaster.create(work / "mismanaged_plastic.tiles", layout, np.float64)
-        river_km2 = params.river_threshold_km2 * (4 if mapped is not None else 1)
-        tiles = list(layout.tiles())
+    }
+    river_km2 = params.river_threshold_km2 * (4 if mapped is not None else 1)
 
-        def prep_task(i: int) -> PrepTask:
-            ti, tj = tiles[i]
-            return PrepTask(
-                ti,
-                tj,
-                grid,
-                params,
-                river_km2,
-                routing.filled,
-                routing.filled_seams.halo(ti, tj, np.nan),
-                routing.down,
-                routing.accumulation,
-                mapped,
-                basin,
-                population,
-                zones,
-                factor,
-                rivers,
-                source,
-            )
-
-        totals = np.zeros(4)
-        for _, figures in run(prep_tile, LazyTasks(len(tiles), prep_task)):
-            totals += np.array(figures, dtype=np.float64)
-        p_land = downstream_product_tiled(routing.down, factor, rivers, work / "p_land.tiles", mapper=run)
-
-        def in_basin(ti: int, tj: int) -> npt.NDArray[np.bool_]:
-            valid: npt.NDArray[np.bool_] = np.isfinite(routing.filled.read(ti, tj))
-            return valid if basin is None else valid & (basin.read(ti, tj) == 1.0)
-
-        def masked(raster: TiledRaster, scale: float = 1.0) -> Callable[[int, int], FloatArray]:
-            def values(ti: int, tj: int) -> FloatArray:
-                return np.where(in_basin(ti, tj), raster.read(ti, tj) * scale, np.nan)
-
-            return values
-
-        def leakage(ti: int, tj: int) -> FloatArray:
-            return np.where(in_basin(ti, tj), source.read(ti, tj) * p_land.read(ti, tj), np.nan)
-
-        def people(ti: int, tj: int) -> FloatArray:
-            if population is None:
-                return np.where(in_basin(ti, tj), 0.0, np.nan)
-            return masked(population)(ti, tj)
-
-        leak_total = 0.0
-        for ti, tj in layout.tiles():
-            leak_total += float(np.nansum(leakage(ti, tj)))
-        counts = routing.counts
-        provenance = make_provenance(
-            "maps.hotspots.large",
-            parameters={
-                **params.flat(),
-                "basin": config.name,
-                "grid_crs": grid.crs,
-                "mode": "large (tiled)",
-                "tile": tile,
-                "tiles": counts.tiles,
-                "fill_solves": counts.fill_solves,
-                "flat_solves": counts.flat_solves,
-            },
-            inputs=config.inputs(),
+    def prep_task(i: int) -> PrepTask:
+        ti, tj = tiles[i]
+        return PrepTask(
+            ti,
+            tj,
+            grid,
+            params,
+            river_km2,
+            routing.filled,
+            routing.filled_seams.halo(ti, tj, np.nan),
+            routing.down,
+            routing.accumulation,
+            mapped,
+            basin,
+            population,
+            zones,
+            made["land_factor"],
+            made["rivers"],
+            made["mismanaged_plastic"],
+            made["slope"],
+            made["step"],
+            made["collection_rate"],
+            made["in_basin"],
         )
-        layers: list[tuple[str, Callable[[int, int], FloatArray], str, str]] = [
-            ("dem", routing.filled.read, "m", "conditioned DEM (plain depression fill, tileable)"),
-            ("population", people, "people", "people per cell"),
-            ("mismanaged_plastic", masked(source), "kg/yr", "L_src"),
-            ("p_land", masked(p_land), "1", "probability of reaching a river"),
-            ("leakage_index", leakage, "kg/yr", "plastic entering rivers"),
-            (
-                "flow_accumulation",
-                masked(routing.accumulation, grid.cell_area_m2 / 1e6),
-                "km2",
-                "upstream area",
-            ),
-            ("rivers", masked(rivers), "1", "river cells"),
-        ]
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        rasters = {
-            name: _write_raster(
-                out / f"{name}.tif", grid, layout, values, provenance, description=text, unit=unit, cog=cog
+
+    totals = np.zeros(4)
+    for _, figures in run(prep_tile, LazyTasks(len(tiles), prep_task)):
+        totals += np.array(figures, dtype=np.float64)
+    step("Overland transport to rivers")
+    rivers = made["rivers"]
+    p_land = downstream_product_tiled(
+        routing.down, made["land_factor"], rivers, work / "p_land.tiles", mapper=run
+    )
+
+    step("Routing along rivers")
+    barriers = load_barriers(config.barriers, grid, params.barrier_pass) if config.barriers else None
+    barrier_cells = snap_barriers_tiled(barriers, grid, rivers) if barriers is not None else []
+    river_layers, order_solves = river_layers_tiled(
+        grid,
+        params,
+        {
+            "down": routing.down,
+            "rivers": rivers,
+            "slope": made["slope"],
+            "step": made["step"],
+            "source": made["mismanaged_plastic"],
+            "p_land": p_land,
+            "basin": made["in_basin"],
+        },
+        barrier_cells,
+        barriers.pass_factor.tolist() if barriers is not None else [],
+        work,
+        mapper=run,
+    )
+    load, retained, exported = route_rivers_tiled(routing.down, rivers, river_layers, work, mapper=run)
+
+    step("Ranking hotspots")
+    sep = max(1, round(params.hotspot_separation_m / grid.cell_size))
+    hotspots = _leakage_hotspots(
+        grid,
+        pick_peaks_tiled(river_layers["leakage"], params.top_n, sep, mapper=run),
+        made["mismanaged_plastic"],
+        population,
+        made["collection_rate"],
+        p_land,
+        river_layers["leakage"],
+    )
+    kind_at: dict[int, str] = {}
+    if barriers is not None:
+        kind_at = {c: kind for c, kind in zip(barrier_cells, barriers.kind, strict=True) if c >= 0}
+    for rank, (r, c) in enumerate(pick_peaks_tiled(retained, params.top_n, sep, mapper=run), start=1):
+        lon, lat = cell_lonlat(grid, np.array([r]), np.array([c]))
+        driver = kind_at.get(r * grid.width + c) or (
+            "low-slope reach" if _at(made["slope"], r, c) < params.low_slope else "in-channel retention"
+        )
+        hotspots.append(
+            Hotspot(
+                kind="accumulation",
+                rank=rank,
+                row=r,
+                col=c,
+                lon=float(lon[0]),
+                lat=float(lat[0]),
+                value=_at(retained, r, c),
+                unit="kg/yr",
+                driver=driver,
+                drivers={
+                    "load_kg_yr": _at(load, r, c),
+                    "pass_factor": _at(river_layers["pass_factor"], r, c),
+                },
             )
-            for name, values, unit, text in layers
-        }
+        )
+
+    step("Writing outputs")
+    counts = routing.counts
+    provenance = make_provenance(
+        "maps.hotspots.large",
+        parameters={
+            **params.flat(),
+            "basin": config.name,
+            "grid_crs": grid.crs,
+            "mode": "large (tiled)",
+            "tile": tile,
+            "tiles": counts.tiles,
+            "fill_solves": counts.fill_solves,
+            "flat_solves": counts.flat_solves,
+            "order_solves": order_solves,
+            "exported_kg_yr": exported,
+        },
+        inputs=config.inputs(),
+    )
+    in_basin = made["in_basin"]
+
+    def masked(raster: TiledRaster | None, scale: float = 1.0) -> Callable[[int, int], FloatArray]:
+        def values(ti: int, tj: int) -> FloatArray:
+            inside = in_basin.read(ti, tj).astype(np.bool_)
+            if raster is None:
+                return np.where(inside, 0.0, np.nan)
+            return np.where(inside, raster.read(ti, tj) * scale, np.nan)
+
+        return values
+
+    sources: dict[str, Callable[[int, int], FloatArray]] = {
+        "dem": routing.filled.read,
+        "population": masked(population),
+        "mismanaged_plastic": masked(made["mismanaged_plastic"]),
+        "p_land": masked(p_land),
+        "leakage_index": masked(river_layers["leakage"]),
+        "river_load": masked(load),
+        "accumulation": masked(retained),
+        "flow_accumulation": masked(routing.accumulation, grid.cell_area_m2 / 1e6),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    rasters: dict[str, Path] = {}
+    leak_total = retained_total = 0.0
+    for ti, tj in tiles:
+        leak_total += float(river_layers["leakage"].read(ti, tj).sum())
+        retained_total += float(retained.read(ti, tj).sum())
+    for name, unit, text in LARGE_LAYERS:
+        rasters[name] = write_tiled_raster(
+            out / f"{name}.tif",
+            grid,
+            layout,
+            sources[name],
+            provenance,
+            description=text,
+            unit=unit,
+            cog=cog,
+        )
+    basin_cells = totals[0]
+    vectors: dict[str, gpd.GeoDataFrame] = {
+        "basin": gpd.GeoDataFrame(
+            {"name": [config.name], "area_km2": [float(basin_cells) * grid.cell_area_m2 / 1e6]},
+            geometry=[basin_polygon(made["in_basin"], grid)],
+            crs=grid.crs,
+        )
+    }
+    if barriers is not None:
+        held = [_at(retained, *divmod(c, grid.width)) if c >= 0 else 0.0 for c in barrier_cells]
+        vectors["barriers"] = barrier_frame(barriers, barrier_cells, held, grid.crs)
+    for kind in ("leakage", "accumulation"):
+        vectors[f"{kind}_hotspots"] = hotspot_frame([h for h in hotspots if h.kind == kind])
+    gpkg = write_large_gpkg(
+        out / "hotspots.gpkg",
+        vectors,
+        river_lines(rivers, routing.down, river_layers["order"], grid),
+        provenance,
+    )
+    step("Hotspot model done (large mode)")
     basin_cells, river_cells, people_total, source_total = totals.tolist()
     summary = {
         "basin_cells": basin_cells,
@@ -448,9 +557,84 @@ def run_large(
         "population": people_total,
         "mismanaged_kg_yr": source_total,
         "leakage_kg_yr": leak_total,
+        "retained_kg_yr": retained_total,
+        "exported_kg_yr": exported,
     }
     prov_path = out / "provenance.json"
     with atomic_path(prov_path) as tmp:
         document = {**json.loads(provenance.to_json()), "totals": summary}
         tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    return LargeOutputs(directory=out, rasters=rasters, provenance=prov_path, counts=counts, totals=summary)
+    return LargeOutputs(
+        directory=out,
+        rasters=rasters,
+        vectors=gpkg,
+        provenance=prov_path,
+        counts=counts,
+        totals=summary,
+        hotspots=tuple(hotspots),
+    )
+
+
+def _at(raster: TiledRaster, row: int, col: int) -> float:
+    """One cell's value."""
+    return float(raster.read_window(row, row + 1, col, col + 1)[0, 0])
+
+
+def _leakage_hotspots(
+    grid: GridSpec,
+    peaks: list[tuple[int, int]],
+    source: TiledRaster,
+    population: TiledRaster | None,
+    collection: TiledRaster,
+    p_land: TiledRaster,
+    leakage: TiledRaster,
+) -> list[Hotspot]:
+    """The ranked leakage hotspots, with the whole-grid run's drivers and their basin medians."""
+    lay = source.layout
+
+    def chunks() -> Iterator[list[FloatArray]]:
+        for ti, tj in lay.tiles():
+            populated = source.read(ti, tj) > 0
+            people = population.read(ti, tj) if population is not None else np.zeros(populated.shape)
+            yield [
+                people[populated],
+                (1.0 - collection.read(ti, tj))[populated],
+                p_land.read(ti, tj)[populated],
+            ]
+
+    medians = medians_tiled(chunks, 3)
+    names = ("population", "poor collection", "near a river")
+    ref = {name: (m if m is not None else 0.0) for name, m in zip(names, medians, strict=True)}
+    ref["observed litter"] = 1e-9  # no survey: max(mean of a zero extra source, 1e-9), as the pipeline
+    out: list[Hotspot] = []
+    for rank, (r, c) in enumerate(peaks, start=1):
+        people = _at(population, r, c) if population is not None else 0.0
+        rate = _at(collection, r, c)
+        p = _at(p_land, r, c)
+        drivers = {
+            "population": np.array([[people]]),
+            "poor collection": 1.0 - np.array([[rate]]),
+            "near a river": np.array([[p]]),
+            "observed litter": np.array([[0.0 + 1e-12]]),
+        }
+        lon, lat = cell_lonlat(grid, np.array([r]), np.array([c]))
+        out.append(
+            Hotspot(
+                kind="leakage",
+                rank=rank,
+                row=r,
+                col=c,
+                lon=float(lon[0]),
+                lat=float(lat[0]),
+                value=_at(leakage, r, c),
+                unit="kg/yr",
+                driver=model.dominant_driver(drivers, 0, 0, ref),
+                drivers={
+                    "population": people,
+                    "collection_rate": rate,
+                    "p_land": p,
+                    "observed_extra_kg_yr": 0.0,
+                },
+            )
+        )
+    return out

@@ -12,7 +12,10 @@ Both take two passes over the tiles and one small solve in memory:
 3. Each tile sweeps again with what the others send it (inflows on its ring; the products waiting
    beyond its exits) and writes its part of the result.
 
-Flow crosses tile edges any number of times without extra passes. Sums of cell counts are exact;
+With a transfer (each cell passing on a fraction of what it holds, as river routing with retention
+does), a ring cell also reports the fraction of what enters it that reaches the next ring cell, and
+the ring graph is swept with those fractions. Flow crosses tile edges any number of times without
+extra passes. Sums of cell counts are exact;
 other sums and products equal the whole-grid sweep to rounding.
 """
 
@@ -64,6 +67,7 @@ class AccumulateTask:
     tj: int
     out: TiledRaster | None = None
     inflow: FloatArray | None = None
+    transfer: TiledRaster | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -75,11 +79,14 @@ class RingFlow:
             after leaving the tile, -1 if it ends inside the grid first.
         exit_to: Ring ids of the cells (in other tiles) that the tile's exit cells drain into.
         exit_out: What the tile alone sends through each exit.
+        gain: With a transfer, for each ring cell the fraction of what enters it that reaches
+            ``succ`` (the product of the transfers from the cell to its exit, both included).
     """
 
     succ: IntArray
     exit_to: IntArray
     exit_out: FloatArray
+    gain: FloatArray | None = None
 
 
 def accumulate_tile(task: AccumulateTask) -> RingFlow | None:
@@ -95,21 +102,30 @@ def accumulate_tile(task: AccumulateTask) -> RingFlow | None:
         if task.count_valid
         else np.asarray(values, dtype=np.float64).ravel()
     )
+    transfer = (
+        None if task.transfer is None else task.transfer.read(task.ti, task.tj).astype(np.float64).ravel()
+    )
     ring_local = _ring_local(lay, task.ti, task.tj)
     if task.out is not None:
         if task.inflow is not None:
             weights[ring_local] += task.inflow
-        acc = terrain.accumulate(local, levels, weights)
+        acc = terrain.accumulate(local, levels, weights, transfer)
         task.out.write(task.ti, task.tj, acc.reshape(window[1] - window[0], window[3] - window[2]))
         return None
-    acc = terrain.accumulate(local, levels, weights)
-    link = terrain.first_downstream(local, levels, exits)[ring_local]
+    acc = terrain.accumulate(local, levels, weights, transfer)
+    gain: FloatArray | None = None
+    if transfer is None:
+        link = terrain.first_downstream(local, levels, exits)[ring_local]
+    else:
+        through, first = reach_exits(local, levels, exits, transfer, np.zeros(local.size, dtype=np.bool_))
+        link, gain = first[ring_local], through[ring_local]
     offsets = lay.ring_offsets()
     succ = np.full(ring_local.size, -1, dtype=np.int64)
     linked = link >= 0
     succ[linked] = lay.ring_ids(down[link[linked]], offsets)
     exit_local = np.flatnonzero(exits)
-    return RingFlow(succ=succ, exit_to=lay.ring_ids(down[exit_local], offsets), exit_out=acc[exit_local])
+    sent = acc[exit_local] if transfer is None else acc[exit_local] * transfer[exit_local]
+    return RingFlow(succ=succ, exit_to=lay.ring_ids(down[exit_local], offsets), exit_out=sent, gain=gain)
 
 
 def accumulate_tiled(
@@ -118,9 +134,13 @@ def accumulate_tiled(
     out_path: Path,
     *,
     count_valid: bool = False,
+    transfer: TiledRaster | None = None,
     mapper: Mapper | None = None,
 ) -> TiledRaster:
-    """Tiled :func:`maps.terrain.accumulate` (no transfer): ``acc[c] = w[c] + sum of acc upstream``.
+    """Tiled :func:`maps.terrain.accumulate`: ``acc[c] = w[c] + sum of acc[u] x transfer[u] upstream``.
+
+    Without ``transfer`` (1 everywhere) sums of whole numbers are exact: cell counts are bit-identical
+    to the whole-grid sweep. Other sums, and sums with a transfer, equal it to rounding.
 
     Args:
         down: ``down`` as a tiled raster of flat indices.
@@ -128,38 +148,48 @@ def accumulate_tiled(
             finite and 0 elsewhere (the upstream area in cells of a DEM).
         out_path: File of the result.
         count_valid: See ``weights``.
+        transfer: Fraction of its accumulated value each cell passes downstream (same layout);
+            1 everywhere if omitted.
         mapper: Runs the tile tasks (default :func:`~maps.tiled_mapper.serial_map`).
 
     Returns:
         The accumulation, float64, tiled like ``down``.
 
     Raises:
-        ValueError: If the two rasters are not tiled alike.
+        ValueError: If the rasters are not tiled alike.
     """
     lay = down.layout
-    if weights.layout != lay:
-        raise ValueError(f"weights must be tiled like down ({lay}), got {weights.layout}")
+    for name, raster in (("weights", weights), ("transfer", transfer)):
+        if raster is not None and raster.layout != lay:
+            raise ValueError(f"{name} must be tiled like down ({lay}), got {raster.layout}")
     run = mapper or serial_map
     tiles = list(lay.tiles())
     offsets = lay.ring_offsets()
     succ = np.full(int(offsets[-1]), -1, dtype=np.int64)
+    gain = None if transfer is None else np.ones(succ.size, dtype=np.float64)
     sent: dict[int, tuple[IntArray, FloatArray]] = {}
-    phase1 = LazyTasks(len(tiles), lambda i: AccumulateTask(down, weights, count_valid, *tiles[i]))
+    phase1 = LazyTasks(
+        len(tiles), lambda i: AccumulateTask(down, weights, count_valid, *tiles[i], transfer=transfer)
+    )
     for index, flow in run(accumulate_tile, phase1):
         if flow is not None:
             succ[offsets[index] : offsets[index + 1]] = flow.succ
+            if gain is not None and flow.gain is not None:
+                gain[offsets[index] : offsets[index + 1]] = flow.gain
             sent[index] = (flow.exit_to, flow.exit_out)
     seed = np.zeros(succ.size, dtype=np.float64)
     for index in sorted(sent):  # in tile order, whatever order the tiles came back in
         exit_to, exit_out = sent.pop(index)
         np.add.at(seed, exit_to, exit_out)
-    inflow = terrain.accumulate(succ, terrain.flow_levels(succ), seed)
-    del succ, seed
+    inflow = terrain.accumulate(succ, terrain.flow_levels(succ), seed, gain)
+    del succ, seed, gain
     result = TiledRaster.create(out_path, lay, np.float64)
 
     def phase2(i: int) -> AccumulateTask:
         ring = inflow[offsets[i] : offsets[i + 1]]
-        return AccumulateTask(down, weights, count_valid, *tiles[i], out=result, inflow=ring)
+        return AccumulateTask(
+            down, weights, count_valid, *tiles[i], out=result, inflow=ring, transfer=transfer
+        )
 
     for _ in run(accumulate_tile, LazyTasks(len(tiles), phase2)):
         pass

@@ -19,6 +19,7 @@ ADAPTERS: dict[str, str | None] = {
     "onnxruntime": "detector/runtime.py",
     "openvino": "detector/runtime.py",
     "folium": "maps/render.py",
+    "numba": "maps/compiled.py",
     "pysheds": None,
     "dask": "plastic_hotspots/cluster.py",
     "distributed": "plastic_hotspots/cluster.py",

@@ -5,7 +5,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maps.density import Observations, observed_density, shrunk_rate, track_effort_km
+from maps.density import (
+    Observations,
+    observed_density,
+    shrunk_rate,
+    track_adjusted_exposure,
+    track_effort_km,
+)
 
 
 def make_obs(items: list[float], n: int | None = None) -> Observations:
@@ -109,3 +115,74 @@ def test_a_track_that_sees_more_everywhere_does_not_make_its_own_cells_hot() -> 
     plain = observed_density(r, c, single, (21, 1), min_observations=3, prior_strength=5.0, interval=0.9)
     assert plain.track_effects == {"one": 1.0}
     assert plain.rate[20, 0] > 1.2 * float(np.mean(plain.rate[:20, 0]))
+
+
+def _full_grid_density(
+    rows: np.ndarray, cols: np.ndarray, obs: Observations, shape: tuple[int, int], min_observations: int
+) -> dict[str, np.ndarray]:
+    """The density computed on every cell of the grid, as a reference for the per-surveyed-cell one."""
+    size = shape[0] * shape[1]
+    flat = rows * shape[1] + cols
+    count = np.bincount(flat, minlength=size).astype(float)
+    items = np.bincount(flat, weights=obs.items, minlength=size)
+    exposure, strength, _ = track_adjusted_exposure(flat, obs.items, obs.track, size, None, 1.0)
+    area_rate = float(items.sum() / count.sum())
+    mean, lo, hi = shrunk_rate(items, exposure, area_rate, strength, 0.9)
+    surveyed = count >= min_observations
+    return {
+        "observations": count.reshape(shape),
+        "items": items.reshape(shape),
+        "effort_km": np.bincount(flat, weights=obs.effort_km, minlength=size).reshape(shape),
+        "rate": np.where(surveyed, mean, np.nan).reshape(shape),
+        "rate_lo": np.where(surveyed, lo, np.nan).reshape(shape),
+        "rate_hi": np.where(surveyed, hi, np.nan).reshape(shape),
+        "surveyed": surveyed.reshape(shape),
+    }
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 4))
+def test_a_small_survey_on_a_large_grid_equals_the_whole_grid_computation(seed: int, min_obs: int) -> None:
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(1, 300)), int(rng.integers(1, 300)))
+    n = int(rng.integers(1, 500))
+    r0, c0 = int(rng.integers(0, shape[0])), int(rng.integers(0, shape[1]))
+    rows = np.clip(r0 + rng.integers(-4, 5, n), 0, shape[0] - 1)
+    cols = np.clip(c0 + rng.integers(-4, 5, n), 0, shape[1] - 1)
+    items = rng.poisson(rng.uniform(0.1, 3.0), n).astype(float)
+    obs = Observations(
+        x=np.zeros(n),
+        y=np.zeros(n),
+        items=items,
+        track=np.array([f"t{k}" for k in rng.integers(0, 3, n)]),
+        effort_km=rng.uniform(0.0, 0.02, n),
+        classes={"bottle": np.floor(items / 2)},
+    )
+    grid = observed_density(
+        rows, cols, obs, shape, min_observations=min_obs, prior_strength=None, interval=0.9
+    )
+    reference = _full_grid_density(rows, cols, obs, shape, min_obs)
+    if min_obs == 0:  # every cell is surveyed; those without observations carry the prior
+        assert grid.surveyed.all()
+        assert np.isfinite(grid.rate).all()
+    for name, expected in reference.items():
+        np.testing.assert_allclose(getattr(grid, name), expected, rtol=1e-12, atol=0, err_msg=name)
+    bottles = np.bincount(
+        rows * shape[1] + cols, weights=obs.classes["bottle"], minlength=shape[0] * shape[1]
+    )
+    np.testing.assert_array_equal(grid.classes["bottle"].ravel(), bottles)
+    assert grid.observations.dtype == np.int64
+    assert grid.cells is not None
+    np.testing.assert_array_equal(grid.cells, np.flatnonzero(grid.observations > 0))
+    np.testing.assert_array_equal(grid.observed_cells(), grid.cells)
+
+
+def test_an_empty_survey_leaves_every_cell_unsurveyed() -> None:
+    none = np.zeros(0, dtype=np.int64)
+    grid = observed_density(
+        none, none, make_obs([]), (3, 4), min_observations=1, prior_strength=None, interval=0.9
+    )
+    assert not grid.surveyed.any()
+    assert np.isnan(grid.rate).all()
+    assert grid.observations.shape == (3, 4)
+    assert grid.observed_cells().size == 0

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
 
-from maps.fusion import calibrate, far_above, track_folds
+from maps import fusion
+from maps.density import Observations, observed_density
+from maps.fusion import block_any, block_max, calibrate, far_above, track_folds, write_fusion_report
+from plastic_hotspots.records import GridSpec
 
 
 def _survey(seed: int, cells: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -64,3 +73,97 @@ def test_track_folds_split_every_observation_once() -> None:
         np.testing.assert_allclose(train_obs + test_obs, np.bincount(cell, minlength=50))
     np.testing.assert_allclose(folds[0][2], folds[1][0])  # one fold's test half is the other's training half
     assert track_folds(cell, items, np.full(1000, "one"), cells) == []
+
+
+def test_track_folds_follow_the_order_of_the_cells_given() -> None:
+    rng = np.random.default_rng(6)
+    cell = rng.integers(0, 80, 2000)
+    items = rng.poisson(1.0, 2000).astype(float)
+    track = np.array([f"v{k % 5}" for k in range(2000)])
+    cells = np.arange(0, 80, 2)  # half the observed cells
+    shuffled = rng.permutation(cells)
+    for ordered, unordered in zip(
+        track_folds(cell, items, track, cells), track_folds(cell, items, track, shuffled), strict=True
+    ):
+        position = np.argsort(shuffled)
+        for a, b in zip(ordered, unordered, strict=True):
+            np.testing.assert_array_equal(a, b[position])
+    test_obs = track_folds(cell, items, track, cells)[0][3]
+    in_fold = np.isin(track, ["v0", "v2", "v4"]) & (cell % 2 == 0)  # fold 0 tests tracks 0, 2, 4
+    np.testing.assert_array_equal(test_obs, np.bincount(cell[in_fold] // 2, minlength=40))
+    assert track_folds(cell, items, track, np.array([], dtype=np.int64))[0][0].size == 0
+
+
+def _block_reference(values: np.ndarray, mask: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    out_h, out_w = -(-values.shape[0] // factor), -(-values.shape[1] // factor)
+    top, anywhere = np.full((out_h, out_w), np.nan), np.zeros((out_h, out_w), dtype=bool)
+    for i in range(out_h):
+        for j in range(out_w):
+            block = np.s_[i * factor : (i + 1) * factor, j * factor : (j + 1) * factor]
+            inside = values[block][mask[block] & ~np.isnan(values[block])]
+            anywhere[i, j] = mask[block].any()
+            if inside.size:
+                top[i, j] = inside.max()
+    return top, anywhere
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(1, 7), st.integers(0, 10_000))
+def test_block_max_and_any_equal_a_loop_over_blocks(height: int, width: int, factor: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(height, width))
+    values[rng.random(values.shape) < 0.1] = np.nan
+    mask = rng.random(values.shape) < 0.5
+    top, anywhere = _block_reference(values, mask, factor)
+    np.testing.assert_array_equal(block_max(values, mask, factor), top)
+    np.testing.assert_array_equal(block_any(mask, factor), anywhere)
+    if factor == 1:
+        np.testing.assert_array_equal(block_max(values, mask, 1), np.where(mask, values, np.nan))
+
+
+def test_fusion_figure_of_a_grid_larger_than_the_figure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(8)
+    shape = (90, 130)
+    rows, cols = rng.integers(40, 50, 600), rng.integers(0, 130, 600)
+    obs = Observations(
+        x=np.zeros(600),
+        y=np.zeros(600),
+        items=rng.poisson(2.0, 600).astype(float),
+        track=np.array(["a", "b"] * 300),
+        effort_km=np.full(600, 0.01),
+    )
+    density = observed_density(rows, cols, obs, shape, min_observations=2, prior_strength=None, interval=0.9)
+    basin = np.ones(shape, dtype=bool)
+    l_src = rng.gamma(1.0, 1.0, shape)
+    at = np.flatnonzero(density.surveyed)
+    fit = calibrate(
+        l_src.ravel()[at], density.items.ravel()[at], density.observations.ravel()[at].astype(float)
+    )
+    grid = GridSpec(
+        crs="EPSG:32647", west=500_000.0, north=2_000_000.0, cell_size=100.0, width=130, height=90
+    )
+    args = (grid, fit, fit.modelled_rate(l_src), density.rate, density.rate_lo, density.rate_hi)
+    monkeypatch.setattr(fusion, "FIGURE_MAX_PIXELS", 44)  # drawn as 30 x 44 blocks of 3 x 3 cells
+    from matplotlib.axes import Axes
+
+    drawn: list[np.ndarray] = []
+    imshow = Axes.imshow
+
+    def spy(self: Axes, image: np.ndarray, *a: object, **k: object) -> object:
+        drawn.append(np.asarray(image))
+        return imshow(self, image, *a, **k)
+
+    monkeypatch.setattr(Axes, "imshow", spy)
+    json_path, png_path = write_fusion_report(tmp_path, *args, density.surveyed, basin)
+    modelled, _, observed = drawn
+    assert modelled.shape == observed.shape == (30, 44)
+    assert np.nanmax(modelled) == np.max(fit.modelled_rate(l_src))  # the hottest cell stays visible
+    assert np.nanmax(observed) == np.nanmax(density.rate)
+    assert np.isfinite(observed).sum() <= 4 * 44  # surveyed rows 40-49 fall in 4 rows of blocks
+    assert json.loads(json_path.read_text())["calibration"]["cells"] == at.size
+    with Image.open(png_path) as image:
+        pixels = np.asarray(image.convert("L"), dtype=float)
+    assert pixels.shape == (550, 1650)
+    assert pixels.std() > 10

@@ -6,9 +6,11 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-from rasterio.transform import from_origin
+from pyproj import Transformer
+from rasterio.transform import Affine, from_origin
 from shapely.geometry import LineString, Point
 
+from maps import layers
 from maps.errors import CRSError, LayerError
 from maps.grid import grid_for_bounds, utm_crs_for
 from maps.layers import (
@@ -18,8 +20,10 @@ from maps.layers import (
     raster_bounds_lonlat,
     rasterize_zones,
     read_vector,
+    splat_counts,
 )
 from maps.params import BarrierPass, ZoneDefaults
+from plastic_hotspots.records import GridSpec
 
 
 def write_raster(
@@ -57,6 +61,85 @@ def test_population_regrid_keeps_the_total(tmp_path: Path, cell_size: float) -> 
     out = load_population(path, grid)
     assert out.sum() == pytest.approx(people.sum(), rel=1e-9)
     assert out.min() >= 0
+
+
+def splat_reference(counts: np.ndarray, transform: Affine, crs: str, grid: GridSpec, k: int) -> np.ndarray:
+    """Every sub-pixel centre through pyproj, added pass by pass in row-major order."""
+    to_grid = Transformer.from_crs(crs, grid.crs, always_xy=True)
+    src_r, src_c = np.nonzero(np.isfinite(counts) & (counts != 0))
+    values = counts[src_r, src_c] / (k * k)
+    out = np.zeros(grid.shape)
+    for dy in (np.arange(k) + 0.5) / k:
+        for dx in (np.arange(k) + 0.5) / k:
+            xs, ys = transform @ (src_c + dx, src_r + dy)
+            px, py = to_grid.transform(xs, ys)
+            c = np.floor((px - grid.west) / grid.cell_size).astype(np.int64)
+            r = np.floor((grid.north - py) / grid.cell_size).astype(np.int64)
+            inside = (r >= 0) & (r < grid.height) & (c >= 0) & (c < grid.width)
+            np.add.at(out, (r[inside], c[inside]), values[inside])
+    return out
+
+
+@pytest.mark.parametrize("lattice", ["fitted", "coarse", "none"])
+def test_splat_counts_equals_transforming_every_subpixel(
+    lattice: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 200 x 200 pixels of 3 arc-seconds, 2 degrees east of UTM 47N's central meridian, where the
+    # projection bends most; some nodata and empty pixels.
+    rng = np.random.default_rng(7)
+    people = rng.gamma(0.5, 40.0, size=(200, 200))
+    people[rng.random(people.shape) < 0.1] = 0.0
+    people[rng.random(people.shape) < 0.05] = np.nan
+    transform = from_origin(100.9, 19.6, 1 / 1200, 1 / 1200)
+    whole = grid_for_bounds((100.89, 19.42, 101.08, 19.61), 100.0, "EPSG:32647")
+    # A grid whose edges cut through the raster, so pixels leave it on all four sides.
+    part = GridSpec("EPSG:32647", whole.west + 2_050.0, whole.north - 3_050.0, 100.0, 120, 130)
+    if lattice == "coarse":
+        # Interpolation errs by up to ~2/1000 of a cell: thousands of sub-pixels go the exact way.
+        monkeypatch.setattr(layers, "_LATTICE_STEP", 64)
+        monkeypatch.setattr(layers, "_LATTICE_TOL", 0.05)
+    elif lattice == "none":  # no lattice is ever good enough: every sub-pixel is transformed
+        monkeypatch.setattr(layers, "_LATTICE_TOL", -1.0)
+    place = layers._Placer(transform, Transformer.from_crs("EPSG:4326", "EPSG:32647", always_xy=True), whole)
+    fitted = layers._fit_lattice(place, 200, 200, budget=4 * 200 * 200)
+    if lattice == "none":
+        assert fitted is None
+    else:
+        assert fitted is not None
+        assert fitted.step == (64 if lattice == "coarse" else 16)
+        assert (fitted.margin > 1e-3) == (lattice == "coarse")
+    for grid in (whole, part):
+        out = splat_counts(people, transform, "EPSG:4326", grid)
+        expected = splat_reference(people, transform, "EPSG:4326", grid, k=2)
+        # Same cells, same additions in the same order: equal bit for bit.
+        np.testing.assert_array_equal(out, expected)
+    assert 0.3 < out.sum() / np.nansum(people) < 0.7  # ``part`` holds about half of them
+    whole_out = splat_counts(people, transform, "EPSG:4326", whole)
+    assert whole_out.sum() == pytest.approx(np.nansum(people), rel=1e-12)
+
+
+@pytest.mark.parametrize(("pixel", "k"), [(250.0, 5), (30.0, 1)])
+def test_splat_counts_in_the_grid_crs(pixel: float, k: int) -> None:
+    grid = GridSpec("EPSG:32647", 500_000.0, 2_160_000.0, 100.0, 40, 30)
+    rows, cols = int(3_600 // pixel), int(4_600 // pixel)  # past the grid's east and south edges
+    people = np.random.default_rng(5).gamma(0.5, 40.0, size=(rows, cols))
+    # The raster starts 10 m east and 20 m south of the grid's corner.
+    transform = from_origin(grid.west + 10.0, grid.north - 20.0, pixel, pixel)
+    out = splat_counts(people, transform, "EPSG:32647", grid)
+    # Sub-pixel centres, in metres from the grid corner, straight from the pixel size: no projection.
+    expected = np.zeros(grid.shape)
+    r, c = np.indices(people.shape).reshape(2, -1)
+    for dy in (np.arange(k) + 0.5) / k:
+        for dx in (np.arange(k) + 0.5) / k:
+            col = np.floor((10.0 + (c + dx) * pixel) / 100.0).astype(np.int64)
+            row = np.floor((20.0 + (r + dy) * pixel) / 100.0).astype(np.int64)
+            inside = (row < grid.height) & (col < grid.width)
+            np.add.at(expected, (row[inside], col[inside]), people.ravel()[inside] / (k * k))
+    np.testing.assert_array_equal(out, expected)
+    assert 0 < out.sum() < people.sum()
+    # The pixels wholly inside the grid keep their people.
+    inner = people[: int(2_980 // pixel), : int(3_990 // pixel)].sum()
+    assert out.sum() >= inner * (1 - 1e-12)
 
 
 def test_utm_zone_choice() -> None:

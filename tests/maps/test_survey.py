@@ -11,6 +11,8 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from maps.density import poisson_deviance
 from maps.grid import grid_for_bounds, lonlat_to_grid, rowcol
@@ -29,6 +31,51 @@ def test_gi_star_finds_a_hot_cluster() -> None:
     assert p[9, 9] < 1e-6
     assert abs(np.nanmedian(z)) < 1
     assert np.isnan(z[0, 5])
+
+
+def _gi_star_by_convolution(values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gi* over the whole grid with 3x3 convolutions: the reference for the per-valid-cell sums."""
+    from scipy import ndimage, stats
+
+    n = int(valid.sum())
+    x = np.where(valid, values, 0.0)
+    mean = float(x[valid].mean())
+    s = float(np.sqrt((x[valid] ** 2).mean() - mean**2))
+    local_sum = ndimage.convolve(x, np.ones((3, 3)), mode="constant")
+    w_sum = ndimage.convolve(valid.astype(float), np.ones((3, 3)), mode="constant")
+    gi = (local_sum - mean * w_sum) / (s * np.sqrt(np.clip((n * w_sum - w_sum**2) / (n - 1), 1e-12, None)))
+    return np.where(valid, gi, np.nan), np.where(valid, 2 * stats.norm.sf(np.abs(gi)), np.nan)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000))
+def test_gi_star_on_the_valid_cells_equals_the_whole_grid_convolution(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(1, 40)), int(rng.integers(1, 40)))
+    values = rng.gamma(0.5, 3.0, shape)
+    valid = rng.random(shape) < rng.uniform(0.05, 1.0)
+    if valid.sum() < 3 or np.ptp(values[valid]) == 0:
+        return
+    z, p = getis_ord_gi_star(values, valid)
+    z_ref, p_ref = _gi_star_by_convolution(values, valid)
+    np.testing.assert_array_equal(z, z_ref)  # the same sums in the same order: equal to the last bit
+    np.testing.assert_array_equal(p, p_ref)
+    z_nan, _ = getis_ord_gi_star(np.where(valid, values, np.nan), valid)  # values off ``valid`` are not read
+    np.testing.assert_array_equal(z_nan, z)
+
+
+def test_gi_star_of_a_survey_in_the_corners_of_a_large_grid() -> None:
+    values = np.zeros((3000, 2000))
+    valid = np.zeros(values.shape, dtype=bool)
+    valid[:3, :3] = valid[-2:, -3:] = valid[1500, 1000] = True
+    values[:3, :3] = [[1.0, 2.0, 3.0], [2.0, 9.0, 2.0], [1.0, 2.0, 1.0]]
+    values[-2:, -3:] = 0.5
+    z, p = getis_ord_gi_star(values, valid)
+    z_ref, p_ref = _gi_star_by_convolution(values, valid)
+    np.testing.assert_array_equal(z, z_ref)
+    np.testing.assert_array_equal(p, p_ref)
+    assert int(np.isfinite(z).sum()) == 16
+    assert z[1, 1] > z[-1, -1]
 
 
 def test_plitter_reader_and_cli(tmp_path: Path) -> None:

@@ -1,14 +1,13 @@
 """The fast terrain and model paths give, bit for bit, what plain reference implementations give.
 
-The references are the straightforward versions (a heap Priority-Flood, per-direction D8 with
-``np.where``, sweeps with ``np.where`` per level, a full sort for the peaks), kept here as oracles.
+The references are the straightforward versions (the depression fill and the flat distances as plain
+fixpoint iterations, per-direction D8 with ``np.where``, sweeps with ``np.where`` per level, a full
+sort for the peaks), kept here as oracles.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections import deque
 
 import numpy as np
 from hypothesis import given, settings
@@ -20,47 +19,85 @@ from maps import model, terrain
 STEPS = ((-1, 0), (0, 1), (1, 0), (0, -1), (-1, 1), (1, 1), (1, -1), (-1, -1))
 
 
-def reference_fill(dem: np.ndarray, epsilon: float = 1e-6) -> np.ndarray:
-    """Priority-Flood + epsilon with a binary heap and a pit queue (Barnes et al. 2014)."""
+def neighbours(padded: np.ndarray, dr: int, dc: int) -> np.ndarray:
+    """The neighbour in direction ``(dr, dc)`` of every inner cell of a padded array."""
+    rows, cols = padded.shape[0] - 2, padded.shape[1] - 2
+    return padded[1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols]
+
+
+def reference_fill(dem: np.ndarray) -> np.ndarray:
+    """The greatest solution of ``F(c) = max(z(c), min over the 8 neighbours of F(n))``, by iteration.
+
+    Starts from ``+inf`` on every valid cell; neighbours off the grid or nodata count as ``-inf``.
+    Each sweep can only lower ``F``, and ``F`` only takes the DEM's values, so it ends.
+    """
     nodata = ~np.isfinite(dem)
-    rows, cols = dem.shape
-    width = cols + 2
-    blocked = np.ones((rows + 2, cols + 2), dtype=bool)
-    blocked[1:-1, 1:-1] = nodata
-    z = np.zeros((rows + 2, cols + 2))
-    z[1:-1, 1:-1] = np.where(nodata, 0.0, dem)
-    zf = z.ravel().tolist()
-    closed = blocked.ravel().tolist()
-    offsets = [dr * width + dc for dr, dc in STEPS]
-    heap = []
-    for i in range(len(zf)):
-        if not closed[i] and any(blocked.ravel()[i + off] for off in offsets):
-            heap.append((zf[i], i))
-            closed[i] = True
-    heapq.heapify(heap)
-    pit: deque[int] = deque()
-    while pit or heap:
-        if pit:
-            c = pit.popleft()
-            zc = zf[c]
-        else:
-            zc, c = heapq.heappop(heap)
-        raised = zc + epsilon
-        if raised <= zc:
-            raised = math.nextafter(zc, math.inf)
-        for off in offsets:
-            n = c + off
-            if closed[n]:
+    padded = np.full((dem.shape[0] + 2, dem.shape[1] + 2), -np.inf)
+    padded[1:-1, 1:-1] = np.where(nodata, -np.inf, np.inf)
+    while True:
+        lowest = np.min([neighbours(padded, dr, dc) for dr, dc in STEPS], axis=0)
+        new = np.where(nodata, -np.inf, np.maximum(dem, lowest))
+        if np.array_equal(new, padded[1:-1, 1:-1]):
+            break
+        padded[1:-1, 1:-1] = new
+    return np.where(nodata, np.nan, new)
+
+
+def reference_flat_distance(filled: np.ndarray) -> np.ndarray:
+    """Flat distances by relaxation, cell by cell, until nothing changes.
+
+    0 on outlets (a valid cell with a strictly lower valid neighbour, or a neighbour off the grid or
+    nodata), -1 on nodata, and on the other cells the least ``D(n) + 1`` over the neighbours ``n``
+    of the same filled level.
+    """
+    rows, cols = filled.shape
+    valid = np.isfinite(filled)
+    unknown = np.iinfo(np.int64).max
+    dist = np.full((rows, cols), unknown, dtype=np.int64)
+    dist[~valid] = -1
+    flats = []
+    for r in range(rows):
+        for c in range(cols):
+            if not valid[r, c]:
                 continue
-            closed[n] = True
-            if zf[n] <= zc:
-                zf[n] = raised
-                pit.append(n)
+            around = [(r + dr, c + dc) for dr, dc in STEPS]
+            if any(
+                not (0 <= rr < rows and 0 <= cc < cols) or not valid[rr, cc] or filled[rr, cc] < filled[r, c]
+                for rr, cc in around
+            ):
+                dist[r, c] = 0
             else:
-                heapq.heappush(heap, (zf[n], n))
-    out = np.array(zf).reshape(rows + 2, cols + 2)[1:-1, 1:-1]
-    out[nodata] = np.nan
-    return out
+                flats.append((r, c, around))
+    changed = True
+    while changed:
+        changed = False
+        for r, c, around in flats:
+            best = min(
+                (int(dist[rr, cc]) + 1 for rr, cc in around if filled[rr, cc] == filled[r, c]),
+                default=unknown,
+            )
+            if best < dist[r, c]:
+                dist[r, c] = best
+                changed = True
+    assert np.all(dist < unknown), "a flat with no outlet: the fill is not a fill"
+    return dist
+
+
+def reference_down(filled: np.ndarray, distance: np.ndarray, cell_size: float) -> np.ndarray:
+    """Steepest descent (:func:`reference_d8`), and on flats the first neighbour one step nearer."""
+    rows, cols = filled.shape
+    down = reference_d8(filled, cell_size)
+    for r in range(rows):
+        for c in range(cols):
+            if distance[r, c] <= 0:
+                continue
+            assert down[r * cols + c] == -1, "a flat cell has a lower neighbour"
+            for dr, dc in STEPS:
+                rr, cc = r + dr, c + dc
+                if filled[rr, cc] == filled[r, c] and distance[rr, cc] == distance[r, c] - 1:
+                    down[r * cols + c] = rr * cols + cc
+                    break
+    return down
 
 
 def reference_d8(filled: np.ndarray, cell_size: float) -> np.ndarray:
@@ -171,17 +208,41 @@ elevations = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(dem=hnp.arrays(np.float64, shapes, elements=elevations), eps=st.sampled_from([1e-6, 0.0, 0.5]))
-def test_fill_is_the_heap_priority_flood_bit_for_bit(dem: np.ndarray, eps: float) -> None:
-    np.testing.assert_array_equal(terrain.fill_depressions(dem, epsilon=eps), reference_fill(dem, eps))
+rounded = st.one_of(st.integers(0, 4).map(float), st.just(np.nan))  # integer DEMs: many flats
 
 
-def test_fill_of_a_rounded_noisy_dem_is_the_heap_priority_flood() -> None:
+def assert_conditioned_like_the_references(dem: np.ndarray, cell_size: float) -> terrain.Conditioned:
+    conditioned = terrain.condition(dem, cell_size)
+    filled = reference_fill(dem)
+    np.testing.assert_array_equal(conditioned.filled, filled)
+    distance = reference_flat_distance(filled)
+    assert conditioned.flat_distance.dtype == np.int32
+    np.testing.assert_array_equal(conditioned.flat_distance, distance)
+    assert conditioned.down.dtype == np.int64
+    np.testing.assert_array_equal(conditioned.down, reference_down(filled, distance, cell_size))
+    return conditioned
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    dem=st.one_of(
+        hnp.arrays(np.float64, shapes, elements=elevations),
+        hnp.arrays(np.float64, shapes, elements=rounded),
+    ),
+    cell_size=st.sampled_from([1.0, 30.0, 0.7]),
+)
+def test_condition_is_the_fixpoint_of_fill_flat_distance_and_d8_bit_for_bit(
+    dem: np.ndarray, cell_size: float
+) -> None:
+    assert_conditioned_like_the_references(dem, cell_size)
+
+
+def test_condition_of_a_rounded_noisy_dem_is_the_fixpoint() -> None:
     rng = np.random.default_rng(7)
     dem = np.round(np.cumsum(rng.normal(0.2, 1.0, (120, 90)), axis=0) + rng.normal(0, 2, (120, 90)))
     dem[rng.random(dem.shape) < 0.02] = np.nan
-    np.testing.assert_array_equal(terrain.fill_depressions(dem), reference_fill(dem))
+    conditioned = assert_conditioned_like_the_references(dem, 30.0)
+    assert conditioned.flat_distance.max() >= 3  # long flats, not only one-cell pits
 
 
 @settings(max_examples=200, deadline=None)
@@ -193,9 +254,7 @@ def test_fill_of_a_rounded_noisy_dem_is_the_heap_priority_flood() -> None:
 def test_routing_and_sweeps_match_the_references(
     dem: np.ndarray, cell_size: float, data: st.DataObject
 ) -> None:
-    filled = terrain.fill_depressions(dem)
-    down = terrain.d8_downstream(filled, cell_size)
-    np.testing.assert_array_equal(down, reference_d8(filled, cell_size))
+    down = terrain.condition(dem, cell_size).down
     np.testing.assert_array_equal(
         terrain.step_length(down, dem.shape, cell_size), reference_step_length(down, dem.shape[1], cell_size)
     )
@@ -217,9 +276,12 @@ def test_routing_and_sweeps_match_the_references(
 
 
 def test_d8_counts_a_drop_that_underflows_to_zero_per_metre() -> None:
-    dem = np.array([[1.0, 1.0, 1.0], [1.0, 5e-324, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
-    np.testing.assert_array_equal(terrain.d8_downstream(dem, 30.0), reference_d8(dem, 30.0))
-    assert terrain.d8_downstream(dem, 30.0)[4] == 7
+    # The 0 below the centre drains into the nodata cell under it, so nothing is filled.
+    dem = np.array([[1.0, 1.0, 1.0], [1.0, 5e-324, 1.0], [1.0, 0.0, 1.0], [1.0, np.nan, 1.0]])
+    conditioned = terrain.condition(dem, 30.0)
+    np.testing.assert_array_equal(conditioned.filled, dem)
+    np.testing.assert_array_equal(conditioned.down, reference_d8(dem, 30.0))
+    assert conditioned.down[4] == 7
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,0 +1,262 @@
+"""The large mode's GeoPackage, built tile by tile: basin, rivers, barriers and ranked hotspots.
+
+The layers are those of the whole-grid run (:func:`maps.pipeline.run_hotspots`) with the same
+columns. Two differ in how their rows are cut, not in what they cover:
+
+* ``basin``: the basin's cells polygonised tile by tile and dissolved (the same area; vertices may
+  differ along tile edges);
+* ``rivers``: one row per stream order *per tile* (the whole-grid run has one row per order), each
+  tile's segments from a river cell's centre to its downstream cell's centre, appended tile by tile so
+  that the network is never held in memory at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import rasterio
+import rasterio.shutil
+import shapely
+from pyproj import Transformer
+from rasterio import features
+from rasterio.transform import Affine
+from shapely.geometry import Point, shape
+from shapely.ops import unary_union
+
+from maps.layers import Barriers
+from maps.tiled_layers import tile_grid
+from maps.tiled_store import TiledRaster, TileLayout
+from plastic_hotspots.geoio import atomic_path
+from plastic_hotspots.records import GridSpec, Hotspot, Provenance
+
+__all__ = [
+    "barrier_frame",
+    "basin_polygon",
+    "hotspot_frame",
+    "river_lines",
+    "write_large_gpkg",
+    "write_tiled_raster",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def basin_polygon(basin: TiledRaster, grid: GridSpec) -> object:
+    """The cells of ``basin`` (non-zero) as one (multi)polygon in the grid CRS, tile by tile."""
+    lay = basin.layout
+    parts: list[object] = []
+    for ti, tj in lay.tiles():
+        mask = basin.read(ti, tj).astype(np.bool_)
+        if not mask.any():
+            continue
+        sub = tile_grid(grid, lay, ti, tj)
+        shapes = features.shapes(
+            mask.astype(np.int32), mask=mask, transform=Affine(*sub.transform), connectivity=4
+        )
+        parts.append(unary_union([shape(geom) for geom, _ in shapes]))
+    return unary_union(parts) if parts else None
+
+
+def river_lines(
+    rivers: TiledRaster, down: TiledRaster, order: TiledRaster, grid: GridSpec
+) -> Iterator[gpd.GeoDataFrame]:
+    """The river network as lines (EPSG:4326), one frame per tile with river cells (rows: its orders)."""
+    lay = rivers.layout
+    to_lonlat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True)
+    for ti, tj in lay.tiles():
+        river = rivers.read(ti, tj).astype(np.bool_).ravel()
+        if not river.any():
+            continue
+        r0, _, c0, c1 = lay.window(ti, tj)
+        local = np.flatnonzero(river)
+        dst = down.read(ti, tj).ravel()[local]
+        keep = dst >= 0
+        local, dst = local[keep], dst[keep]
+        if not local.size:
+            continue
+        lr, lc = np.divmod(local, c1 - c0)
+        r_from, c_from = lr + r0, lc + c0
+        r_to, c_to = np.divmod(dst, grid.width)
+        x0 = grid.west + (c_from + 0.5) * grid.cell_size
+        y0 = grid.north - (r_from + 0.5) * grid.cell_size
+        x1 = grid.west + (c_to + 0.5) * grid.cell_size
+        y1 = grid.north - (r_to + 0.5) * grid.cell_size
+        orders = order.read(ti, tj).ravel()[local]
+        paths = _chains(local, dst, orders, lay.window(ti, tj), grid.width)
+        ids = np.repeat(np.arange(len(paths)), [len(path) + 1 for path in paths])
+        points = np.concatenate([np.append(path, -1 - path[-1]) for path in paths])
+        start = points >= 0
+        xs = np.where(start, x0[np.where(start, points, 0)], x1[np.where(start, 0, -1 - points)])
+        ys = np.where(start, y0[np.where(start, points, 0)], y1[np.where(start, 0, -1 - points)])
+        lon, lat = to_lonlat.transform(xs, ys)  # here, not by to_crs: one transformer for all tiles
+        lines = shapely.linestrings(np.column_stack([lon, lat]), indices=ids)
+        line_order = orders[[path[0] for path in paths]]
+        rows = [
+            {"order": int(k), "geometry": shapely.multilinestrings(lines[line_order == k])}
+            for k in sorted(set(line_order.tolist()))
+        ]
+        yield gpd.GeoDataFrame(rows, columns=["order", "geometry"], geometry="geometry", crs="EPSG:4326")
+
+
+def _chains(
+    local: IntArray, dst: IntArray, orders: IntArray, window: tuple[int, int, int, int], width: int
+) -> list[IntArray]:
+    """River segments (cell ``local[i]`` of the tile to grid cell ``dst[i]``) joined into paths.
+
+    A path goes on through a cell that exactly one segment of its order enters and whose own segment
+    has that order (as :func:`shapely.line_merge` joins lines at nodes of degree 2); it stays in the
+    tile. Each segment is in one path; segments are given as their positions ``i``.
+    """
+    r0, r1, c0, c1 = window
+    w = c1 - c0
+    dr, dc = np.divmod(dst, width)
+    inside = (dr >= r0) & (dr < r1) & (dc >= c0) & (dc < c1)
+    target_local = np.where(inside, (dr - r0) * w + (dc - c0), -1)
+    position = np.full(int(max(local.max(), target_local.max())) + 1, -1, dtype=np.int64)
+    position[local] = np.arange(local.size)
+    nxt = np.where(target_local >= 0, position[np.maximum(target_local, 0)], -1)
+    nxt = np.where((nxt >= 0) & (orders[np.maximum(nxt, 0)] == orders), nxt, -1)
+    entering = np.bincount(nxt[nxt >= 0], minlength=local.size)
+    follow = np.where((nxt >= 0) & (entering[np.maximum(nxt, 0)] == 1), nxt, -1).tolist()
+    paths: list[IntArray] = []
+    for head in np.flatnonzero(entering != 1).tolist():
+        path = [head]
+        step = follow[head]
+        while step >= 0:
+            path.append(step)
+            step = follow[step]
+        paths.append(np.asarray(path, dtype=np.int64))
+    return paths
+
+
+def hotspot_frame(spots: list[Hotspot]) -> gpd.GeoDataFrame:
+    """Ranked hotspots of one kind as points (EPSG:4326), with the whole-grid run's columns."""
+    frame = pd.DataFrame(
+        [
+            {
+                "rank": h.rank,
+                "value": h.value,
+                "unit": h.unit,
+                "driver": h.driver,
+                "row": h.row,
+                "col": h.col,
+                **h.drivers,
+            }
+            for h in spots
+        ]
+    )
+    return gpd.GeoDataFrame(frame, geometry=[Point(h.lon, h.lat) for h in spots], crs="EPSG:4326")
+
+
+def barrier_frame(barriers: Barriers, cells: list[int], retained: list[float], crs: str) -> gpd.GeoDataFrame:
+    """The barriers with their snapped state and retention, as the whole-grid run writes them."""
+    return gpd.GeoDataFrame(
+        {
+            "name": barriers.name,
+            "kind": barriers.kind,
+            "pass_factor": barriers.pass_factor,
+            "on_river": [c >= 0 for c in cells],
+            "retained_kg_yr": retained,
+        },
+        geometry=gpd.points_from_xy(barriers.x, barriers.y),
+        crs=crs,
+    )
+
+
+def _write_layer(path: Path, name: str, frame: gpd.GeoDataFrame, *, append: bool = False) -> None:
+    out = frame.to_crs("EPSG:4326") if frame.crs is not None else frame.set_crs("EPSG:4326")
+    out.to_file(path, layer=name, driver="GPKG", engine="pyogrio", mode="a" if append else "w")
+
+
+def write_large_gpkg(
+    path: Path,
+    layers: dict[str, gpd.GeoDataFrame],
+    rivers: Iterator[gpd.GeoDataFrame],
+    provenance: Provenance,
+) -> Path:
+    """Write ``hotspots.gpkg`` atomically: ``layers``, the ``rivers`` appended frame by frame, provenance."""
+    with atomic_path(path) as tmp:
+        for name, frame in layers.items():
+            _write_layer(tmp, name, frame)
+        written = False
+        for frame in rivers:
+            _write_layer(tmp, "rivers", frame, append=written)
+            written = True
+        if not written:
+            empty = gpd.GeoDataFrame({"order": pd.Series([], dtype="int64")}, geometry=[], crs="EPSG:4326")
+            _write_layer(tmp, "rivers", empty)
+        meta = pd.DataFrame({"key": ["provenance"], "value": [provenance.to_json()]})
+        gpd.GeoDataFrame(meta, geometry=gpd.GeoSeries([None] * len(meta)), crs="EPSG:4326").to_file(
+            tmp, layer="provenance", driver="GPKG", engine="pyogrio"
+        )
+    return path
+
+
+def _block(tile: int) -> int:
+    """GeoTIFF block edge: the largest of 512 ... 16 dividing the tile (each write fills whole blocks)."""
+    return next((b for b in (512, 256, 128, 64, 32, 16) if tile % b == 0), 256)
+
+
+def write_tiled_raster(
+    path: Path,
+    grid: GridSpec,
+    layout: TileLayout,
+    values: Callable[[int, int], FloatArray],
+    provenance: Provenance,
+    *,
+    description: str,
+    unit: str,
+    cog: bool,
+) -> Path:
+    """Write one float32 band tile by tile (windowed writes), then as a COG if ``cog``; atomically."""
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": 1,
+        "dtype": "float32",
+        "crs": grid.crs,
+        "transform": Affine(*grid.transform),
+        "nodata": float("nan"),
+        "compress": "DEFLATE",
+        "predictor": 3,
+        "tiled": True,
+        "blockxsize": _block(layout.tile),
+        "blockysize": _block(layout.tile),
+        "BIGTIFF": "IF_SAFER",
+    }
+    if cog:  # the COG copy compresses: the staging file need not
+        profile = {k: v for k, v in profile.items() if k not in ("compress", "predictor")}
+    with atomic_path(path) as tmp:
+        staging = tmp.with_name(tmp.stem + "-tiles.tif") if cog else tmp
+        try:
+            with rasterio.open(staging, "w", **profile) as dst:
+                for ti, tj in layout.tiles():
+                    r0, r1, c0, c1 = layout.window(ti, tj)
+                    window = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
+                    dst.write(values(ti, tj).astype(np.float32), 1, window=window)
+                dst.set_band_description(1, description)
+                dst.update_tags(1, unit=unit)
+                dst.update_tags(PROVENANCE=provenance.to_json())
+            if cog:
+                rasterio.shutil.copy(
+                    staging,
+                    tmp,
+                    driver="COG",
+                    COMPRESS="DEFLATE",
+                    PREDICTOR="3",
+                    BLOCKSIZE="256",
+                    OVERVIEW_RESAMPLING="AVERAGE",
+                    BIGTIFF="IF_SAFER",
+                )
+        finally:
+            if cog and staging.exists():
+                staging.unlink()
+    return path

@@ -1,0 +1,57 @@
+"""Reusing freed memory during runs that allocate many grid-sized arrays.
+
+The hotspot model allocates and frees hundreds of arrays the size of its grid. glibc's malloc gives
+each allocation above 32 MiB its own ``mmap`` and returns it to the system when freed, so the next
+array of that size is faulted in and zeroed page by page all over again: on a 64-million-cell grid
+that is tens of GiB of page faults, and the kernel may have to reclaim file cache for each. While
+:func:`reuse_freed_memory` is active, large arrays come from malloc's heap and freed ones are reused
+in place; when it ends, the defaults are back and the heap is trimmed. The peak is unchanged (the
+same arrays are alive at once). On other C libraries and systems it does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["reuse_freed_memory"]
+
+# mallopt(3) parameters and glibc's defaults.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+_DEFAULT_TRIM_THRESHOLD = 128 * 1024
+_DEFAULT_MMAP_MAX = 65536
+_NEVER_TRIM = 2**31 - 1  # an int: mallopt takes one
+
+
+def _glibc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+        libc.gnu_get_libc_version  # noqa: B018 - only glibc has it
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+@contextmanager
+def reuse_freed_memory() -> Iterator[bool]:
+    """Within the block, keep freed memory in malloc's heap for reuse; yields whether it applies."""
+    libc = _glibc()
+    if libc is None:
+        yield False
+        return
+    applied = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _NEVER_TRIM))
+    try:
+        yield applied
+    finally:
+        libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+        libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+        libc.malloc_trim(0)
