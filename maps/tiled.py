@@ -1,12 +1,12 @@
 """Flow routing that gives the same answer on the whole grid and tile by tile, for rasters larger than memory.
 
-The routing of :func:`maps.model.build_flow_graph` fills depressions by a priority flood with an
-epsilon, whose result depends on the order of the flood: it cannot be rebuilt tile by tile. The
-routing here is made of stages that are each the fixpoint of a rule on a cell and its eight
-neighbours, with no order in it (see :mod:`maps.tiled_kernels`): plain depression fill ``F``, flat
-distances ``D``, D8 on ``F`` with flats drained towards their nearest outlet, and flow accumulation.
+The hotspot model's routing (:func:`maps.terrain.condition`, used by
+:func:`maps.model.build_flow_graph`) is made of stages that are each the fixpoint of a rule on a cell
+and its eight neighbours, with no order in it (see :mod:`maps.tiled_kernels`): plain depression fill
+``F``, flat distances ``D``, D8 on ``F`` with flats drained towards their nearest outlet, and flow
+accumulation. So it can be computed tile by tile and give the same answer.
 
-* :func:`route_untiled` computes them on a grid in memory.
+* :func:`route_untiled` computes them on a grid in memory (:func:`maps.terrain.condition`).
 * :func:`route_tiled` computes them on a grid stored tile by tile on disk
   (:class:`~maps.tiled_store.TiledRaster`), holding a few tiles and the tiles' edges
   (:class:`~maps.tiled_store.Seams`, ``4 x rows x cols / tile`` values) in memory:
@@ -141,13 +141,6 @@ class TiledRouting:
 # --------------------------------------------------------------------------------------------------
 
 
-def _pad(values: npt.NDArray[Any], fill: float | int) -> npt.NDArray[Any]:
-    rows, cols = values.shape
-    out = np.full((rows + 2, cols + 2), fill, dtype=np.result_type(values.dtype, np.asarray(fill)))
-    out[1:-1, 1:-1] = values
-    return out
-
-
 def route_untiled(dem: npt.ArrayLike, cell_size: float) -> Routing:
     """The tileable routing of a DEM held in memory (see the module docstring).
 
@@ -164,16 +157,16 @@ def route_untiled(dem: npt.ArrayLike, cell_size: float) -> Routing:
     z = np.asarray(dem, dtype=np.float64)
     if z.ndim != 2 or z.size == 0:
         raise ValueError(f"dem must be a non-empty 2-D raster (rows, cols), got shape {z.shape}")
-    rows, cols = z.shape
-    z = np.where(np.isfinite(z), z, np.nan)
-    filled = fill_kernel(_pad(z, np.nan))
-    pf = _pad(filled, np.nan)
-    distance = flat_distance_kernel(pf, np.full(pf.shape, UNKNOWN_DISTANCE, dtype=np.int64))
-    down = d8_kernel(pf, _pad(distance, UNKNOWN_DISTANCE), cell_size, (0, 0), cols).ravel()
-    levels = terrain.flow_levels(down)
+    conditioned = terrain.condition(z, cell_size)
+    down = conditioned.down
     valid = np.isfinite(z).ravel().astype(np.float64)
-    accumulation = terrain.accumulate(down, levels, valid).reshape(rows, cols)
-    return Routing(filled=filled, flat_distance=distance, down=down, accumulation=accumulation)
+    accumulation = terrain.accumulate(down, terrain.flow_levels(down), valid).reshape(z.shape)
+    return Routing(
+        filled=conditioned.filled,
+        flat_distance=conditioned.flat_distance,
+        down=down,
+        accumulation=accumulation,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
