@@ -95,30 +95,31 @@ def _sorted_by_key(cells: IntArray, keys: FloatArray) -> IntArray:
 
 @njit(cache=True, nogil=True)
 def _flood(cost: FloatArray, free: BoolArray, dr: IntArray, dc: IntArray) -> FloatArray:
-    rows, cols = cost.shape
+    rows, cols = cost.shape[0] + 2, cost.shape[1] + 2
     n = rows * cols
-    # Levels are written over a copy of the costs: a cell's cost is read only before it is reached.
-    z = cost.copy().ravel()
-    f = free.ravel()
+    # Levels are written over a copy of the costs inside a closed ring (+inf, never free), so every
+    # cell the flood reaches has all eight neighbours; a cost is read only before its cell is reached.
+    z2 = np.full((rows, cols), np.inf)
+    z2[1:-1, 1:-1] = cost
+    f2 = np.zeros((rows, cols), dtype=np.bool_)
+    f2[1:-1, 1:-1] = free
+    z = z2.ravel()
+    f = f2.ravel()
     offsets = dr * cols + dc
     reached = ~f
     waiting = np.zeros(n, dtype=np.bool_)
     # Seeds: fixed cells with a known level next to a free cell. They and the free cells are the
     # cells that can wait for the flood, each at its own cost: sort them by it once.
     count = 0
-    for i in range(n):
+    for i in range(cols, n - cols):
         if f[i]:
             count += 1
-            continue
-        if not z[i] < np.inf:
-            continue
-        r, q = i // cols, i % cols
-        for k in range(8):
-            rr, qq = r + dr[k], q + dc[k]
-            if 0 <= rr < rows and 0 <= qq < cols and f[rr * cols + qq]:
-                waiting[i] = True
-                count += 1
-                break
+        elif z[i] < np.inf:
+            for k in range(8):
+                if f[i + offsets[k]]:
+                    waiting[i] = True
+                    count += 1
+                    break
     unsorted = np.empty(count, dtype=np.int64)
     at = 0
     for i in range(n):
@@ -150,42 +151,24 @@ def _flood(cost: FloatArray, free: BoolArray, dr: IntArray, dc: IntArray) -> Flo
             flood = z[i]
         low = z[i]
         waits = False
-        if f[i]:  # free cells are inside the window: all eight neighbours exist
-            for k in range(8):
-                j = i + offsets[k]
-                if reached[j]:
+        for k in range(8):
+            j = i + offsets[k]
+            if reached[j]:
+                continue
+            if z[j] < low:
+                if low != flood:
+                    waits = True
                     continue
-                if z[j] < low:
-                    if low != flood:
-                        waits = True
-                        continue
-                    z[j] = low
-                reached[j] = True
-                stack[top] = j
-                top += 1
-        else:
-            r, q = i // cols, i % cols
-            for k in range(8):
-                rr, qq = r + dr[k], q + dc[k]
-                if rr < 0 or rr >= rows or qq < 0 or qq >= cols:
-                    continue
-                j = rr * cols + qq
-                if reached[j]:
-                    continue
-                if z[j] < low:
-                    if low != flood:
-                        waits = True
-                        continue
-                    z[j] = low
-                reached[j] = True
-                stack[top] = j
-                top += 1
+                z[j] = low
+            reached[j] = True
+            stack[top] = j
+            top += 1
         if waits:
             waiting[i] = True
     for i in range(n):
         if not reached[i]:
             z[i] = np.inf  # free, and no way out
-    return z.reshape(rows, cols)
+    return z2[1:-1, 1:-1].copy()
 
 
 def flood_levels(cost: FloatArray, free: BoolArray) -> FloatArray:
@@ -193,8 +176,8 @@ def flood_levels(cost: FloatArray, free: BoolArray) -> FloatArray:
 
     A path's level is the highest ``cost`` of its cells, the fixed cell at its end included. Fixed
     (non-free) cells with ``cost < +inf`` are where paths end (``-inf`` drains at any level); fixed
-    cells at ``+inf`` are closed. This is a priority flood from the fixed cells with a pit queue:
-    each cell is reached once, at its final level.
+    cells at ``+inf`` are closed. This is a priority flood from the fixed cells: cells are taken in
+    order of their cost (a radix sort, no heap), and each cell is reached once, at its final level.
 
     Args:
         cost: Elevations, shape ``(rows, cols)``; no NaN.
@@ -212,11 +195,6 @@ def flood_levels(cost: FloatArray, free: BoolArray) -> FloatArray:
         )
     if np.isnan(values).any():
         raise ValueError("cost holds NaN: give -inf for cells that drain, +inf for closed ones")
-    if mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any():
-        # The compiled flood takes the neighbours of free cells unchecked: close a ring around them.
-        ring = np.pad(values, 1, constant_values=np.inf)
-        inner: FloatArray = _flood(ring, np.pad(mask, 1, constant_values=False), _DR, _DC)[1:-1, 1:-1]
-        return np.ascontiguousarray(inner)
     out: FloatArray = _flood(values, mask, _DR, _DC)
     return out
 
