@@ -13,7 +13,9 @@ import numpy as np
 import numpy.typing as npt
 
 from maps import terrain
+from maps.grid import cell_lonlat
 from maps.params import HotspotParams
+from plastic_hotspots.records import GridSpec, Hotspot
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -234,15 +236,87 @@ def pick_peaks(values: FloatArray, top_n: int, separation_cells: int) -> list[tu
         budget *= 4
 
 
-def dominant_driver(factors: dict[str, FloatArray], row: int, col: int, reference: dict[str, float]) -> str:
+def dominant_driver(values: dict[str, float], reference: dict[str, float]) -> str:
     """Name the factor that lifts a cell most above the area's typical value (largest log ratio)."""
     best, best_score = "", -np.inf
-    for name, layer in factors.items():
+    for name, value in values.items():
         ref = reference[name]
-        value = float(layer[row, col])
         if ref <= 0 or value <= 0:
             continue
         score = float(np.log(value / ref))
         if score > best_score:
             best, best_score = name, score
     return best or "none"
+
+
+def leakage_hotspot(
+    grid: GridSpec,
+    rank: int,
+    cell: tuple[int, int],
+    value: float,
+    *,
+    population: float,
+    collection_rate: float,
+    p_land: float,
+    observed_extra: float,
+    reference: dict[str, float],
+) -> Hotspot:
+    """A ranked leakage hotspot with its drivers (the factors' values at the cell) and the dominant one.
+
+    ``reference`` holds the area's typical value of each driver: ``population``, ``poor collection``
+    (``1 - collection_rate``), ``near a river`` (``P_land``) and ``observed litter`` (kg/yr).
+    """
+    row, col = cell
+    lon, lat = cell_lonlat(grid, np.array([row]), np.array([col]))
+    factors = {
+        "population": population,
+        "poor collection": 1.0 - collection_rate,
+        "near a river": p_land,
+        "observed litter": observed_extra + 1e-12,
+    }
+    return Hotspot(
+        kind="leakage",
+        rank=rank,
+        row=row,
+        col=col,
+        lon=float(lon[0]),
+        lat=float(lat[0]),
+        value=value,
+        unit="kg/yr",
+        driver=dominant_driver(factors, reference),
+        drivers={
+            "population": population,
+            "collection_rate": collection_rate,
+            "p_land": p_land,
+            "observed_extra_kg_yr": observed_extra,
+        },
+    )
+
+
+def accumulation_hotspot(
+    grid: GridSpec,
+    rank: int,
+    cell: tuple[int, int],
+    value: float,
+    *,
+    load: float,
+    pass_factor: float,
+    slope: float,
+    barrier: str | None,
+    low_slope: float,
+) -> Hotspot:
+    """A ranked accumulation hotspot: driven by its barrier's kind, else by a low slope or the channel."""
+    row, col = cell
+    lon, lat = cell_lonlat(grid, np.array([row]), np.array([col]))
+    return Hotspot(
+        kind="accumulation",
+        rank=rank,
+        row=row,
+        col=col,
+        lon=float(lon[0]),
+        lat=float(lat[0]),
+        value=value,
+        unit="kg/yr",
+        driver=barrier or ("low-slope reach" if slope < low_slope else "in-channel retention"),
+        drivers={"load_kg_yr": load, "pass_factor": pass_factor},
+    )

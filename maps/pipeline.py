@@ -8,7 +8,6 @@ river routing with retention at barriers -> sub-basin totals -> ranked hotspots 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from maps.config import BasinConfig
 from maps.density import DensityGrid, Observations, observed_density
 from maps.errors import LayerError
 from maps.fusion import Calibration, calibrate, far_above, track_folds, write_fusion_report
-from maps.grid import cell_lonlat, grid_bounds_lonlat, grid_for_bounds, grid_to_lonlat, rowcol
+from maps.grid import grid_bounds_lonlat, grid_for_bounds, grid_to_lonlat, rowcol
 from maps.io import write_cog, write_gpkg
 from maps.layers import (
     Barriers,
@@ -47,7 +46,7 @@ from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.memory import reuse_freed_memory
 from plastic_hotspots.progress import progress_bar
 from plastic_hotspots.provenance import make_provenance
-from plastic_hotspots.records import GridSpec, Hotspot, HotspotGrid, Layer
+from plastic_hotspots.records import GridSpec, HotspotGrid, Layer
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -347,72 +346,49 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
         step("Ranking hotspots")
         sep = max(1, round(params.hotspot_separation_m / grid.cell_size))
         # What lifts a hotspot above the area's typical populated cell (the median, or the mean of the
-        # observed extra source), read at the hotspot's cell only.
+        # observed extra source).
         populated_cells = basin & (l_src > 0)
-        drivers: dict[str, tuple[FloatArray, Callable[[FloatArray], FloatArray]]] = {
-            "population": (population, _same),
-            "poor collection": (collection_rate, _shortfall),
-            "near a river": (p_land, _same),
-            "observed litter": (extra, _nonzero),
-        }
+        some = bool(populated_cells.any())
         ref = {
-            name: float(np.median(how(values[populated_cells]))) if populated_cells.any() else 0.0
-            for name, (values, how) in drivers.items()
+            "population": float(np.median(population[populated_cells])) if some else 0.0,
+            "poor collection": float(np.median(1.0 - collection_rate[populated_cells])) if some else 0.0,
+            "near a river": float(np.median(p_land[populated_cells])) if some else 0.0,
+            "observed litter": max(float(np.mean(extra[basin])), 1e-9),
         }
-        ref["observed litter"] = max(float(np.mean(extra[basin])), 1e-9)
         del populated_cells
-
-        def driver_at(r: int, c: int) -> str:
-            at = {name: how(values[r : r + 1, c : c + 1]) for name, (values, how) in drivers.items()}
-            return model.dominant_driver(at, 0, 0, ref)
-
-        hotspots: list[Hotspot] = []
-        for rank, (r, c) in enumerate(model.pick_peaks(leakage, params.top_n, sep), start=1):
-            lon, lat = cell_lonlat(grid, np.array([r]), np.array([c]))
-            hotspots.append(
-                Hotspot(
-                    kind="leakage",
-                    rank=rank,
-                    row=r,
-                    col=c,
-                    lon=float(lon[0]),
-                    lat=float(lat[0]),
-                    value=float(leakage[r, c]),
-                    unit="kg/yr",
-                    driver=driver_at(r, c),
-                    drivers={
-                        "population": float(population[r, c]),
-                        "collection_rate": float(collection_rate[r, c]),
-                        "p_land": float(p_land[r, c]),
-                        "observed_extra_kg_yr": float(extra[r, c]),
-                    },
-                )
+        hotspots = [
+            model.leakage_hotspot(
+                grid,
+                rank,
+                (r, c),
+                float(leakage[r, c]),
+                population=float(population[r, c]),
+                collection_rate=float(collection_rate[r, c]),
+                p_land=float(p_land[r, c]),
+                observed_extra=float(extra[r, c]),
+                reference=ref,
             )
+            for rank, (r, c) in enumerate(model.pick_peaks(leakage, params.top_n, sep), start=1)
+        ]
         kind_at = {}
         if barriers is not None:
             kind_at = {
                 cell: kind for cell, kind in zip(barrier_cells, barriers.kind, strict=True) if cell >= 0
             }
-        for rank, (r, c) in enumerate(model.pick_peaks(routing.retained, params.top_n, sep), start=1):
-            lon, lat = cell_lonlat(grid, np.array([r]), np.array([c]))
-            flat = r * grid.width + c
-            driver = kind_at.get(flat) or (
-                "low-slope reach" if graph.slope[r, c] < params.low_slope else "in-channel retention"
+        hotspots += [
+            model.accumulation_hotspot(
+                grid,
+                rank,
+                (r, c),
+                float(routing.retained[r, c]),
+                load=float(routing.load[r, c]),
+                pass_factor=float(passf[r, c]),
+                slope=float(graph.slope[r, c]),
+                barrier=kind_at.get(r * grid.width + c),
+                low_slope=params.low_slope,
             )
-            hotspots.append(
-                Hotspot(
-                    kind="accumulation",
-                    rank=rank,
-                    row=r,
-                    col=c,
-                    lon=float(lon[0]),
-                    lat=float(lat[0]),
-                    value=float(routing.retained[r, c]),
-                    unit="kg/yr",
-                    driver=driver,
-                    drivers={"load_kg_yr": float(routing.load[r, c]), "pass_factor": float(passf[r, c])},
-                )
-            )
+            for rank, (r, c) in enumerate(model.pick_peaks(routing.retained, params.top_n, sep), start=1)
+        ]
 
         provenance = make_provenance(
             "maps.hotspots",
@@ -472,18 +448,6 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
         )
         bar.update(task, description="Hotspot model done")
     return result, outputs
-
-
-def _same(values: FloatArray) -> FloatArray:
-    return values
-
-
-def _shortfall(collection_rate: FloatArray) -> FloatArray:
-    return 1.0 - collection_rate
-
-
-def _nonzero(extra: FloatArray) -> FloatArray:
-    return extra + 1e-12
 
 
 def _lonlat_point(grid: GridSpec, lonlat: tuple[float, float]) -> tuple[FloatArray, FloatArray]:

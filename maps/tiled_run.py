@@ -45,7 +45,7 @@ import rasterio
 from maps import model, terrain
 from maps.config import BasinConfig
 from maps.errors import LayerError
-from maps.grid import cell_lonlat, grid_for_bounds, lonlat_to_grid, rowcol
+from maps.grid import grid_for_bounds, lonlat_to_grid, rowcol
 from maps.large_hotspots import medians_tiled, pick_peaks_tiled
 from maps.large_outputs import (
     barrier_frame,
@@ -451,28 +451,20 @@ def _run_tiles(
     kind_at: dict[int, str] = {}
     if barriers is not None:
         kind_at = {c: kind for c, kind in zip(barrier_cells, barriers.kind, strict=True) if c >= 0}
-    for rank, (r, c) in enumerate(pick_peaks_tiled(retained, params.top_n, sep, mapper=run), start=1):
-        lon, lat = cell_lonlat(grid, np.array([r]), np.array([c]))
-        driver = kind_at.get(r * grid.width + c) or (
-            "low-slope reach" if _at(made["slope"], r, c) < params.low_slope else "in-channel retention"
+    hotspots += [
+        model.accumulation_hotspot(
+            grid,
+            rank,
+            (r, c),
+            _at(retained, r, c),
+            load=_at(load, r, c),
+            pass_factor=_at(river_layers["pass_factor"], r, c),
+            slope=_at(made["slope"], r, c),
+            barrier=kind_at.get(r * grid.width + c),
+            low_slope=params.low_slope,
         )
-        hotspots.append(
-            Hotspot(
-                kind="accumulation",
-                rank=rank,
-                row=r,
-                col=c,
-                lon=float(lon[0]),
-                lat=float(lat[0]),
-                value=_at(retained, r, c),
-                unit="kg/yr",
-                driver=driver,
-                drivers={
-                    "load_kg_yr": _at(load, r, c),
-                    "pass_factor": _at(river_layers["pass_factor"], r, c),
-                },
-            )
-        )
+        for rank, (r, c) in enumerate(pick_peaks_tiled(retained, params.top_n, sep, mapper=run), start=1)
+    ]
 
     step("Writing outputs")
     counts = routing.counts
@@ -606,35 +598,17 @@ def _leakage_hotspots(
     names = ("population", "poor collection", "near a river")
     ref = {name: (m if m is not None else 0.0) for name, m in zip(names, medians, strict=True)}
     ref["observed litter"] = 1e-9  # no survey: max(mean of a zero extra source, 1e-9), as the pipeline
-    out: list[Hotspot] = []
-    for rank, (r, c) in enumerate(peaks, start=1):
-        people = _at(population, r, c) if population is not None else 0.0
-        rate = _at(collection, r, c)
-        p = _at(p_land, r, c)
-        drivers = {
-            "population": np.array([[people]]),
-            "poor collection": 1.0 - np.array([[rate]]),
-            "near a river": np.array([[p]]),
-            "observed litter": np.array([[0.0 + 1e-12]]),
-        }
-        lon, lat = cell_lonlat(grid, np.array([r]), np.array([c]))
-        out.append(
-            Hotspot(
-                kind="leakage",
-                rank=rank,
-                row=r,
-                col=c,
-                lon=float(lon[0]),
-                lat=float(lat[0]),
-                value=_at(leakage, r, c),
-                unit="kg/yr",
-                driver=model.dominant_driver(drivers, 0, 0, ref),
-                drivers={
-                    "population": people,
-                    "collection_rate": rate,
-                    "p_land": p,
-                    "observed_extra_kg_yr": 0.0,
-                },
-            )
+    return [
+        model.leakage_hotspot(
+            grid,
+            rank,
+            (r, c),
+            _at(leakage, r, c),
+            population=_at(population, r, c) if population is not None else 0.0,
+            collection_rate=_at(collection, r, c),
+            p_land=_at(p_land, r, c),
+            observed_extra=0.0,
+            reference=ref,
         )
-    return out
+        for rank, (r, c) in enumerate(peaks, start=1)
+    ]
