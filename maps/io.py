@@ -16,9 +16,11 @@ import numpy.typing as npt
 import pandas as pd
 import rasterio
 from rasterio.transform import Affine
+from shapely.geometry import Point
 
+from maps.layers import Barriers
 from plastic_hotspots.geoio import atomic_path
-from plastic_hotspots.records import GridSpec, Provenance
+from plastic_hotspots.records import GridSpec, Hotspot, Provenance
 
 
 def write_cog(
@@ -83,3 +85,37 @@ def write_gpkg(path: Path, layers: Mapping[str, gpd.GeoDataFrame], provenance: P
             tmp, layer="provenance", driver="GPKG", engine="pyogrio"
         )
     return path
+
+
+def hotspot_frame(spots: list[Hotspot]) -> gpd.GeoDataFrame:
+    """Ranked hotspots of one kind as points (EPSG:4326): rank, value, unit, driver, cell, drivers."""
+    frame = pd.DataFrame(
+        [
+            {
+                "rank": h.rank,
+                "value": h.value,
+                "unit": h.unit,
+                "driver": h.driver,
+                "row": h.row,
+                "col": h.col,
+                **h.drivers,
+            }
+            for h in spots
+        ]
+    )
+    return gpd.GeoDataFrame(frame, geometry=[Point(h.lon, h.lat) for h in spots], crs="EPSG:4326")
+
+
+def barrier_frame(barriers: Barriers, cells: list[int], retained: list[float], crs: str) -> gpd.GeoDataFrame:
+    """The barriers (in ``crs``) with their pass factor, whether they sit on a river, and what they retain."""
+    return gpd.GeoDataFrame(
+        {
+            "name": barriers.name,
+            "kind": barriers.kind,
+            "pass_factor": barriers.pass_factor,
+            "on_river": [c >= 0 for c in cells],
+            "retained_kg_yr": retained,
+        },
+        geometry=gpd.points_from_xy(barriers.x, barriers.y),
+        crs=crs,
+    )

@@ -26,19 +26,16 @@ import shapely
 from pyproj import Transformer
 from rasterio import features
 from rasterio.transform import Affine
-from shapely.geometry import Point, shape
+from shapely.geometry import shape
 from shapely.ops import unary_union
 
-from maps.layers import Barriers
 from maps.tiled_layers import tile_grid
 from maps.tiled_store import TiledRaster, TileLayout
 from plastic_hotspots.geoio import atomic_path
-from plastic_hotspots.records import GridSpec, Hotspot, Provenance
+from plastic_hotspots.records import GridSpec, Provenance
 
 __all__ = [
-    "barrier_frame",
     "basin_polygon",
-    "hotspot_frame",
     "river_lines",
     "write_large_gpkg",
     "write_tiled_raster",
@@ -134,40 +131,6 @@ def _chains(
             step = follow[step]
         paths.append(np.asarray(path, dtype=np.int64))
     return paths
-
-
-def hotspot_frame(spots: list[Hotspot]) -> gpd.GeoDataFrame:
-    """Ranked hotspots of one kind as points (EPSG:4326), with the whole-grid run's columns."""
-    frame = pd.DataFrame(
-        [
-            {
-                "rank": h.rank,
-                "value": h.value,
-                "unit": h.unit,
-                "driver": h.driver,
-                "row": h.row,
-                "col": h.col,
-                **h.drivers,
-            }
-            for h in spots
-        ]
-    )
-    return gpd.GeoDataFrame(frame, geometry=[Point(h.lon, h.lat) for h in spots], crs="EPSG:4326")
-
-
-def barrier_frame(barriers: Barriers, cells: list[int], retained: list[float], crs: str) -> gpd.GeoDataFrame:
-    """The barriers with their snapped state and retention, as the whole-grid run writes them."""
-    return gpd.GeoDataFrame(
-        {
-            "name": barriers.name,
-            "kind": barriers.kind,
-            "pass_factor": barriers.pass_factor,
-            "on_river": [c >= 0 for c in cells],
-            "retained_kg_yr": retained,
-        },
-        geometry=gpd.points_from_xy(barriers.x, barriers.y),
-        crs=crs,
-    )
 
 
 def _write_layer(path: Path, name: str, frame: gpd.GeoDataFrame, *, append: bool = False) -> None:

@@ -14,11 +14,10 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import shapely
 from rasterio import features
 from rasterio.transform import Affine
-from shapely.geometry import Point, shape
+from shapely.geometry import shape
 from shapely.ops import unary_union
 
 from maps import model, terrain
@@ -27,7 +26,7 @@ from maps.density import DensityGrid, Observations, observed_density
 from maps.errors import LayerError
 from maps.fusion import Calibration, calibrate, far_above, track_folds, write_fusion_report
 from maps.grid import grid_bounds_lonlat, grid_for_bounds, grid_to_lonlat, rowcol
-from maps.io import write_cog, write_gpkg
+from maps.io import barrier_frame, hotspot_frame, write_cog, write_gpkg
 from maps.layers import (
     Barriers,
     load_barriers,
@@ -526,36 +525,9 @@ def _write_outputs(
     vectors["rivers"] = _river_lines(graph, rivers, order, grid)
     if barriers is not None:
         retained = [float(routing.retained.ravel()[c]) if c >= 0 else 0.0 for c in barrier_cells]
-        vectors["barriers"] = gpd.GeoDataFrame(
-            {
-                "name": barriers.name,
-                "kind": barriers.kind,
-                "pass_factor": barriers.pass_factor,
-                "on_river": [c >= 0 for c in barrier_cells],
-                "retained_kg_yr": retained,
-            },
-            geometry=gpd.points_from_xy(barriers.x, barriers.y),
-            crs=grid.crs,
-        )
+        vectors["barriers"] = barrier_frame(barriers, barrier_cells, retained, grid.crs)
     for kind in ("leakage", "accumulation"):
-        spots = [h for h in result.hotspots if h.kind == kind]
-        frame = pd.DataFrame(
-            [
-                {
-                    "rank": h.rank,
-                    "value": h.value,
-                    "unit": h.unit,
-                    "driver": h.driver,
-                    "row": h.row,
-                    "col": h.col,
-                    **h.drivers,
-                }
-                for h in spots
-            ]
-        )
-        vectors[f"{kind}_hotspots"] = gpd.GeoDataFrame(
-            frame, geometry=[Point(h.lon, h.lat) for h in spots], crs="EPSG:4326"
-        )
+        vectors[f"{kind}_hotspots"] = hotspot_frame([h for h in result.hotspots if h.kind == kind])
     fusion: tuple[Path, Path] | None = None
     if density is not None:
         cells = cells_frame(density, grid)

@@ -46,11 +46,10 @@ from maps import model, terrain
 from maps.config import BasinConfig
 from maps.errors import LayerError
 from maps.grid import grid_for_bounds, lonlat_to_grid, rowcol
+from maps.io import barrier_frame, hotspot_frame
 from maps.large_hotspots import medians_tiled, pick_peaks_tiled
 from maps.large_outputs import (
-    barrier_frame,
     basin_polygon,
-    hotspot_frame,
     river_lines,
     write_large_gpkg,
     write_tiled_raster,
