@@ -350,6 +350,30 @@ def _splat_pass(
         np.add.at(flat, idx[keep].astype(np.int64), counts[a:b, c0:c1][keep] / (k * k))
 
 
+def check_population_range(path: Path, src: rasterio.io.DatasetReader, lowest: float, highest: float) -> None:
+    """LayerError unless a people-per-pixel raster's finite values, ``lowest`` to ``highest``, make sense.
+
+    It needs some data (``lowest`` is ``+inf`` when there is none), no negative counts, and no more
+    people per square metre than any place holds (a density given instead of counts).
+    """
+    if not np.isfinite(lowest):
+        raise LayerError(
+            f"the population raster {path} holds nodata everywhere", hint="check its nodata value"
+        )
+    if lowest < 0:
+        raise LayerError(
+            f"the population raster {path} has negative counts", hint="give people per pixel (>= 0)"
+        )
+    densest = highest / _pixel_area_m2(src)
+    if densest > MAX_PEOPLE_PER_M2:
+        raise LayerError(
+            f"the population raster {path} implies up to {densest:,.1f} people per square metre; "
+            "its values look like a density, not people per pixel",
+            hint="give people per pixel (WorldPop 'ppp' rasters), or multiply a people-per-km2 "
+            "raster by each pixel's area in km2",
+        )
+
+
 def load_population(path: Path, grid: GridSpec) -> FloatArray:
     """Load a people-per-pixel raster onto the grid, sum-preserving (see :func:`splat_counts`)."""
     _require_file(path, "population")
@@ -359,22 +383,13 @@ def load_population(path: Path, grid: GridSpec) -> FloatArray:
                 f"the population raster {path} has no CRS", hint="assign its CRS (WorldPop: EPSG:4326)"
             )
         data = src.read(1, masked=True).astype(np.float64).filled(np.nan)
-        if not np.isfinite(data).any():
-            raise LayerError(
-                f"the population raster {path} holds nodata everywhere", hint="check its nodata value"
-            )
-        if float(np.nanmin(data)) < 0:
-            raise LayerError(
-                f"the population raster {path} has negative counts", hint="give people per pixel (>= 0)"
-            )
-        densest = float(np.nanmax(data)) / _pixel_area_m2(src)
-        if densest > MAX_PEOPLE_PER_M2:
-            raise LayerError(
-                f"the population raster {path} implies up to {densest:,.1f} people per square metre; "
-                "its values look like a density, not people per pixel",
-                hint="give people per pixel (WorldPop 'ppp' rasters), or multiply a people-per-km2 "
-                "raster by each pixel's area in km2",
-            )
+        some = bool(np.isfinite(data).any())
+        check_population_range(
+            path,
+            src,
+            float(np.nanmin(data)) if some else float("inf"),
+            float(np.nanmax(data)) if some else float("-inf"),
+        )
         out = splat_counts(data, src.transform, src.crs.to_string(), grid)
     if float(np.nansum(data)) > 0 and float(out.sum()) == 0.0:
         raise LayerError(

@@ -34,7 +34,7 @@ from rasterio.warp import Resampling, transform_bounds
 from rasterio.windows import Window
 
 from maps.errors import CRSError, LayerError
-from maps.layers import MAX_PEOPLE_PER_M2, ZoneRasters, _pixel_area_m2, rasterize_zones
+from maps.layers import ZoneRasters, check_population_range, rasterize_zones
 from maps.params import ZoneDefaults
 from maps.tiled_store import TiledRaster, TileLayout
 from plastic_hotspots.records import GridSpec
@@ -198,22 +198,7 @@ def regrid_population_tiled(path: Path, grid: GridSpec, out_path: Path, tile: in
             if finite.size:
                 lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
                 any_people = any_people or bool(np.any(finite > 0))
-        if not math.isfinite(lo):
-            raise LayerError(
-                f"the population raster {path} holds nodata everywhere", hint="check its nodata value"
-            )
-        if lo < 0:
-            raise LayerError(
-                f"the population raster {path} has negative counts", hint="give people per pixel (>= 0)"
-            )
-        densest = hi / _pixel_area_m2(src)
-        if densest > MAX_PEOPLE_PER_M2:
-            raise LayerError(
-                f"the population raster {path} implies up to {densest:,.1f} people per square metre; "
-                "its values look like a density, not people per pixel",
-                hint="give people per pixel (WorldPop 'ppp' rasters), or multiply a people-per-km2 "
-                "raster by each pixel's area in km2",
-            )
+        check_population_range(path, src, lo, hi)
         to_grid = Transformer.from_crs(src.crs.to_string(), grid.crs, always_xy=True)
         k = _subpixels(src, grid, to_grid)
         offsets = (np.arange(k) + 0.5) / k
