@@ -29,6 +29,7 @@ from rasterio.transform import Affine
 from shapely.geometry import shape
 from shapely.ops import unary_union
 
+from maps.io import COG_OPTIONS
 from maps.tiled_layers import tile_grid
 from maps.tiled_store import TiledRaster, TileLayout
 from plastic_hotspots.geoio import atomic_path
@@ -213,11 +214,8 @@ def write_tiled_raster(
                     staging,
                     tmp,
                     driver="COG",
-                    COMPRESS="DEFLATE",
-                    PREDICTOR="3",
-                    BLOCKSIZE="256",
-                    OVERVIEW_RESAMPLING="AVERAGE",
                     BIGTIFF="IF_SAFER",
+                    **COG_OPTIONS,
                 )
         finally:
             if cog and staging.exists():
