@@ -29,7 +29,7 @@ from rasterio.transform import Affine
 from shapely.geometry import shape
 from shapely.ops import unary_union
 
-from maps.io import COG_OPTIONS
+from maps.io import COG_OPTIONS, river_chains, river_lines_frame
 from maps.tiled_layers import tile_grid
 from maps.tiled_store import TiledRaster, TileLayout
 from plastic_hotspots.geoio import atomic_path
@@ -80,58 +80,11 @@ def river_lines(
         if not local.size:
             continue
         lr, lc = np.divmod(local, c1 - c0)
-        r_from, c_from = lr + r0, lc + c0
-        r_to, c_to = np.divmod(dst, grid.width)
-        x0 = grid.west + (c_from + 0.5) * grid.cell_size
-        y0 = grid.north - (r_from + 0.5) * grid.cell_size
-        x1 = grid.west + (c_to + 0.5) * grid.cell_size
-        y1 = grid.north - (r_to + 0.5) * grid.cell_size
+        seg = (lr + r0) * grid.width + lc + c0  # sorted, as ``local`` is
         orders = order.read(ti, tj).ravel()[local]
-        paths = _chains(local, dst, orders, lay.window(ti, tj), grid.width)
-        ids = np.repeat(np.arange(len(paths)), [len(path) + 1 for path in paths])
-        points = np.concatenate([np.append(path, -1 - path[-1]) for path in paths])
-        start = points >= 0
-        xs = np.where(start, x0[np.where(start, points, 0)], x1[np.where(start, 0, -1 - points)])
-        ys = np.where(start, y0[np.where(start, points, 0)], y1[np.where(start, 0, -1 - points)])
+        xs, ys, point_line, line_order = river_chains(seg, dst, orders, grid)  # chains end at the tile edge
         lon, lat = to_lonlat.transform(xs, ys)  # here, not by to_crs: one transformer for all tiles
-        lines = shapely.linestrings(np.column_stack([lon, lat]), indices=ids)
-        line_order = orders[[path[0] for path in paths]]
-        rows = [
-            {"order": int(k), "geometry": shapely.multilinestrings(lines[line_order == k])}
-            for k in sorted(set(line_order.tolist()))
-        ]
-        yield gpd.GeoDataFrame(rows, columns=["order", "geometry"], geometry="geometry", crs="EPSG:4326")
-
-
-def _chains(
-    local: IntArray, dst: IntArray, orders: IntArray, window: tuple[int, int, int, int], width: int
-) -> list[IntArray]:
-    """River segments (cell ``local[i]`` of the tile to grid cell ``dst[i]``) joined into paths.
-
-    A path goes on through a cell that exactly one segment of its order enters and whose own segment
-    has that order (as :func:`shapely.line_merge` joins lines at nodes of degree 2); it stays in the
-    tile. Each segment is in one path; segments are given as their positions ``i``.
-    """
-    r0, r1, c0, c1 = window
-    w = c1 - c0
-    dr, dc = np.divmod(dst, width)
-    inside = (dr >= r0) & (dr < r1) & (dc >= c0) & (dc < c1)
-    target_local = np.where(inside, (dr - r0) * w + (dc - c0), -1)
-    position = np.full(int(max(local.max(), target_local.max())) + 1, -1, dtype=np.int64)
-    position[local] = np.arange(local.size)
-    nxt = np.where(target_local >= 0, position[np.maximum(target_local, 0)], -1)
-    nxt = np.where((nxt >= 0) & (orders[np.maximum(nxt, 0)] == orders), nxt, -1)
-    entering = np.bincount(nxt[nxt >= 0], minlength=local.size)
-    follow = np.where((nxt >= 0) & (entering[np.maximum(nxt, 0)] == 1), nxt, -1).tolist()
-    paths: list[IntArray] = []
-    for head in np.flatnonzero(entering != 1).tolist():
-        path = [head]
-        step = follow[head]
-        while step >= 0:
-            path.append(step)
-            step = follow[step]
-        paths.append(np.asarray(path, dtype=np.int64))
-    return paths
+        yield river_lines_frame(shapely.linestrings(lon, lat, indices=point_line), line_order, "EPSG:4326")
 
 
 def _write_layer(path: Path, name: str, frame: gpd.GeoDataFrame, *, append: bool = False) -> None:

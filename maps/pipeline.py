@@ -26,7 +26,14 @@ from maps.density import DensityGrid, Observations, observed_density
 from maps.errors import LayerError
 from maps.fusion import Calibration, calibrate, far_above, track_folds, write_fusion_report
 from maps.grid import grid_bounds_lonlat, grid_for_bounds, grid_to_lonlat, rowcol
-from maps.io import barrier_frame, hotspot_frame, write_cog, write_gpkg
+from maps.io import (
+    barrier_frame,
+    hotspot_frame,
+    river_chains,
+    river_lines_frame,
+    write_cog,
+    write_gpkg,
+)
 from maps.layers import (
     Barriers,
     load_barriers,
@@ -128,59 +135,10 @@ def _polygons(mask: BoolArray, labels: npt.NDArray[np.int64], grid: GridSpec) ->
 def _river_lines(
     graph: model.FlowGraph, rivers: BoolArray, order: npt.NDArray[np.integer], grid: GridSpec
 ) -> gpd.GeoDataFrame:
-    """River network as lines from cell centre to cell centre downstream, one multi-line per stream order.
-
-    A line runs down one order from a source or a confluence to the next confluence, or to where the
-    order changes or the river leaves the grid.
-    """
-    flat_order = order.ravel()
+    """River network as lines (grid CRS), one multi-line per stream order (see :func:`river_lines_frame`)."""
     seg = np.flatnonzero(rivers.ravel() & (graph.down >= 0))  # a segment from each of these cells
-    dst = graph.down[seg]
-    seg_order = flat_order[seg]
-    # How many segments of their own order end in each cell.
-    key = dst * 32 + seg_order  # orders stay far below 32
-    uniq, counts = np.unique(key, return_counts=True)
-    pos = np.searchsorted(uniq, seg * 32 + seg_order)
-    pos = np.minimum(pos, uniq.size - 1)
-    inflow = np.where(uniq[pos] == seg * 32 + seg_order, counts[pos], 0)
-    # A segment goes on into the next one when that starts where it ends, has its order, and is the
-    # only segment of that order arriving there.
-    index_of = np.full(graph.down.size, -1, dtype=np.int64)
-    index_of[seg] = np.arange(seg.size)
-    nxt = index_of[dst]
-    nxt = np.where((nxt >= 0) & (seg_order[np.maximum(nxt, 0)] == seg_order), nxt, -1)
-    nxt = np.where((nxt >= 0) & (inflow[np.maximum(nxt, 0)] == 1), nxt, -1)
-    # Pointer jumping: each segment's last segment along its line and how many steps away it is.
-    last = np.where(nxt >= 0, nxt, np.arange(seg.size))
-    steps = (nxt >= 0).astype(np.int64)
-    while True:
-        further = last[last]
-        moved = further != last
-        if not moved.any():
-            break
-        steps = steps + np.where(moved, steps[last], 0)
-        last = further
-    # Order the segments line by line, from the top of each line down.
-    rank = np.lexsort((-steps, last))
-    starts = np.flatnonzero(np.r_[True, last[rank][1:] != last[rank][:-1]])
-    line_of = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, rank.size]))
-    ends = np.r_[starts[1:], rank.size] - 1
-    # Points: each segment's start cell, and the end cell of each line's last segment.
-    cells = np.concatenate([seg[rank], dst[rank[ends]]])
-    point_line = np.concatenate([line_of, np.arange(starts.size)])
-    point_rank = np.concatenate([np.arange(rank.size), ends + 0.5])
-    arrange = np.lexsort((point_rank, point_line))
-    cells, point_line = cells[arrange], point_line[arrange]
-    r, c = np.divmod(cells, grid.width)
-    x = grid.west + (c + 0.5) * grid.cell_size
-    y = grid.north - (r + 0.5) * grid.cell_size
-    lines = shapely.linestrings(x, y, indices=point_line)
-    line_order = seg_order[rank[starts]]
-    rows = [
-        {"order": int(k), "geometry": shapely.multilinestrings(lines[line_order == k])}
-        for k in sorted(set(line_order.tolist()))
-    ]
-    return gpd.GeoDataFrame(rows, columns=["order", "geometry"], geometry="geometry", crs=grid.crs)
+    x, y, point_line, line_order = river_chains(seg, graph.down[seg], order.ravel()[seg], grid)
+    return river_lines_frame(shapely.linestrings(x, y, indices=point_line), line_order, grid.crs)
 
 
 def _survey_points(obs: Observations, grid: GridSpec) -> gpd.GeoDataFrame:
