@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -109,44 +109,127 @@ def track_effort_km(
 
 @dataclass(frozen=True, slots=True, eq=False)
 class DensityGrid:
-    """Per-cell effort and effort-normalised litter rate (arrays of the grid's shape, but ``cells``).
+    """Per-cell effort and effort-normalised litter rate.
+
+    Values are held for the observed cells only (a survey covers a small part of a basin, and a grid
+    of tens of millions of cells would otherwise carry a dozen grid-sized arrays); the grid-shaped
+    attributes (:attr:`observations`, :attr:`rate`, ...) are built on each access. Use
+    :meth:`surveyed_cells` and :meth:`at` to read cells without building a grid.
 
     Attributes:
-        observations: Images/frames seen per cell.
-        effort_km: Kilometres surveyed per cell.
-        items: Items counted per cell.
-        classes: Items per class per cell.
-        rate: Estimated items per observation (shrunk towards ``area_rate`` where effort is low);
-            NaN where not surveyed.
-        rate_lo: Lower end of the credible interval.
-        rate_hi: Upper end.
-        surveyed: Cells with at least ``min_observations``.
+        shape: ``(rows, cols)`` of the grid.
+        cells: Flat (row-major) indices of the cells with any observation, ascending.
+        cell_observations: Images/frames seen in each of ``cells``.
+        cell_effort_km: Kilometres surveyed in each of ``cells``.
+        cell_items: Items counted in each of ``cells``.
+        cell_classes: Items per class in each of ``cells``.
+        cell_rate: Estimated items per observation in each of ``cells`` (shrunk towards
+            ``area_rate`` where effort is low); NaN where not surveyed.
+        cell_rate_lo: Lower end of the credible interval, likewise.
+        cell_rate_hi: Upper end, likewise.
+        cell_surveyed: Which of ``cells`` have at least the minimum number of observations.
+        unobserved: ``(rate, rate_lo, rate_hi)`` of the cells without observations where every cell
+            counts as surveyed (a minimum of 0 observations: they carry the prior); None where they
+            are not surveyed (rates NaN).
         area_rate: Area-wide mean items per observation.
         prior_strength: Weight of the area-wide rate, in observations.
         track_effects: Detection level of each survey track relative to the mean (see
             :func:`track_adjusted_exposure`); the rates are per observation of an average track.
-        cells: Flat (row-major) indices of the cells with any observation, ascending, so that
-            callers can read those cells without scanning the grid; None when not known.
     """
 
-    observations: IntArray
-    effort_km: FloatArray
-    items: FloatArray
-    classes: Mapping[str, FloatArray]
-    rate: FloatArray
-    rate_lo: FloatArray
-    rate_hi: FloatArray
-    surveyed: BoolArray
+    shape: tuple[int, int]
+    cells: IntArray
+    cell_observations: IntArray
+    cell_effort_km: FloatArray
+    cell_items: FloatArray
+    cell_classes: Mapping[str, FloatArray]
+    cell_rate: FloatArray
+    cell_rate_lo: FloatArray
+    cell_rate_hi: FloatArray
+    cell_surveyed: BoolArray
+    unobserved: tuple[float, float, float] | None
     area_rate: float
     prior_strength: float
     track_effects: Mapping[str, float] = field(default_factory=dict)
-    cells: IntArray | None = None
 
     def observed_cells(self) -> IntArray:
-        """Flat indices of the cells with any observation, ascending (:attr:`cells`, or found)."""
-        if self.cells is not None:
-            return self.cells
-        return np.flatnonzero(self.observations > 0).astype(np.int64)
+        """Flat indices of the cells with any observation, ascending (:attr:`cells`)."""
+        return self.cells
+
+    def surveyed_cells(self) -> IntArray:
+        """Flat indices of the surveyed cells, ascending (every cell where all count as surveyed)."""
+        if self.unobserved is not None:
+            return np.arange(self.shape[0] * self.shape[1], dtype=np.int64)
+        return self.cells[self.cell_surveyed]
+
+    def _per_cell(self, name: str) -> tuple[npt.NDArray[np.generic], float | bool]:
+        rates = self.unobserved or (np.nan, np.nan, np.nan)
+        table: dict[str, tuple[npt.NDArray[np.generic], float | bool]] = {
+            "observations": (self.cell_observations, 0),
+            "effort_km": (self.cell_effort_km, 0.0),
+            "items": (self.cell_items, 0.0),
+            "rate": (self.cell_rate, rates[0]),
+            "rate_lo": (self.cell_rate_lo, rates[1]),
+            "rate_hi": (self.cell_rate_hi, rates[2]),
+            "surveyed": (self.cell_surveyed, self.unobserved is not None),
+        }
+        if name not in table:
+            raise ValueError(f"no per-cell value {name!r}; one of {', '.join(table)}")
+        return table[name]
+
+    def at(self, name: str, flat: IntArray) -> npt.NDArray[Any]:
+        """Values of ``name`` (e.g. ``"rate_lo"``) at the flat cells ``flat``, as on the grid."""
+        values, fill = self._per_cell(name)
+        where = np.asarray(flat, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.cells, where), max(self.cells.size - 1, 0))
+        if self.cells.size == 0:
+            return np.full(where.shape, fill, dtype=values.dtype)
+        hit = self.cells[pos] == where
+        return np.where(hit, values[pos], np.asarray(fill, dtype=values.dtype))
+
+    def _grid(self, name: str) -> npt.NDArray[np.generic]:
+        values, fill = self._per_cell(name)
+        return _on_grid(self.cells, values, self.shape, fill)
+
+    @property
+    def observations(self) -> IntArray:
+        """Images/frames seen per cell (a grid, built on access)."""
+        return self._grid("observations")  # type: ignore[return-value]
+
+    @property
+    def effort_km(self) -> FloatArray:
+        """Kilometres surveyed per cell (a grid, built on access)."""
+        return self._grid("effort_km")  # type: ignore[return-value]
+
+    @property
+    def items(self) -> FloatArray:
+        """Items counted per cell (a grid, built on access)."""
+        return self._grid("items")  # type: ignore[return-value]
+
+    @property
+    def classes(self) -> dict[str, FloatArray]:
+        """Items per class per cell (grids, built on access)."""
+        return {name: _on_grid(self.cells, v, self.shape, 0.0) for name, v in self.cell_classes.items()}
+
+    @property
+    def rate(self) -> FloatArray:
+        """Estimated items per observation per cell; NaN where not surveyed (a grid, built on access)."""
+        return self._grid("rate")  # type: ignore[return-value]
+
+    @property
+    def rate_lo(self) -> FloatArray:
+        """Lower end of the credible interval per cell (a grid, built on access)."""
+        return self._grid("rate_lo")  # type: ignore[return-value]
+
+    @property
+    def rate_hi(self) -> FloatArray:
+        """Upper end of the credible interval per cell (a grid, built on access)."""
+        return self._grid("rate_hi")  # type: ignore[return-value]
+
+    @property
+    def surveyed(self) -> BoolArray:
+        """Cells with at least the minimum number of observations (a grid, built on access)."""
+        return self._grid("surveyed")  # type: ignore[return-value]
 
 
 def bin_to_cells(rows: IntArray, cols: IntArray, weights: FloatArray, shape: tuple[int, int]) -> FloatArray:
@@ -231,31 +314,29 @@ def observed_density(
     )
     mean, lo, hi = shrunk_rate(items, exposure, area_rate, strength, interval)
     surveyed_here = count >= min_observations
-    if min_observations > 0:
-        surveyed = _on_grid(cells, surveyed_here, shape, False)
-        fills: tuple[float, ...] = (np.nan, np.nan, np.nan)  # not surveyed: no rate, never zero
-    else:  # every cell is surveyed: the cells without data carry the prior
-        surveyed = np.ones(shape, dtype=bool)
-        fills = tuple(
-            float(v[0]) for v in shrunk_rate(np.zeros(1), np.zeros(1), area_rate, strength, interval)
-        )
-    at = cells[surveyed_here]
+    unobserved: tuple[float, float, float] | None = None
+    if min_observations <= 0:  # every cell is surveyed: the cells without data carry the prior
+        lo_hi = shrunk_rate(np.zeros(1), np.zeros(1), area_rate, strength, interval)
+        unobserved = (float(lo_hi[0][0]), float(lo_hi[1][0]), float(lo_hi[2][0]))
+    missing = unobserved or (np.nan, np.nan, np.nan)
     rate, rate_lo, rate_hi = (
-        _on_grid(at, v[surveyed_here], shape, fill) for v, fill in zip((mean, lo, hi), fills, strict=True)
+        np.where(surveyed_here, v, fill) for v, fill in zip((mean, lo, hi), missing, strict=True)
     )
     return DensityGrid(
-        observations=_on_grid(cells, count.astype(np.int64), shape, 0),
-        effort_km=_on_grid(cells, _sum_by(where, obs.effort_km, m), shape, 0.0),
-        items=_on_grid(cells, items, shape, 0.0),
-        classes={name: _on_grid(cells, _sum_by(where, v, m), shape, 0.0) for name, v in obs.classes.items()},
-        rate=rate,
-        rate_lo=rate_lo,
-        rate_hi=rate_hi,
-        surveyed=surveyed,
+        shape=(int(shape[0]), int(shape[1])),
+        cells=cells,
+        cell_observations=count.astype(np.int64),
+        cell_effort_km=_sum_by(where, obs.effort_km, m),
+        cell_items=items,
+        cell_classes={name: _sum_by(where, v, m) for name, v in obs.classes.items()},
+        cell_rate=rate,
+        cell_rate_lo=rate_lo,
+        cell_rate_hi=rate_hi,
+        cell_surveyed=surveyed_here,
+        unobserved=unobserved,
         area_rate=area_rate,
         prior_strength=strength,
         track_effects=effects,
-        cells=cells,
     )
 
 

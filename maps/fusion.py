@@ -25,6 +25,7 @@ from plastic_hotspots.records import GridSpec
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
 ScalarT = TypeVar("ScalarT", bound=np.generic)
 
 
@@ -344,16 +345,27 @@ def write_fusion_report(
     grid: GridSpec,
     calibration: Calibration,
     modelled_rate: FloatArray,
+    surveyed_cells: IntArray,
     observed_rate: FloatArray,
     observed_lo: FloatArray,
     observed_hi: FloatArray,
-    surveyed: BoolArray,
     basin: BoolArray,
 ) -> tuple[Path, Path]:
     """Write ``fusion.json`` (the fit) and ``fusion.png`` (modelled and observed side by side).
 
     Grids over :data:`FIGURE_MAX_PIXELS` cells a side are drawn block-reduced (the largest rate of
     each block, so that hot cells stay visible): a figure cannot show more pixels anyway.
+
+    Args:
+        out_dir: Folder to write into.
+        grid: The grid.
+        calibration: The fit.
+        modelled_rate: Modelled items per observation, a grid.
+        surveyed_cells: Flat indices of the surveyed cells, ascending.
+        observed_rate: Observed items per observation at ``surveyed_cells``.
+        observed_lo: Lower end of its interval there.
+        observed_hi: Upper end there.
+        basin: The basin's cells, a grid.
 
     Returns:
         The JSON and PNG paths.
@@ -377,9 +389,9 @@ def write_fusion_report(
         grid.north - out_h * factor * grid.cell_size,
         grid.north,
     )
-    rows, cols = np.nonzero(surveyed)
-    m, o = modelled_rate[rows, cols], observed_rate[rows, cols]
-    lo, hi = observed_lo[rows, cols], observed_hi[rows, cols]
+    rows, cols = np.divmod(np.asarray(surveyed_cells, dtype=np.int64), grid.width)
+    m, o = modelled_rate[rows, cols], np.asarray(observed_rate, dtype=np.float64)
+    lo, hi = np.asarray(observed_lo, dtype=np.float64), np.asarray(observed_hi, dtype=np.float64)
     values = np.concatenate([m[basin[rows, cols]], o])
     positive = values[np.isfinite(values) & (values > 0)]
     vmin = float(np.percentile(positive, 1)) if positive.size else 1e-3

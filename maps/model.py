@@ -133,14 +133,12 @@ class RiverRouting:
     """Plastic load carried and retained along the rivers.
 
     Attributes:
-        inflow: kg/yr entering the river network at each river cell from its land catchment.
         load: kg/yr carried through each river cell (inflow plus what arrives from upstream).
         retained: kg/yr retained in each river cell (the accumulation strength).
         pass_factor: Fraction of the load each river cell passes on downstream.
         exported: kg/yr leaving the grid through river cells at the edge.
     """
 
-    inflow: FloatArray
     load: FloatArray
     retained: FloatArray
     pass_factor: FloatArray
@@ -190,7 +188,6 @@ def route_rivers(
     exits = flat_rivers & (graph.down < 0)
     exported = float(np.sum(load[exits] * pass_factor.ravel()[exits]))
     return RiverRouting(
-        inflow=inflow.reshape(graph.shape),
         load=load.reshape(graph.shape),
         retained=retained.reshape(graph.shape),
         pass_factor=pass_factor,

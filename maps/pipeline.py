@@ -236,7 +236,9 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
         density: DensityGrid | None = None
         obs: Observations | None = None
         calibration: Calibration | None = None
-        extra: FloatArray = np.zeros(grid.shape)
+        # The observed extra source (kg/yr) lives on surveyed cells only: their flat indices, values.
+        extra_cells: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        extra: FloatArray = np.zeros(0)
         if config.observations:
             obs = load_observations(config.observations, grid)
             orow, ocol, oin = rowcol(grid, obs.x, obs.y)
@@ -257,12 +259,13 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
                 prior_floor=params.prior_strength_obs,
                 interval=params.interval,
             )
-            surveyed_cells = np.flatnonzero(density.surveyed & basin)
+            surveyed_cells = density.surveyed_cells()
+            surveyed_cells = surveyed_cells[basin.ravel()[surveyed_cells]]
             if surveyed_cells.size:
                 calibration = calibrate(
                     l_src.ravel()[surveyed_cells],
-                    density.items.ravel()[surveyed_cells],
-                    density.observations.ravel()[surveyed_cells].astype(np.float64),
+                    density.at("items", surveyed_cells),
+                    density.at("observations", surveyed_cells).astype(np.float64),
                     interval=params.interval,
                     folds=track_folds(orow * grid.width + ocol, obs.items, obs.track, surveyed_cells),
                 )
@@ -270,15 +273,17 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
                 # interval) is a source the layers miss, e.g. an illegal dump: add it, in kg/yr.
                 populated = l_src.ravel()[surveyed_cells]
                 expected = calibration.modelled_rate(populated)
-                excess = np.maximum(density.rate_lo.ravel()[surveyed_cells] - expected, 0.0)
+                excess = np.maximum(density.at("rate_lo", surveyed_cells) - expected, 0.0)
                 per_kg = calibration.scale if calibration.scale > 0 else None
                 if per_kg is None:
                     per_kg = density.area_rate / max(float(populated.mean()), 1e-9)
-                extra.ravel()[surveyed_cells] = params.observed_source_weight * excess / max(per_kg, 1e-12)
+                extra_cells = surveyed_cells
+                extra = params.observed_source_weight * excess / max(per_kg, 1e-12)
 
         step("Overland transport to rivers")
         p_land = model.land_transport_probability(graph, rivers, params)
-        leakage = np.where(basin, (l_src + extra) * p_land, 0.0)
+        leakage = np.where(basin, l_src * p_land, 0.0)
+        leakage.ravel()[extra_cells] = (l_src.ravel()[extra_cells] + extra) * p_land.ravel()[extra_cells]
 
         step("Routing along rivers")
         barrier_pass = np.ones(grid.shape)
@@ -310,7 +315,7 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
             "population": float(np.median(population[populated_cells])) if some else 0.0,
             "poor collection": float(np.median(1.0 - collection_rate[populated_cells])) if some else 0.0,
             "near a river": float(np.median(p_land[populated_cells])) if some else 0.0,
-            "observed litter": max(float(np.mean(extra[basin])), 1e-9),
+            "observed litter": max(float(np.sum(extra)) / max(int(np.count_nonzero(basin)), 1), 1e-9),
         }
         del populated_cells
         hotspots = [
@@ -322,7 +327,7 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
                 population=float(population[r, c]),
                 collection_rate=float(collection_rate[r, c]),
                 p_land=float(p_land[r, c]),
-                observed_extra=float(extra[r, c]),
+                observed_extra=_value_at(extra_cells, extra, r * grid.width + c),
                 reference=ref,
             )
             for rank, (r, c) in enumerate(model.pick_peaks(leakage, params.top_n, sep), start=1)
@@ -405,6 +410,12 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
         )
         bar.update(task, description="Hotspot model done")
     return result, outputs
+
+
+def _value_at(cells: npt.NDArray[np.int64], values: FloatArray, flat: int) -> float:
+    """The value at the flat index ``flat`` of a sparse layer (ascending ``cells``), 0 elsewhere."""
+    pos = int(np.searchsorted(cells, flat))
+    return float(values[pos]) if pos < cells.size and int(cells[pos]) == flat else 0.0
 
 
 def _lonlat_point(grid: GridSpec, lonlat: tuple[float, float]) -> tuple[FloatArray, FloatArray]:
@@ -492,21 +503,24 @@ def _write_outputs(
         rr, cc = cells["row"].to_numpy(), cells["col"].to_numpy()
         gi_z, gi_p = getis_ord_gi_star(density.rate, density.surveyed)
         cells["gi_z"], cells["gi_p"] = gi_z[rr, cc], gi_p[rr, cc]
+        del gi_z, gi_p
         if calibration is not None:
             modelled = calibration.modelled_rate(l_src[rr, cc])
             cells["modelled_rate"] = modelled
             cells["far_above_model"] = cells["surveyed"].to_numpy() & far_above(
                 cells["items"].to_numpy(), cells["observations"].to_numpy() * modelled
             )
+            surveyed = density.surveyed_cells()
+            surveyed = surveyed[basin.ravel()[surveyed]]
             fusion = write_fusion_report(
                 out_dir,
                 grid,
                 calibration,
                 calibration.modelled_rate(l_src),
-                density.rate,
-                density.rate_lo,
-                density.rate_hi,
-                density.surveyed & basin,
+                surveyed,
+                density.at("rate", surveyed),
+                density.at("rate_lo", surveyed),
+                density.at("rate_hi", surveyed),
                 basin,
             )
         vectors["observed_density"] = cells

@@ -134,16 +134,16 @@ def cells_frame(density: DensityGrid, grid: GridSpec) -> gpd.GeoDataFrame:
     data = {
         "row": rr,
         "col": cc,
-        "observations": density.observations[rr, cc],
-        "effort_km": density.effort_km[rr, cc],
-        "items": density.items[rr, cc],
-        "rate": density.rate[rr, cc],
-        "rate_lo": density.rate_lo[rr, cc],
-        "rate_hi": density.rate_hi[rr, cc],
-        "surveyed": density.surveyed[rr, cc],
+        "observations": density.cell_observations,
+        "effort_km": density.cell_effort_km,
+        "items": density.cell_items,
+        "rate": density.cell_rate,
+        "rate_lo": density.cell_rate_lo,
+        "rate_hi": density.cell_rate_hi,
+        "surveyed": density.cell_surveyed,
     }
-    for name, counts in density.classes.items():
-        data[f"n_{name}"] = counts[rr, cc]
+    for name, counts in density.cell_classes.items():
+        data[f"n_{name}"] = counts
     return gpd.GeoDataFrame(data, geometry=geoms, crs=grid.crs)
 
 

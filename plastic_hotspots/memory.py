@@ -24,7 +24,10 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _DEFAULT_TRIM_THRESHOLD = 128 * 1024
 _DEFAULT_MMAP_MAX = 65536
-_NEVER_TRIM = 2**31 - 1  # an int: mallopt takes one
+# mallopt takes an int, glibc keeps the threshold as a size_t: -1 is the largest, so never trim. The
+# largest int (2 GiB) would still hand back a freed top of the heap larger than that, which on
+# grids of tens of millions of cells is most frees of a stage's temporaries.
+_NEVER_TRIM = -1
 
 
 def _glibc() -> ctypes.CDLL | None:

@@ -19,9 +19,9 @@ CHILD = textwrap.dedent(
             if line.startswith("VmRSS"):
                 return int(line.split()[1]) * 1024
 
-    def freed_bytes_kept():
+    def freed_bytes_kept(size=50_000_000):
         before = rss()
-        block = np.ones(50_000_000)  # 400 MB, touched
+        block = np.ones(size)  # 400 MB by default, touched
         grown = rss() - before
         del block
         return (rss() - before) / grown
@@ -29,6 +29,7 @@ CHILD = textwrap.dedent(
     outside = freed_bytes_kept()
     with reuse_freed_memory() as applied:
         inside = freed_bytes_kept()
+        inside_large = freed_bytes_kept(320_000_000)  # 2.56 GB: above the largest int threshold
         first = np.ones(50_000_000)
         address = first.ctypes.data
         del first
@@ -36,7 +37,8 @@ CHILD = textwrap.dedent(
         reused = again.ctypes.data == address
         del again
     after = freed_bytes_kept()
-    print(json.dumps({"applied": applied, "outside": outside, "inside": inside, "after": after,
+    print(json.dumps({"applied": applied, "outside": outside, "inside": inside,
+                      "inside_large": inside_large, "after": after,
                       "reused": reused}))
     """
 )
@@ -51,5 +53,6 @@ def test_freed_arrays_are_kept_for_reuse_inside_and_given_back_outside() -> None
     assert figures["applied"] is True
     assert figures["outside"] < 0.1  # freed memory goes back to the system
     assert figures["inside"] > 0.9  # kept in the heap
+    assert figures["inside_large"] > 0.9  # however large the freed block
     assert figures["reused"] is True  # and the next array of that size takes it
     assert figures["after"] < 0.1  # the defaults are back once the block ends

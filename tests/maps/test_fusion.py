@@ -144,7 +144,8 @@ def test_fusion_figure_of_a_grid_larger_than_the_figure(
     grid = GridSpec(
         crs="EPSG:32647", west=500_000.0, north=2_000_000.0, cell_size=100.0, width=130, height=90
     )
-    args = (grid, fit, fit.modelled_rate(l_src), density.rate, density.rate_lo, density.rate_hi)
+    rates = [density.at(name, at) for name in ("rate", "rate_lo", "rate_hi")]
+    args = (grid, fit, fit.modelled_rate(l_src), at, *rates)
     monkeypatch.setattr(fusion, "FIGURE_MAX_PIXELS", 44)  # drawn as 30 x 44 blocks of 3 x 3 cells
     from matplotlib.axes import Axes
 
@@ -156,7 +157,7 @@ def test_fusion_figure_of_a_grid_larger_than_the_figure(
         return imshow(self, image, *a, **k)
 
     monkeypatch.setattr(Axes, "imshow", spy)
-    json_path, png_path = write_fusion_report(tmp_path, *args, density.surveyed, basin)
+    json_path, png_path = write_fusion_report(tmp_path, *args, basin)
     modelled, _, observed = drawn
     assert modelled.shape == observed.shape == (30, 44)
     assert np.nanmax(modelled) == np.max(fit.modelled_rate(l_src))  # the hottest cell stays visible
