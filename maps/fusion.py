@@ -399,6 +399,9 @@ def write_fusion_report(
     norm = LogNorm(vmin=max(vmin, 1e-4), vmax=max(vmax, vmin * 10))
     fig, axes = plt.subplots(1, 3, figsize=(15, 5), layout="constrained")
     modelled_map = block_max(modelled_rate, basin, factor)
+    # savefig leaves this frame in a reference cycle until the next garbage collection: let go of the
+    # grid now, so that it is not held through the rest of a run.
+    del modelled_rate
     image = axes[0].imshow(modelled_map, extent=extent, norm=norm, cmap="magma_r", interpolation="nearest")
     axes[0].set_title("Modelled: items per image")
     observed_map = _sparse_block_max(rows, cols, o, grid.shape, factor)

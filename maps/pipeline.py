@@ -122,12 +122,10 @@ def _subbasin_pour_points(
     return sorted(pour)
 
 
-def _polygons(mask: BoolArray, labels: npt.NDArray[np.int64], grid: GridSpec) -> dict[int, object]:
+def _polygons(mask: BoolArray, labels: npt.NDArray[np.int32 | np.uint8], grid: GridSpec) -> dict[int, object]:
     """Dissolve labelled cells into one (multi)polygon per label, in the grid CRS."""
     geoms: dict[int, list[object]] = {}
-    for geom, value in features.shapes(
-        labels.astype(np.int32), mask=mask, transform=Affine(*grid.transform), connectivity=4
-    ):
+    for geom, value in features.shapes(labels, mask=mask, transform=Affine(*grid.transform), connectivity=4):
         geoms.setdefault(int(value), []).append(shape(geom))
     return {k: unary_union(v) for k, v in geoms.items()}
 
@@ -302,8 +300,12 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
 
         step("Sub-basins")
         pour = _subbasin_pour_points(graph, rivers, basin, barrier_cells, outlet)
-        sub_labels = terrain.label_catchments(graph.down, graph.levels, np.array(pour, dtype=np.int64))
-        sub_labels = np.where(basin.ravel(), sub_labels, -1).reshape(grid.shape)
+        # A few labels: int32 takes half the memory of int64.
+        sub_labels = terrain.label_catchments(
+            graph.down, graph.levels, np.array(pour, dtype=np.int64)
+        ).astype(np.int32)
+        sub_labels[~basin.ravel()] = -1
+        sub_labels = sub_labels.reshape(grid.shape)
 
         step("Ranking hotspots")
         sep = max(1, round(params.hotspot_separation_m / grid.cell_size))
@@ -368,6 +370,10 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
             },
             inputs=config.inputs(),
         )
+        # The upstream area in cells is not read after this: turned into km2 in place (a grid less).
+        upstream_km2 = graph.accumulation
+        upstream_km2 *= grid.cell_area_m2
+        upstream_km2 /= 1e6
         layers = {
             "dem": Layer("dem", grid, graph.filled, "m", "continuous", "conditioned DEM"),
             "population": Layer("population", grid, population, "people", "count", "people per cell"),
@@ -381,7 +387,7 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
             "flow_accumulation": Layer(
                 "flow_accumulation",
                 grid,
-                graph.accumulation * grid.cell_area_m2 / 1e6,
+                upstream_km2,
                 "km2",
                 "continuous",
                 "upstream area",
@@ -428,7 +434,7 @@ def _write_outputs(
     result: HotspotGrid,
     out_dir: Path,
     basin: BoolArray,
-    sub_labels: npt.NDArray[np.int64],
+    sub_labels: npt.NDArray[np.int32],
     graph: model.FlowGraph,
     rivers: BoolArray,
     order: npt.NDArray[np.integer],
@@ -457,7 +463,7 @@ def _write_outputs(
         )
 
     vectors: dict[str, gpd.GeoDataFrame] = {}
-    basin_geom = _polygons(basin, basin.astype(np.int64), grid).get(1)
+    basin_geom = _polygons(basin, basin.view(np.uint8), grid).get(1)
     vectors["basin"] = gpd.GeoDataFrame(
         {
             "name": [result.provenance.parameters.get("basin", "basin")],
@@ -469,11 +475,12 @@ def _write_outputs(
     subs = _polygons(sub_labels >= 0, sub_labels, grid)
     leak = result.layers["leakage_index"].values
     # Per-sub-basin sums in one pass over the grid each (labels -1, outside every sub-basin, dropped).
-    slot = sub_labels.ravel() + 1
+    slot = sub_labels.ravel().astype(np.int64) + 1
     size = int(slot.max()) + 1 if slot.size else 1
     cells = np.bincount(slot, minlength=size)
     leak_sum = np.bincount(slot, weights=leak.ravel(), minlength=size)
     retained_sum = np.bincount(slot, weights=routing.retained.ravel(), minlength=size)
+    del slot
     sub_rows = [
         {
             "subbasin": label + 1,
