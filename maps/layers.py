@@ -121,7 +121,7 @@ def splat_counts(
     taken in blocks, so only the raster, a mask of it and the result are held whole.
 
     Args:
-        counts: Counts per source pixel; NaN and 0 add nothing.
+        counts: Counts per source pixel (float32 or float64); NaN and 0 add nothing.
         transform: The source raster's affine transform.
         crs: The source raster's CRS.
         grid: The grid.
@@ -155,7 +155,7 @@ def splat_counts(
                     idx = place.cells(rr + a, cc, float(dy), float(dx))
                     keep = idx >= 0
                     rr, cc = rr[keep], cc[keep]
-                    np.add.at(flat, idx[keep], counts[rr + a, cc] / (k * k))
+                    np.add.at(flat, idx[keep], counts[rr + a, cc].astype(np.float64) / (k * k))
             else:
                 _splat_pass(flat, counts, valid, lattice, place, float(dy), float(dx), k)
     return out
@@ -347,7 +347,7 @@ def _splat_pass(
             inside = exact >= 0
             idx[rr[inside], cc[inside]] = exact[inside]
             keep[rr[inside], cc[inside]] = True
-        np.add.at(flat, idx[keep].astype(np.int64), counts[a:b, c0:c1][keep] / (k * k))
+        np.add.at(flat, idx[keep].astype(np.int64), counts[a:b, c0:c1][keep].astype(np.float64) / (k * k))
 
 
 def check_population_range(path: Path, src: rasterio.io.DatasetReader, lowest: float, highest: float) -> None:
@@ -382,7 +382,11 @@ def load_population(path: Path, grid: GridSpec) -> FloatArray:
             raise CRSError(
                 f"the population raster {path} has no CRS", hint="assign its CRS (WorldPop: EPSG:4326)"
             )
-        data = src.read(1, masked=True).astype(np.float64).filled(np.nan)
+        band = src.read(1, masked=True)
+        # Float rasters stay in their own precision (WorldPop's float32 takes half the memory);
+        # values are widened to float64 where they are added, exactly.
+        data = (band if np.issubdtype(band.dtype, np.floating) else band.astype(np.float64)).filled(np.nan)
+        del band
         some = bool(np.isfinite(data).any())
         check_population_range(
             path,
