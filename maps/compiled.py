@@ -16,6 +16,7 @@ cache directory where the package folder is read-only, so only the first run pay
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +38,7 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+CellArray = npt.NDArray[Any]  # int32 or int64 flat indices
 
 SQRT2 = math.sqrt(2.0)
 
@@ -50,47 +52,127 @@ _DIGITS = 1 << _DIGIT_BITS
 
 
 @njit(cache=True, nogil=True)
-def _sorted_by_key(cells: IntArray, keys: FloatArray) -> IntArray:
-    """``cells`` sorted by ``keys`` (no NaN), ties in their given order: an LSD radix sort.
+def _radix_key(bits: np.uint64) -> np.uint64:
+    """An unsigned integer in the order of the float whose bits are ``bits`` (no NaN).
 
-    Keys become unsigned integers in the same order (sign bit flipped for positives, all bits for
-    negatives), sorted 8 bits at a time; passes where every key has the same digit are skipped, so
-    DEMs of whole metres take two or three passes. Linear in the cells, unlike a comparison sort or a
-    heap, whose cache misses grow with the grid.
+    The sign bit is flipped for positives, all bits for negatives.
+    """
+    sign = np.uint64(1) << np.uint64(63)
+    key: np.uint64 = ~bits if bits & sign else bits | sign
+    return key
+
+
+@njit(cache=True, nogil=True)
+def _radix_sort(cells: CellArray, keys: npt.NDArray[np.uint64]) -> CellArray:
+    """``cells`` sorted by ``keys``, ties in their given order: an LSD radix sort, 8 bits at a time.
+
+    Both arrays serve as buffers and are overwritten. The histograms of all eight digits come from one
+    pass, and passes where every key has the same digit are skipped, so DEMs of whole metres take two
+    or three passes. Linear in the cells, unlike a comparison sort or a heap, whose cache misses grow
+    with the grid.
     """
     n = cells.size
-    sign = np.uint64(1) << np.uint64(63)
-    bits = keys.view(np.uint64)
-    key_a = np.empty(n, dtype=np.uint64)
-    for i in range(n):
-        b = bits[i]
-        key_a[i] = ~b if b & sign else b | sign
-    cell_a = cells.copy()
-    key_b = np.empty(n, dtype=np.uint64)
-    cell_b = np.empty(n, dtype=np.int64)
     mask = np.uint64(_DIGITS - 1)
-    count = np.zeros(_DIGITS, dtype=np.int64)
-    for shift in range(0, 64, _DIGIT_BITS):
-        step = np.uint64(shift)
-        count[:] = 0
-        for i in range(n):
-            count[(key_a[i] >> step) & mask] += 1
-        if count.max() == n:
+    passes = 64 // _DIGIT_BITS
+    count = np.zeros((passes, _DIGITS), dtype=np.int64)
+    for i in range(n):
+        key = keys[i]
+        for p in range(passes):
+            count[p, (key >> np.uint64(p * _DIGIT_BITS)) & mask] += 1
+    key_a, key_b = keys, np.empty(n, dtype=np.uint64)
+    cell_a, cell_b = cells, np.empty_like(cells)
+    for p in range(passes):
+        if count[p].max() == n:
             continue  # one digit for all: nothing to reorder
+        step = np.uint64(p * _DIGIT_BITS)
         at = 0
         for d in range(_DIGITS):
-            c = count[d]
-            count[d] = at
+            c = count[p, d]
+            count[p, d] = at
             at += c
         for i in range(n):
             d = (key_a[i] >> step) & mask
-            j = count[d]
-            count[d] = j + 1
+            j = count[p, d]
+            count[p, d] = j + 1
             key_b[j] = key_a[i]
             cell_b[j] = cell_a[i]
         key_a, key_b = key_b, key_a
         cell_a, cell_b = cell_b, cell_a
     return cell_a
+
+
+@njit(cache=True, nogil=True)
+def _sorted_by_key(cells: IntArray, keys: FloatArray) -> IntArray:
+    """``cells`` sorted by ``keys`` (no NaN), ties in their given order (see :func:`_radix_sort`)."""
+    bits = keys.view(np.uint64)
+    converted = np.empty(cells.size, dtype=np.uint64)
+    for i in range(cells.size):
+        converted[i] = _radix_key(bits[i])
+    order: IntArray = _radix_sort(cells.copy(), converted)
+    return order
+
+
+@njit(cache=True, nogil=True)
+def _candidates(z: FloatArray, f: BoolArray, waiting: BoolArray, cells: CellArray) -> CellArray:
+    """The free and waiting cells in the order of their ``z`` (ties by index); ``cells`` is a buffer."""
+    bits = z.view(np.uint64)
+    keys = np.empty(cells.size, dtype=np.uint64)
+    at = 0
+    for i in range(z.size):
+        if f[i] or waiting[i]:
+            cells[at] = i
+            keys[at] = _radix_key(bits[i])
+            at += 1
+    return _radix_sort(cells, keys)
+
+
+@njit(cache=True, nogil=True)
+def _spread(
+    z: FloatArray,
+    reached: BoolArray,
+    waiting: BoolArray,
+    candidates: npt.NDArray[np.integer],
+    offsets: IntArray,
+) -> None:
+    # ``flood`` is the cost of the last waiting cell taken in cost order: every cell below it is
+    # settled. A cell reached from one at level L keeps its own elevation if not lower (its level can
+    # be no lower: settled at once), else it is in a pit and takes L, if L is the flood level; a cell
+    # above the flood level with such a neighbour waits until the flood reaches its cost (it is
+    # higher than the flood, so it comes later in the sorted order).
+    stack = np.empty(z.size, dtype=np.int64)  # only the pages it grows into are ever touched
+    count = candidates.size
+    flood = -np.inf
+    top = 0
+    next_candidate = 0
+    while True:
+        if top > 0:
+            top -= 1
+            i = stack[top]
+        else:
+            while next_candidate < count and not waiting[candidates[next_candidate]]:
+                next_candidate += 1
+            if next_candidate == count:
+                break
+            i = np.int64(candidates[next_candidate])
+            next_candidate += 1
+            waiting[i] = False
+            flood = z[i]
+        low = z[i]
+        waits = False
+        for k in range(8):
+            j = i + offsets[k]
+            if reached[j]:
+                continue
+            if z[j] < low:
+                if low != flood:
+                    waits = True
+                    continue
+                z[j] = low
+            reached[j] = True
+            stack[top] = j
+            top += 1
+        if waits:
+            waiting[i] = True
 
 
 @njit(cache=True, nogil=True)
@@ -120,55 +202,14 @@ def _flood(cost: FloatArray, free: BoolArray, dr: IntArray, dc: IntArray) -> Flo
                     waiting[i] = True
                     count += 1
                     break
-    unsorted = np.empty(count, dtype=np.int64)
-    at = 0
-    for i in range(n):
-        if f[i] or waiting[i]:
-            unsorted[at] = i
-            at += 1
-    candidates = _sorted_by_key(unsorted, z[unsorted])
-    # ``flood`` is the cost of the last waiting cell taken in cost order: every cell below it is
-    # settled. A cell reached from one at level L keeps its own elevation if not lower (its level can
-    # be no lower: settled at once), else it is in a pit and takes L, if L is the flood level; a cell
-    # above the flood level with such a neighbour waits until the flood reaches its cost (it is
-    # higher than the flood, so it comes later in the sorted order).
-    stack = np.empty(n, dtype=np.int64)
-    flood = -np.inf
-    top = 0
-    next_candidate = 0
-    while True:
-        if top > 0:
-            top -= 1
-            i = stack[top]
-        else:
-            while next_candidate < count and not waiting[candidates[next_candidate]]:
-                next_candidate += 1
-            if next_candidate == count:
-                break
-            i = candidates[next_candidate]
-            next_candidate += 1
-            waiting[i] = False
-            flood = z[i]
-        low = z[i]
-        waits = False
-        for k in range(8):
-            j = i + offsets[k]
-            if reached[j]:
-                continue
-            if z[j] < low:
-                if low != flood:
-                    waits = True
-                    continue
-                z[j] = low
-            reached[j] = True
-            stack[top] = j
-            top += 1
-        if waits:
-            waiting[i] = True
+    if n < 2**31:  # flat indices fit in 32 bits: half the memory to sort
+        _spread(z, reached, waiting, _candidates(z, f, waiting, np.empty(count, dtype=np.int32)), offsets)
+    else:
+        _spread(z, reached, waiting, _candidates(z, f, waiting, np.empty(count, dtype=np.int64)), offsets)
     for i in range(n):
         if not reached[i]:
             z[i] = np.inf  # free, and no way out
-    return z2[1:-1, 1:-1].copy()
+    return z2
 
 
 def flood_levels(cost: FloatArray, free: BoolArray) -> FloatArray:
@@ -195,7 +236,7 @@ def flood_levels(cost: FloatArray, free: BoolArray) -> FloatArray:
         )
     if np.isnan(values).any():
         raise ValueError("cost holds NaN: give -inf for cells that drain, +inf for closed ones")
-    out: FloatArray = _flood(values, mask, _DR, _DC)
+    out: FloatArray = _flood(values, mask, _DR, _DC)[1:-1, 1:-1]  # the ring off, without a copy
     return out
 
 
