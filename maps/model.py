@@ -106,8 +106,13 @@ def mismanaged_plastic(
 
     ``population x generation x 365.25 x plastic_share x (1 - collection_rate)``.
     """
-    rate = np.clip(collection_rate, 0.0, 1.0)
-    return population * generation_kg_per_cap_day * DAYS_PER_YEAR * plastic_share * (1.0 - rate)
+    out = population * generation_kg_per_cap_day  # then in place, in the same order of operations
+    out *= DAYS_PER_YEAR
+    out *= plastic_share
+    uncollected = np.clip(collection_rate, 0.0, 1.0)
+    np.subtract(1.0, uncollected, out=uncollected)
+    out *= uncollected
+    return out
 
 
 def land_transport_probability(graph: FlowGraph, rivers: BoolArray, params: HotspotParams) -> FloatArray:
@@ -174,17 +179,24 @@ def route_rivers(
     Each cell's leakage enters the river at the first river cell of its flow path; the load then
     moves downstream, each river cell retaining ``load x (1 - pass_factor)``.
     """
+    # Grid-sized temporaries are freed or updated in place as soon as they are done with: this is
+    # where a run holds the most arrays at once.
     flat_rivers = rivers.ravel()
     entry = terrain.first_downstream(graph.down, graph.levels, flat_rivers)
     has_entry = entry >= 0
-    inflow = np.bincount(
-        entry[has_entry], weights=leakage.ravel()[has_entry], minlength=flat_rivers.size
-    ).astype(np.float64)
+    inflow = np.asarray(
+        np.bincount(entry[has_entry], weights=leakage.ravel()[has_entry], minlength=flat_rivers.size),
+        dtype=np.float64,
+    )
+    del entry, has_entry
     transfer = np.where(flat_rivers, pass_factor.ravel(), 0.0)
     load = terrain.accumulate(graph.down, graph.levels, inflow, transfer)
-    load = np.where(flat_rivers, load, 0.0)
-    retained = load * (1.0 - pass_factor.ravel())
-    retained = np.where(flat_rivers, retained, 0.0)
+    del inflow, transfer
+    off_rivers = ~flat_rivers
+    load[off_rivers] = 0.0
+    retained = 1.0 - pass_factor.ravel()
+    retained *= load
+    retained[off_rivers] = 0.0
     exits = flat_rivers & (graph.down < 0)
     exported = float(np.sum(load[exits] * pass_factor.ravel()[exits]))
     return RiverRouting(

@@ -226,7 +226,7 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
         l_src = model.mismanaged_plastic(
             population, zones.generation_kg_per_cap_day, zones.plastic_share, zones.collection_rate
         )
-        l_src = np.where(basin, l_src, 0.0)
+        l_src[~basin] = 0.0
         collection_rate = zones.collection_rate
         del zones
 
@@ -280,7 +280,8 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
 
         step("Overland transport to rivers")
         p_land = model.land_transport_probability(graph, rivers, params)
-        leakage = np.where(basin, l_src * p_land, 0.0)
+        leakage = l_src * p_land
+        leakage[~basin] = 0.0
         leakage.ravel()[extra_cells] = (l_src.ravel()[extra_cells] + extra) * p_land.ravel()[extra_cells]
 
         step("Routing along rivers")

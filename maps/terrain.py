@@ -485,7 +485,10 @@ def label_catchments(down: IntArray, levels: list[IntArray], pour_points: IntArr
     position = np.full(n, -1, dtype=np.int64)
     position[pts] = np.arange(pts.size, dtype=np.int64)
     first = first_downstream(d, levels, position >= 0)
-    return np.where(first >= 0, position[np.where(first >= 0, first, 0)], -1).astype(np.int64)
+    reached = first >= 0
+    np.take(position, first, out=first, mode="wrap")  # in place: no grid-sized copies
+    first[~reached] = -1
+    return first
 
 
 def strahler_order(down: IntArray, levels: list[IntArray], river_mask: BoolArray) -> IntArray:
