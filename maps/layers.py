@@ -431,12 +431,22 @@ def read_vector(path: Path, what: str) -> gpd.GeoDataFrame:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ZoneRasters:
-    """Waste figures per cell from the service zones (defaults where no zone covers a cell)."""
+    """Waste figures per cell from the service zones (defaults where no zone covers a cell).
+
+    Attributes:
+        generation_kg_per_cap_day: Waste generated per person per day, per cell.
+        plastic_share: Plastic share of the waste, per cell.
+        collection_rate: Share of the waste collected, per cell.
+        zone_id: Zone number of each cell (1, 2, ... in the zones' order; 0 outside every zone).
+        by_zone: Each of the three figures per zone number (entry 0: the default), so that a figure
+            at a few cells can be read as ``by_zone[name][zone_id[cells]]`` without its grid.
+    """
 
     generation_kg_per_cap_day: FloatArray
     plastic_share: FloatArray
     collection_rate: FloatArray
-    zone_id: IntArray
+    zone_id: npt.NDArray[np.int32]
+    by_zone: dict[str, FloatArray]
 
 
 ZONE_COLUMNS = ("generation_kg_per_cap_day", "plastic_share", "collection_rate")
@@ -450,13 +460,12 @@ def rasterize_zones(zones: gpd.GeoDataFrame, grid: GridSpec, defaults: ZoneDefau
     # number, so later zones win overlaps for every attribute alike.
     ids = list(zip(projected.geometry, range(1, len(projected) + 1), strict=True))
     zone_id = (
-        features.rasterize(ids, out_shape=grid.shape, transform=transform, fill=0, dtype="int32").astype(
-            np.int64
-        )
+        features.rasterize(ids, out_shape=grid.shape, transform=transform, fill=0, dtype="int32")
         if ids
-        else np.zeros(grid.shape, dtype=np.int64)
+        else np.zeros(grid.shape, dtype=np.int32)
     )
     out: dict[str, FloatArray] = {}
+    by_zone: dict[str, FloatArray] = {}
     for column in ZONE_COLUMNS:
         default = float(getattr(defaults, column))
         if column in projected.columns:
@@ -468,9 +477,10 @@ def rasterize_zones(zones: gpd.GeoDataFrame, grid: GridSpec, defaults: ZoneDefau
                 f"zone column {column!r} must be a fraction in [0, 1]; got values up to {values.max():g}",
                 hint="give fractions, not percentages (0.6, not 60)",
             )
-        out[column] = np.concatenate([[default], values]).astype(np.float64)[zone_id]
+        by_zone[column] = np.concatenate([[default], values]).astype(np.float64)
+        out[column] = by_zone[column][zone_id]
     return ZoneRasters(
-        out["generation_kg_per_cap_day"], out["plastic_share"], out["collection_rate"], zone_id
+        out["generation_kg_per_cap_day"], out["plastic_share"], out["collection_rate"], zone_id, by_zone
     )
 
 

@@ -47,7 +47,7 @@ from maps.layers import (
     read_detections_beside,
     read_vector,
 )
-from maps.survey import cells_frame, getis_ord_gi_star
+from maps.survey import cells_frame, gi_star_at
 from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.memory import reuse_freed_memory
 from plastic_hotspots.progress import progress_bar
@@ -227,7 +227,8 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
             population, zones.generation_kg_per_cap_day, zones.plastic_share, zones.collection_rate
         )
         l_src[~basin] = 0.0
-        collection_rate = zones.collection_rate
+        # The collection rate is read again only at a few cells: kept as zone numbers and a table.
+        zone_id, collection_by_zone = zones.zone_id, zones.by_zone["collection_rate"]
         del zones
 
         step("Observed litter density")
@@ -316,7 +317,9 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
         some = bool(populated_cells.any())
         ref = {
             "population": float(np.median(population[populated_cells])) if some else 0.0,
-            "poor collection": float(np.median(1.0 - collection_rate[populated_cells])) if some else 0.0,
+            "poor collection": (
+                float(np.median(1.0 - collection_by_zone[zone_id[populated_cells]])) if some else 0.0
+            ),
             "near a river": float(np.median(p_land[populated_cells])) if some else 0.0,
             "observed litter": max(float(np.sum(extra)) / max(int(np.count_nonzero(basin)), 1), 1e-9),
         }
@@ -328,7 +331,7 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
                 (r, c),
                 float(leakage[r, c]),
                 population=float(population[r, c]),
-                collection_rate=float(collection_rate[r, c]),
+                collection_rate=float(collection_by_zone[zone_id[r, c]]),
                 p_land=float(p_land[r, c]),
                 observed_extra=_value_at(extra_cells, extra, r * grid.width + c),
                 reference=ref,
@@ -425,6 +428,16 @@ def _value_at(cells: npt.NDArray[np.int64], values: FloatArray, flat: int) -> fl
     return float(values[pos]) if pos < cells.size and int(cells[pos]) == flat else 0.0
 
 
+def _sparse_take(cells: npt.NDArray[np.int64], values: FloatArray, at: npt.NDArray[np.int64]) -> FloatArray:
+    """Values of a sparse layer (ascending ``cells``) at the flat indices ``at``, NaN elsewhere."""
+    out = np.full(at.shape, np.nan)
+    if cells.size:
+        pos = np.minimum(np.searchsorted(cells, at), cells.size - 1)
+        hit = cells[pos] == at
+        out[hit] = values[pos[hit]]
+    return out
+
+
 def _lonlat_point(grid: GridSpec, lonlat: tuple[float, float]) -> tuple[FloatArray, FloatArray]:
     from maps.grid import lonlat_to_grid
 
@@ -509,9 +522,11 @@ def _write_outputs(
     if density is not None:
         cells = cells_frame(density, grid)
         rr, cc = cells["row"].to_numpy(), cells["col"].to_numpy()
-        gi_z, gi_p = getis_ord_gi_star(density.rate, density.surveyed)
-        cells["gi_z"], cells["gi_p"] = gi_z[rr, cc], gi_p[rr, cc]
-        del gi_z, gi_p
+        # Gi* over the surveyed cells, without grids; observed cells that are not surveyed get NaN.
+        surveyed = density.surveyed_cells()
+        gi_z, gi_p = gi_star_at(*np.divmod(surveyed, grid.width), density.at("rate", surveyed), grid.shape)
+        cells["gi_z"] = _sparse_take(surveyed, gi_z, density.observed_cells())
+        cells["gi_p"] = _sparse_take(surveyed, gi_p, density.observed_cells())
         if calibration is not None:
             modelled = calibration.modelled_rate(l_src[rr, cc])
             cells["modelled_rate"] = modelled

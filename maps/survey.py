@@ -44,25 +44,38 @@ def getis_ord_gi_star(values: FloatArray, valid: npt.NDArray[np.bool_]) -> tuple
 
     Binary weights over the 3x3 neighbourhood including the cell itself (queen contiguity), restricted
     to valid cells. NaN outside ``valid``; ``values`` there are never read. The sums run over the valid
-    cells only, so a survey that covers a small part of a large grid costs little.
+    cells only, so a survey that covers a small part of a large grid costs little (see
+    :func:`gi_star_at` for the same without grids).
     """
     z = np.full(values.shape, np.nan)
     p = np.full(values.shape, np.nan)
     rows, cols = np.nonzero(valid)
+    z[rows, cols], p[rows, cols] = gi_star_at(rows, cols, np.asarray(values[rows, cols]), valid.shape)
+    return z, p
+
+
+def gi_star_at(
+    rows: npt.NDArray[np.intp], cols: npt.NDArray[np.intp], x: FloatArray, shape: tuple[int, ...]
+) -> tuple[FloatArray, FloatArray]:
+    """Getis-Ord Gi* z-scores and p-values of the values ``x`` at the cells ``(rows, cols)``.
+
+    The cells (in row-major order, as :func:`numpy.nonzero` gives them) are the valid cells of
+    :func:`getis_ord_gi_star`; NaN for all when fewer than 3 or all values are equal.
+    """
     n = int(rows.size)
+    z = np.full(n, np.nan)
+    p = np.full(n, np.nan)
     if n < 3:
         return z, p
-    x = np.asarray(values[rows, cols], dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
     mean = float(x.mean())
     s = float(np.sqrt((x**2).mean() - mean**2))
     if s == 0:
         return z, p
-    local_sum, w_sum = _queen_sums(rows, cols, x, valid.shape)  # sum of weights = sum of w^2
+    local_sum, w_sum = _queen_sums(rows, cols, x, shape)  # sum of weights = sum of w^2
     denom = s * np.sqrt(np.clip((n * w_sum - w_sum**2) / (n - 1), 1e-12, None))
-    gi = (local_sum - mean * w_sum) / denom
-    z[rows, cols] = gi
-    p[rows, cols] = 2 * stats.norm.sf(np.abs(gi))
-    return z, p
+    gi: FloatArray = (local_sum - mean * w_sum) / denom
+    return gi, np.asarray(2 * stats.norm.sf(np.abs(gi)), dtype=np.float64)
 
 
 def _queen_sums(
