@@ -344,7 +344,7 @@ def write_fusion_report(
     out_dir: Path,
     grid: GridSpec,
     calibration: Calibration,
-    modelled_rate: FloatArray,
+    l_src: FloatArray,
     surveyed_cells: IntArray,
     observed_rate: FloatArray,
     observed_lo: FloatArray,
@@ -360,7 +360,8 @@ def write_fusion_report(
         out_dir: Folder to write into.
         grid: The grid.
         calibration: The fit.
-        modelled_rate: Modelled items per observation, a grid.
+        l_src: Modelled mismanaged plastic (kg/yr), a grid: the calibration turns it into items per
+            observation.
         surveyed_cells: Flat indices of the surveyed cells, ascending.
         observed_rate: Observed items per observation at ``surveyed_cells``.
         observed_lo: Lower end of its interval there.
@@ -390,7 +391,7 @@ def write_fusion_report(
         grid.north,
     )
     rows, cols = np.divmod(np.asarray(surveyed_cells, dtype=np.int64), grid.width)
-    m, o = modelled_rate[rows, cols], np.asarray(observed_rate, dtype=np.float64)
+    m, o = calibration.modelled_rate(l_src[rows, cols]), np.asarray(observed_rate, dtype=np.float64)
     lo, hi = np.asarray(observed_lo, dtype=np.float64), np.asarray(observed_hi, dtype=np.float64)
     values = np.concatenate([m[basin[rows, cols]], o])
     positive = values[np.isfinite(values) & (values > 0)]
@@ -398,10 +399,10 @@ def write_fusion_report(
     vmax = float(positive.max()) if positive.size else 1.0
     norm = LogNorm(vmin=max(vmin, 1e-4), vmax=max(vmax, vmin * 10))
     fig, axes = plt.subplots(1, 3, figsize=(15, 5), layout="constrained")
-    modelled_map = block_max(modelled_rate, basin, factor)
-    # savefig leaves this frame in a reference cycle until the next garbage collection: let go of the
-    # grid now, so that it is not held through the rest of a run.
-    del modelled_rate
+    if calibration.scale >= 0:  # the rate rises with L_src: a block's largest rate is at its largest L_src
+        modelled_map = calibration.modelled_rate(block_max(l_src, basin, factor))
+    else:
+        modelled_map = block_max(calibration.modelled_rate(l_src), basin, factor)
     image = axes[0].imshow(modelled_map, extent=extent, norm=norm, cmap="magma_r", interpolation="nearest")
     axes[0].set_title("Modelled: items per image")
     observed_map = _sparse_block_max(rows, cols, o, grid.shape, factor)

@@ -140,13 +140,11 @@ class RiverRouting:
     Attributes:
         load: kg/yr carried through each river cell (inflow plus what arrives from upstream).
         retained: kg/yr retained in each river cell (the accumulation strength).
-        pass_factor: Fraction of the load each river cell passes on downstream.
         exported: kg/yr leaving the grid through river cells at the edge.
     """
 
     load: FloatArray
     retained: FloatArray
-    pass_factor: FloatArray
     exported: float
 
 
@@ -202,7 +200,6 @@ def route_rivers(
     return RiverRouting(
         load=load.reshape(graph.shape),
         retained=retained.reshape(graph.shape),
-        pass_factor=pass_factor,
         exported=exported,
     )
 

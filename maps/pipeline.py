@@ -357,6 +357,7 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
             )
             for rank, (r, c) in enumerate(model.pick_peaks(routing.retained, params.top_n, sep), start=1)
         ]
+        del passf
 
         provenance = make_provenance(
             "maps.hotspots",
@@ -539,7 +540,7 @@ def _write_outputs(
                 out_dir,
                 grid,
                 calibration,
-                calibration.modelled_rate(l_src),
+                l_src,
                 surveyed,
                 density.at("rate", surveyed),
                 density.at("rate_lo", surveyed),

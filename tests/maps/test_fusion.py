@@ -145,7 +145,7 @@ def test_fusion_figure_of_a_grid_larger_than_the_figure(
         crs="EPSG:32647", west=500_000.0, north=2_000_000.0, cell_size=100.0, width=130, height=90
     )
     rates = [density.at(name, at) for name in ("rate", "rate_lo", "rate_hi")]
-    args = (grid, fit, fit.modelled_rate(l_src), at, *rates)
+    args = (grid, fit, l_src, at, *rates)
     monkeypatch.setattr(fusion, "FIGURE_MAX_PIXELS", 44)  # drawn as 30 x 44 blocks of 3 x 3 cells
     from matplotlib.axes import Axes
 
