@@ -214,13 +214,16 @@ def pick_peaks(values: FloatArray, top_n: int, separation_cells: int) -> list[tu
     smallest of them) are sorted: each pick blanks at most ``(2 x separation_cells + 1)^2`` cells, so
     they hold ``top_n`` peaks unless fewer positive cells remain; the search widens only if not.
     """
-    flat = np.where(np.isfinite(values), values, 0.0).astype(np.float64, copy=False).ravel()
+    flat = np.asarray(values, dtype=np.float64).ravel()  # only finite positive values are read
     rows, cols = values.shape
-    positive = np.flatnonzero(flat > 0)  # the search stops at the first value <= 0
+    positive = np.flatnonzero((flat > 0) & (flat < np.inf))  # the search stops at the first value <= 0
     budget = max(top_n, 1) * (2 * separation_cells + 1) ** 2
     while True:
         if budget < positive.size:
-            kth = np.partition(flat[positive], positive.size - budget)[positive.size - budget]
+            at_positive = flat[positive]
+            at_positive.partition(positive.size - budget)  # in place: no second copy
+            kth = at_positive[positive.size - budget]
+            del at_positive
             candidates = positive[flat[positive] >= kth]
         else:
             candidates = positive

@@ -131,11 +131,11 @@ def _polygons(mask: BoolArray, labels: npt.NDArray[np.int32 | np.uint8], grid: G
 
 
 def _river_lines(
-    graph: model.FlowGraph, rivers: BoolArray, order: npt.NDArray[np.integer], grid: GridSpec
+    down: npt.NDArray[np.int64], rivers: BoolArray, order: npt.NDArray[np.integer], grid: GridSpec
 ) -> gpd.GeoDataFrame:
     """River network as lines (grid CRS), one multi-line per stream order (see :func:`river_lines_frame`)."""
-    seg = np.flatnonzero(rivers.ravel() & (graph.down >= 0))  # a segment from each of these cells
-    x, y, point_line, line_order = river_chains(seg, graph.down[seg], order.ravel()[seg], grid)
+    seg = np.flatnonzero(rivers.ravel() & (down >= 0))  # a segment from each of these cells
+    x, y, point_line, line_order = river_chains(seg, down[seg], order.ravel()[seg], grid)
     return river_lines_frame(shapely.linestrings(x, y, indices=point_line), line_order, grid.crs)
 
 
@@ -399,6 +399,10 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
             ),
         }
         result = HotspotGrid(grid=grid, layers=layers, hotspots=tuple(hotspots), provenance=provenance)
+        # Writing needs only the flow directions of the graph: let the levels, steps and slopes go (its
+        # filled DEM and upstream area are layers), so that the writers reuse their memory.
+        down = graph.down
+        del graph
 
         step("Writing outputs")
         outputs = _write_outputs(
@@ -406,7 +410,7 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
             out_dir,
             basin,
             sub_labels,
-            graph,
+            down,
             rivers,
             order,
             routing,
@@ -450,7 +454,7 @@ def _write_outputs(
     out_dir: Path,
     basin: BoolArray,
     sub_labels: npt.NDArray[np.int32],
-    graph: model.FlowGraph,
+    down: npt.NDArray[np.int64],
     rivers: BoolArray,
     order: npt.NDArray[np.integer],
     routing: model.RiverRouting,
@@ -513,7 +517,7 @@ def _write_outputs(
         geometry="geometry",
         crs=grid.crs,
     )
-    vectors["rivers"] = _river_lines(graph, rivers, order, grid)
+    vectors["rivers"] = _river_lines(down, rivers, order, grid)
     if barriers is not None:
         retained = [float(routing.retained.ravel()[c]) if c >= 0 else 0.0 for c in barrier_cells]
         vectors["barriers"] = barrier_frame(barriers, barrier_cells, retained, grid.crs)
