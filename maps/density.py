@@ -180,12 +180,7 @@ class DensityGrid:
     def at(self, name: str, flat: IntArray) -> npt.NDArray[Any]:
         """Values of ``name`` (e.g. ``"rate_lo"``) at the flat cells ``flat``, as on the grid."""
         values, fill = self._per_cell(name)
-        where = np.asarray(flat, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self.cells, where), max(self.cells.size - 1, 0))
-        if self.cells.size == 0:
-            return np.full(where.shape, fill, dtype=values.dtype)
-        hit = self.cells[pos] == where
-        return np.where(hit, values[pos], np.asarray(fill, dtype=values.dtype))
+        return sparse_values_at(self.cells, values, flat, fill)
 
     def _grid(self, name: str) -> npt.NDArray[np.generic]:
         values, fill = self._per_cell(name)
@@ -230,6 +225,22 @@ class DensityGrid:
     def surveyed(self) -> BoolArray:
         """Cells with at least the minimum number of observations (a grid, built on access)."""
         return self._grid("surveyed")  # type: ignore[return-value]
+
+
+def sparse_values_at(
+    cells: IntArray, values: npt.NDArray[ScalarT], flat: npt.ArrayLike, fill: float
+) -> npt.NDArray[ScalarT]:
+    """Values of a layer held on some cells (ascending flat ``cells``) at the flat indices ``flat``.
+
+    ``fill`` where ``flat`` is not one of ``cells``; the result has ``values``' dtype.
+    """
+    where = np.asarray(flat, dtype=np.int64)
+    out = np.full(where.shape, fill, dtype=values.dtype)
+    if cells.size:
+        pos = np.minimum(np.searchsorted(cells, where), cells.size - 1)
+        hit = cells[pos] == where
+        out[hit] = values[pos[hit]]
+    return out
 
 
 def bin_to_cells(rows: IntArray, cols: IntArray, weights: FloatArray, shape: tuple[int, int]) -> FloatArray:

@@ -22,7 +22,7 @@ from shapely.ops import unary_union
 
 from maps import model, terrain
 from maps.config import BasinConfig
-from maps.density import DensityGrid, Observations, observed_density
+from maps.density import DensityGrid, Observations, observed_density, sparse_values_at
 from maps.errors import LayerError
 from maps.fusion import Calibration, calibrate, far_above, track_folds, write_fusion_report
 from maps.grid import grid_bounds_lonlat, grid_for_bounds, grid_to_lonlat, rowcol
@@ -333,7 +333,7 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
                 population=float(population[r, c]),
                 collection_rate=float(collection_by_zone[zone_id[r, c]]),
                 p_land=float(p_land[r, c]),
-                observed_extra=_value_at(extra_cells, extra, r * grid.width + c),
+                observed_extra=float(sparse_values_at(extra_cells, extra, r * grid.width + c, 0.0)),
                 reference=ref,
             )
             for rank, (r, c) in enumerate(model.pick_peaks(leakage, params.top_n, sep), start=1)
@@ -427,22 +427,6 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
     return result, outputs
 
 
-def _value_at(cells: npt.NDArray[np.int64], values: FloatArray, flat: int) -> float:
-    """The value at the flat index ``flat`` of a sparse layer (ascending ``cells``), 0 elsewhere."""
-    pos = int(np.searchsorted(cells, flat))
-    return float(values[pos]) if pos < cells.size and int(cells[pos]) == flat else 0.0
-
-
-def _sparse_take(cells: npt.NDArray[np.int64], values: FloatArray, at: npt.NDArray[np.int64]) -> FloatArray:
-    """Values of a sparse layer (ascending ``cells``) at the flat indices ``at``, NaN elsewhere."""
-    out = np.full(at.shape, np.nan)
-    if cells.size:
-        pos = np.minimum(np.searchsorted(cells, at), cells.size - 1)
-        hit = cells[pos] == at
-        out[hit] = values[pos[hit]]
-    return out
-
-
 def _lonlat_point(grid: GridSpec, lonlat: tuple[float, float]) -> tuple[FloatArray, FloatArray]:
     from maps.grid import lonlat_to_grid
 
@@ -530,8 +514,8 @@ def _write_outputs(
         # Gi* over the surveyed cells, without grids; observed cells that are not surveyed get NaN.
         surveyed = density.surveyed_cells()
         gi_z, gi_p = gi_star_at(*np.divmod(surveyed, grid.width), density.at("rate", surveyed), grid.shape)
-        cells["gi_z"] = _sparse_take(surveyed, gi_z, density.observed_cells())
-        cells["gi_p"] = _sparse_take(surveyed, gi_p, density.observed_cells())
+        cells["gi_z"] = sparse_values_at(surveyed, gi_z, density.observed_cells(), np.nan)
+        cells["gi_p"] = sparse_values_at(surveyed, gi_p, density.observed_cells(), np.nan)
         if calibration is not None:
             modelled = calibration.modelled_rate(l_src[rr, cc])
             cells["modelled_rate"] = modelled
