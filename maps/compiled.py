@@ -1,12 +1,14 @@
-"""Compiled inner loops of the flow routing (numba).
+"""Compiled inner loops (numba): the flow routing, and the regridding of count rasters.
 
 The priority flood, the flat-distance search, topological layers and the sweeps along the flow
-graph. The only module that imports numba. These loops visit cells in an order that vectorised numpy
-cannot express cheaply (a priority queue, a breadth-first search, a walk in flow order); compiled,
-they run in a few seconds on tens of millions of cells. The flood and the search give the unique
-fixpoints described in :mod:`maps.tiled_kernels`, whatever the order of their visits. The sweeps
-visit cells in the order of :func:`maps.terrain.flow_levels` (upstream first, or the reverse) and add
-into each cell in that order, so their sums are those of a level-by-level numpy sweep, bit for bit.
+graph; the placing and adding of source sub-pixels when counts are regridded (:func:`splat_locate`,
+:func:`splat_add`). The only module that imports numba. These loops visit cells in an order that
+vectorised numpy cannot express cheaply (a priority queue, a breadth-first search, a walk in flow
+order) or only with many temporaries the size of the input; compiled, they run in a few seconds on
+tens of millions of cells. The flood and the search give the unique fixpoints described in
+:mod:`maps.tiled_kernels`, whatever the order of their visits. The sweeps visit cells in the order
+of :func:`maps.terrain.flow_levels` (upstream first, or the reverse) and add into each cell in that
+order, so their sums are those of a level-by-level numpy sweep, bit for bit.
 
 Compiled code is cached on disk (numba's ``cache=True``) beside this module, or in numba's user
 cache directory where the package folder is read-only, so only the first run pays for compilation
@@ -29,10 +31,13 @@ __all__ = [
     "flat_distances",
     "flood_levels",
     "product_along",
+    "splat_add",
+    "splat_locate",
     "step_lengths",
     "strahler_along",
     "sum_along",
     "topological_levels",
+    "value_summary",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -576,6 +581,93 @@ def step_lengths(down: IntArray, cols: int, cell_size: float, diagonal: float) -
     return out
 
 
+@njit(cache=True, nogil=True)
+def value_summary(values: npt.NDArray[np.floating]) -> tuple[float, float, float]:
+    """Lowest, highest and sum of the values that are not NaN, in one pass (``+inf, -inf, 0`` if none)."""
+    lowest = np.inf
+    highest = -np.inf
+    total = 0.0
+    for x in values.ravel():
+        if not math.isnan(x):
+            v = float(x)
+            lowest = min(lowest, v)
+            highest = max(highest, v)
+            total += v
+    return lowest, highest, total
+
+
+@njit(cache=True, nogil=True)
+def splat_locate(
+    counts: npt.NDArray[np.floating],
+    rows: tuple[int, int],
+    node: npt.NDArray[np.intp],
+    frac: FloatArray,
+    col_range: IntArray,
+    lattice: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+    edge: float,
+    shape: tuple[int, int],
+    cells: IntArray,
+    where: IntArray,
+) -> tuple[int, int]:
+    """Grid cells of the sub-pixels of the valid pixels of source rows ``rows[0]`` to ``rows[1]``.
+
+    The grid coordinates of a sub-pixel in row ``r``, column ``c`` are interpolated between lattice
+    rows ``node[r]`` and ``node[r] + 1`` at fraction ``frac[r]``: ``u + frac * du`` and ``v + frac * dv``
+    from ``lattice = (u, du, v, dv)``, each ``(lattice rows, source columns)``. Only columns
+    ``col_range[node[r]]`` to ``col_range[node[r] + nodes]`` (start, then stop) can reach the grid.
+    A valid pixel (finite, non-zero count) is placed in ``cells`` (flat index in a grid of ``shape``),
+    in row-major order, with its source flat index in ``where``; one whose centre is farther than
+    ``edge`` from its cell's centre (in either coordinate, in cells) gets -2: its cell must come from
+    an exact transform. Pixels outside the grid are left out.
+
+    Returns:
+        How many pixels were placed, and how many of them got -2.
+    """
+    u_at, du, v_at, dv = lattice
+    height, width = shape
+    nodes = col_range.size // 2
+    cols = counts.shape[1]
+    placed = 0
+    unsure = 0
+    for r in range(rows[0], rows[1]):
+        j = node[r]
+        t = frac[r]
+        for c in range(col_range[j], col_range[nodes + j]):
+            x = counts[r, c]
+            if not (math.isfinite(x) and x != 0):
+                continue
+            u = u_at[j, c] + t * du[j, c]
+            v = v_at[j, c] + t * dv[j, c]
+            cu = np.floor(u)
+            cv = np.floor(v)
+            if max(abs(u - cu - 0.5), abs(v - cv - 0.5)) > edge:
+                cells[placed] = -2
+                unsure += 1
+            elif 0 <= cu < width and 0 <= cv < height:
+                cells[placed] = np.int64(cv) * width + np.int64(cu)
+            else:
+                continue
+            where[placed] = r * cols + c
+            placed += 1
+    return placed, unsure
+
+
+@njit(cache=True, nogil=True)
+def splat_add(
+    flat: FloatArray, cells: IntArray, where: IntArray, counts: npt.NDArray[np.floating], divisor: float
+) -> None:
+    """In order, add the count of source pixel ``where[i]`` over ``divisor`` to ``flat[cells[i]]``.
+
+    Cells below 0 are skipped; counts are widened to float64 before the division (see
+    :func:`splat_locate`).
+    """
+    source = counts.ravel()
+    for i in range(cells.size):
+        cell = cells[i]
+        if cell >= 0:
+            flat[cell] += np.float64(source[where[i]]) / divisor
+
+
 def warm_up() -> None:
     """Compile (or load from the cache) every kernel now, on tiny inputs.
 
@@ -601,3 +693,11 @@ def warm_up() -> None:
     first_along(order, down, mask)
     strahler_along(order, down, ~mask)
     step_lengths(down, 2, 1.0, SQRT2)
+    for counts in (np.ones((2, 2)), np.ones((2, 2), dtype=np.float32)):
+        value_summary(counts)
+        node, frac = np.zeros(2, dtype=np.intp), np.zeros(2)
+        lattice = (np.zeros((2, 2)), np.ones((2, 2)), np.zeros((2, 2)), np.ones((2, 2)))
+        cells, where = np.empty(4, dtype=np.int64), np.empty(4, dtype=np.int64)
+        ranges = np.array([0, 2], dtype=np.int64)
+        placed, _ = splat_locate(counts, (0, 2), node, frac, ranges, lattice, 0.5, (2, 2), cells, where)
+        splat_add(np.zeros(4), cells[:placed], where[:placed], counts, 1.0)

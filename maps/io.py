@@ -19,7 +19,7 @@ import shapely
 from rasterio.transform import Affine
 from shapely.geometry import Point
 
-from maps.layers import Barriers
+from maps.layers import Barriers, read_band_nan
 from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.records import GridSpec, Hotspot, Provenance
 
@@ -72,7 +72,7 @@ def write_cog(
 def read_band(path: Path) -> tuple[npt.NDArray[np.float64], GridSpec]:
     """Read band 1 of a north-up raster written on a projected grid, nodata as NaN."""
     with rasterio.open(path) as src:
-        values = src.read(1, masked=True).astype(np.float64).filled(np.nan)
+        values = read_band_nan(src)
         t = src.transform
         grid = GridSpec(
             crs=src.crs.to_string(), west=t.c, north=t.f, cell_size=t.a, width=src.width, height=src.height

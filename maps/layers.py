@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import geopandas as gpd
 import numpy as np
@@ -23,9 +23,12 @@ import numpy.typing as npt
 import pandas as pd
 import rasterio
 from rasterio import features
+from rasterio.enums import MaskFlags
 from rasterio.transform import Affine
 from rasterio.warp import Resampling, reproject
+from rasterio.windows import Window
 
+from maps import compiled
 from maps.density import Observations, track_effort_km
 from maps.errors import CRSError, LayerError
 from maps.grid import lonlat_to_grid
@@ -54,6 +57,43 @@ def raster_bounds_lonlat(path: Path) -> tuple[float, float, float, float]:
     return (float(west), float(south), float(east), float(north))
 
 
+@overload
+def read_band_nan(
+    src: rasterio.io.DatasetReader, window: Window | None = None, *, widen: Literal[True] = True
+) -> FloatArray: ...
+
+
+@overload
+def read_band_nan(
+    src: rasterio.io.DatasetReader, window: Window | None = None, *, widen: bool
+) -> npt.NDArray[np.floating]: ...
+
+
+def read_band_nan(
+    src: rasterio.io.DatasetReader, window: Window | None = None, *, widen: bool = True
+) -> npt.NDArray[np.floating]:
+    """Band 1 (or a window of it) as floats, NaN where the band holds no data.
+
+    Where the band's only mask is its nodata value (or it has none), the values are read once and
+    compared with that value; other masks (a mask band, an alpha band) are read as GDAL gives them.
+    Reading the mask GDAL derives from a nodata value decodes the band twice and takes about five
+    times as long. Integer bands become float64; float bands too unless ``widen`` is False, when they
+    keep their precision.
+    """
+    flags = set(src.mask_flag_enums[0])
+    out: npt.NDArray[np.floating]
+    if not flags <= {MaskFlags.all_valid, MaskFlags.nodata}:
+        band = src.read(1, window=window, masked=True)
+        kind = band.dtype if np.issubdtype(band.dtype, np.floating) and not widen else np.float64
+        out = band.astype(kind).filled(np.nan)
+        return out
+    data = src.read(1, window=window)
+    out = data if np.issubdtype(data.dtype, np.floating) and not widen else data.astype(np.float64)
+    if MaskFlags.nodata in flags and src.nodata is not None and not np.isnan(src.nodata):
+        out[data == src.nodata] = np.nan
+    return out
+
+
 def load_raster(path: Path, grid: GridSpec, *, what: str, resampling: Resampling) -> FloatArray:
     """Reproject band 1 of a raster onto the grid; nodata becomes NaN."""
     _require_file(path, what)
@@ -63,7 +103,7 @@ def load_raster(path: Path, grid: GridSpec, *, what: str, resampling: Resampling
                 f"the {what} raster {path} has no CRS",
                 hint="assign one, e.g. `gdal_edit.py -a_srs EPSG:4326 FILE`, or re-export it with its CRS",
             )
-        data = src.read(1, masked=True).astype(np.float64).filled(np.nan)
+        data = read_band_nan(src)
         if not np.isfinite(data).any():
             raise LayerError(
                 f"the {what} raster {path} holds nodata everywhere", hint="check its nodata value"
@@ -101,7 +141,7 @@ def load_dem(path: Path, grid: GridSpec) -> FloatArray:
 
 
 def splat_counts(
-    counts: FloatArray,
+    counts: npt.NDArray[np.floating],
     transform: Affine,
     crs: str,
     grid: GridSpec,
@@ -139,25 +179,26 @@ def splat_counts(
     px_w = abs(transform.a)
     pixel_m = max(abs(gx[1] - gx[0]) / cols, abs(gy[1] - gy[0]) / rows) if px_w else grid.cell_size
     k = max(1, int(np.ceil(2.0 * pixel_m / grid.cell_size)))
-    valid = np.isfinite(counts) & (counts != 0)
     place = _Placer(transform, to_grid, grid)
     lattice = _fit_lattice(place, rows, cols, budget=k * k * rows * cols)
     out = np.zeros(grid.shape, dtype=np.float64)
     flat = out.reshape(-1)
-    for dy in (np.arange(k) + 0.5) / k:
-        for dx in (np.arange(k) + 0.5) / k:
-            # Passes, then source rows in order: each cell gets its additions in the same order as
-            # from one pass over all pixels per sub-pixel offset.
-            if lattice is None:
-                step = max(1, _BLOCK_PIXELS // max(cols, 1))
-                for a in range(0, rows, step):
-                    rr, cc = np.nonzero(valid[a : a + step])
-                    idx = place.cells(rr + a, cc, float(dy), float(dx))
-                    keep = idx >= 0
-                    rr, cc = rr[keep], cc[keep]
-                    np.add.at(flat, idx[keep], counts[rr + a, cc].astype(np.float64) / (k * k))
-            else:
-                _splat_pass(flat, counts, valid, lattice, place, float(dy), float(dx), k)
+    offsets = [(float(dy), float(dx)) for dy in (np.arange(k) + 0.5) / k for dx in (np.arange(k) + 0.5) / k]
+    # Passes, then source rows in order: each cell gets its additions in the same order as from one
+    # pass over all pixels per sub-pixel offset.
+    if lattice is not None:
+        for dy, dx in offsets:
+            _splat_pass(flat, counts, lattice, place, dy, dx, k)
+        return out
+    valid = np.isfinite(counts) & (counts != 0)
+    step = max(1, _BLOCK_PIXELS // max(cols, 1))
+    for dy, dx in offsets:
+        for a in range(0, rows, step):
+            rr, cc = np.nonzero(valid[a : a + step])
+            idx = place.cells(rr + a, cc, dy, dx)
+            keep = idx >= 0
+            rr, cc = rr[keep], cc[keep]
+            np.add.at(flat, idx[keep], counts[rr + a, cc].astype(np.float64) / (k * k))
     return out
 
 
@@ -280,74 +321,53 @@ def _fit_lattice(place: _Placer, rows: int, cols: int, budget: int) -> _Lattice 
 
 def _splat_pass(
     flat: FloatArray,
-    counts: FloatArray,
-    valid: npt.NDArray[np.bool_],
+    counts: npt.NDArray[np.floating],
     lattice: _Lattice,
     place: _Placer,
     dy: float,
     dx: float,
     k: int,
 ) -> None:
-    """Add the sub-pixels at offset ``(dy, dx)`` of every valid pixel to ``flat`` (the grid, raveled)."""
+    """Add the sub-pixels at offset ``(dy, dx)`` of every valid pixel to ``flat`` (the grid, raveled).
+
+    Source rows go in chunks of about :data:`_CHUNK_PIXELS`: the compiled
+    :func:`maps.compiled.splat_locate` interpolates each sub-pixel's cell, the few too near a cell
+    edge are transformed exactly, and :func:`maps.compiled.splat_add` adds them in row-major order.
+    """
     rows, cols = counts.shape
     height, width = place.grid.height, place.grid.width
     u_at, v_at = lattice.along_cols(np.arange(cols) + dx)
     du, dv = np.diff(u_at, axis=0), np.diff(v_at, axis=0)
-    # Per node interval and column, the range of u and v (interpolation stays between the two nodes).
+    # Per node interval and column, whether u and v can fall on the grid (interpolation stays between
+    # the two nodes); per interval, the first and last such column bound the columns visited.
     u_lo, u_hi = np.minimum(u_at[:-1], u_at[1:]), np.maximum(u_at[:-1], u_at[1:])
     v_lo, v_hi = np.minimum(v_at[:-1], v_at[1:]), np.maximum(v_at[:-1], v_at[1:])
     near_grid = (u_hi > -1.0) & (u_lo < width + 1.0) & (v_hi > -1.0) & (v_lo < height + 1.0)
-    step = lattice.step
-    full = rows // step  # node intervals of ``step`` rows; a last shorter one is a block of its own
-    group = max(1, _BLOCK_PIXELS // (step * max(cols, 1)))
-    starts = [*range(0, full, group), full]
-    blocks = [(j, min(j + group, full)) for j in starts[:-1]]
-    if full * step < rows:
-        blocks.append((full, full + 1))
+    some = np.asarray(near_grid.any(axis=1), dtype=np.bool_)
+    first = np.where(some, np.argmax(near_grid, axis=1), 0)
+    stop = np.where(some, cols - np.argmax(near_grid[:, ::-1], axis=1), 0)
+    col_range = np.concatenate([first, stop]).astype(np.int64)
+    node, frac = lattice.interval(np.arange(rows) + dy, lattice.rows)
     edge = 0.5 - lattice.margin
-    for j0, j1 in blocks:
-        hit = np.flatnonzero(near_grid[j0:j1].any(axis=0))
-        if hit.size == 0:
+    step = max(1, _CHUNK_PIXELS // max(cols, 1))
+    cells = np.empty(min(rows, step) * cols, dtype=np.int64)
+    where = np.empty_like(cells)
+    for a in range(0, rows, step):
+        b = min(a + step, rows)
+        if not some[node[a] : node[b - 1] + 1].any():
             continue
-        c0, c1 = int(hit[0]), int(hit[-1]) + 1
-        a, b = j0 * step, min(j1 * step, rows)
-        ok = valid[a:b, c0:c1]
-        if not ok.any():
-            continue
-        g = j1 - j0
-        _, tr = lattice.interval(np.arange(a, b) + dy, lattice.rows)
-        t = tr.reshape(g, -1, 1)
-        m = (b - a) // g
-        u = (u_at[j0:j1, None, c0:c1] + t * du[j0:j1, None, c0:c1]).reshape(g * m, c1 - c0)
-        v = (v_at[j0:j1, None, c0:c1] + t * dv[j0:j1, None, c0:c1]).reshape(g * m, c1 - c0)
-        cu, cv = np.floor(u), np.floor(v)
-        # Distance to the nearest cell edge, as 0.5 minus it: at most ``edge`` is safely inside a cell.
-        np.subtract(u, cu, out=u)
-        np.subtract(u, 0.5, out=u)
-        np.abs(u, out=u)
-        np.subtract(v, cv, out=v)
-        np.subtract(v, 0.5, out=v)
-        np.abs(v, out=v)
-        np.maximum(u, v, out=u)
-        near = u > edge
-        keep = ok & ~near
-        inner = (
-            float(u_lo[j0:j1, c0:c1].min()) >= 1.0
-            and float(u_hi[j0:j1, c0:c1].max()) <= width - 1.0
-            and float(v_lo[j0:j1, c0:c1].min()) >= 1.0
-            and float(v_hi[j0:j1, c0:c1].max()) <= height - 1.0
+        placed, unsure = compiled.splat_locate(
+            counts, (a, b), node, frac, col_range, (u_at, du, v_at, dv), edge, (height, width), cells, where
         )
-        if not inner:
-            keep &= (cu >= 0) & (cu < width) & (cv >= 0) & (cv < height)
-        idx = cv * width + cu
-        near &= ok
-        if near.any():
-            rr, cc = np.nonzero(near)
-            exact = place.cells(rr + a, cc + c0, dy, dx)
-            inside = exact >= 0
-            idx[rr[inside], cc[inside]] = exact[inside]
-            keep[rr[inside], cc[inside]] = True
-        np.add.at(flat, idx[keep].astype(np.int64), counts[a:b, c0:c1][keep].astype(np.float64) / (k * k))
+        if unsure:
+            at = np.flatnonzero(cells[:placed] == -2)
+            rr, cc = np.divmod(where[at], cols)
+            cells[at] = place.cells(rr, cc, dy, dx)
+        compiled.splat_add(flat, cells[:placed], where[:placed], counts, float(k * k))
+
+
+_CHUNK_PIXELS = 1 << 20
+"""Source pixels per chunk of :func:`_splat_pass` (two int64 buffers of 8 MiB)."""
 
 
 def check_population_range(path: Path, src: rasterio.io.DatasetReader, lowest: float, highest: float) -> None:
@@ -382,20 +402,13 @@ def load_population(path: Path, grid: GridSpec) -> FloatArray:
             raise CRSError(
                 f"the population raster {path} has no CRS", hint="assign its CRS (WorldPop: EPSG:4326)"
             )
-        band = src.read(1, masked=True)
         # Float rasters stay in their own precision (WorldPop's float32 takes half the memory);
         # values are widened to float64 where they are added, exactly.
-        data = (band if np.issubdtype(band.dtype, np.floating) else band.astype(np.float64)).filled(np.nan)
-        del band
-        some = bool(np.isfinite(data).any())
-        check_population_range(
-            path,
-            src,
-            float(np.nanmin(data)) if some else float("inf"),
-            float(np.nanmax(data)) if some else float("-inf"),
-        )
+        data = read_band_nan(src, widen=False)
+        lowest, highest, total = compiled.value_summary(data)
+        check_population_range(path, src, lowest, highest)
         out = splat_counts(data, src.transform, src.crs.to_string(), grid)
-    if float(np.nansum(data)) > 0 and float(out.sum()) == 0.0:
+    if total > 0 and float(out.sum()) == 0.0:
         raise LayerError(
             f"the population raster {path} does not overlap the basin grid",
             hint="check the area of interest and the raster's extent and CRS",

@@ -27,6 +27,7 @@ import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
 
+from maps.layers import read_band_nan
 from maps.maptext import as_number, as_text
 from maps.report_figures import (
     SurveyCoverage,
@@ -173,7 +174,7 @@ def _raster_total(path: Path) -> float | None:
         return None
     try:
         with rasterio.open(path) as src:
-            values = src.read(1, masked=True).astype(np.float64).filled(np.nan)
+            values = read_band_nan(src)
     except RasterioError:
         return None
     return float(np.nansum(values))

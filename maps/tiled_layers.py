@@ -34,7 +34,7 @@ from rasterio.warp import Resampling, transform_bounds
 from rasterio.windows import Window
 
 from maps.errors import CRSError, LayerError
-from maps.layers import ZoneRasters, check_population_range, rasterize_zones
+from maps.layers import ZoneRasters, check_population_range, rasterize_zones, read_band_nan
 from maps.params import ZoneDefaults
 from maps.tiled_store import TiledRaster, TileLayout
 from plastic_hotspots.records import GridSpec
@@ -72,7 +72,7 @@ def _strips(src: rasterio.io.DatasetReader, max_cells: int) -> Iterator[FloatArr
     rows = max(1, max_cells // max(src.width, 1))
     for row in range(0, src.height, rows):
         window = Window(0, row, src.width, min(rows, src.height - row))
-        yield src.read(1, window=window, masked=True).astype(np.float64).filled(np.nan)
+        yield read_band_nan(src, window)
 
 
 def read_dem_tiled(path: Path, grid: GridSpec, out_path: Path, tile: int) -> TiledRaster:
@@ -208,7 +208,7 @@ def regrid_population_tiled(path: Path, grid: GridSpec, out_path: Path, tile: in
             cells = np.zeros((r1 - r0, c1 - c0), dtype=np.float64)
             window = _source_window(src, grid, tile_grid(grid, layout, ti, tj).bounds)
             if window is not None:
-                data = src.read(1, window=window, masked=True).astype(np.float64).filled(np.nan)
+                data = read_band_nan(src, window)
                 _splat_into(cells, data, window, src.transform, to_grid, grid, (r0, c0), offsets)
             out.write(ti, tj, cells)
             total += float(cells.sum())

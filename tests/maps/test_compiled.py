@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from maps import compiled
 from maps.compiled import _sorted_by_key, flat_distances, flood_levels
 from maps.tiled_kernels import UNKNOWN_DISTANCE, fill_kernel, flat_distance_kernel
 
@@ -361,3 +362,17 @@ def test_radix_order_of_whole_metres_and_negative_elevations() -> None:
     keys[::97] = -np.inf
     cells = np.arange(keys.size, dtype=np.int64)
     np.testing.assert_array_equal(_sorted_by_key(cells, keys), np.argsort(keys, kind="stable"))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_value_summary_is_nanmin_nanmax_and_a_sum(dtype: type) -> None:
+    rng = np.random.default_rng(2)
+    values = rng.gamma(0.5, 40.0, size=(30, 40)).astype(dtype)
+    values[rng.random(values.shape) < 0.2] = np.nan
+    lowest, highest, total = compiled.value_summary(values)
+    assert lowest == np.nanmin(values)
+    assert highest == np.nanmax(values)
+    assert total == pytest.approx(float(np.nansum(values.astype(np.float64))), rel=1e-12)
+    values[0, 0] = np.inf  # not NaN: it counts, so a check on the highest value sees it
+    assert compiled.value_summary(values)[1] == np.inf
+    assert compiled.value_summary(np.full((3, 3), np.nan, dtype=dtype)) == (np.inf, -np.inf, 0.0)

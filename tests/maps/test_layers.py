@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import rasterio
 from pyproj import Transformer
+from rasterio.enums import MaskFlags
 from rasterio.transform import Affine, from_origin
 from shapely.geometry import LineString, Point
 
@@ -98,6 +99,8 @@ def test_splat_counts_equals_transforming_every_subpixel(
         # Interpolation errs by up to ~2/1000 of a cell: thousands of sub-pixels go the exact way.
         monkeypatch.setattr(layers, "_LATTICE_STEP", 64)
         monkeypatch.setattr(layers, "_LATTICE_TOL", 0.05)
+        # Chunks of 15 source rows, cutting through the lattice's intervals of 64 rows.
+        monkeypatch.setattr(layers, "_CHUNK_PIXELS", 15 * 200)
     elif lattice == "none":  # no lattice is ever good enough: every sub-pixel is transformed
         monkeypatch.setattr(layers, "_LATTICE_TOL", -1.0)
     place = layers._Placer(transform, Transformer.from_crs("EPSG:4326", "EPSG:32647", always_xy=True), whole)
@@ -113,6 +116,12 @@ def test_splat_counts_equals_transforming_every_subpixel(
         expected = splat_reference(people, transform, "EPSG:4326", grid, k=2)
         # Same cells, same additions in the same order: equal bit for bit.
         np.testing.assert_array_equal(out, expected)
+        # float32 counts (as WorldPop's) are widened before they are split.
+        single = people.astype(np.float32)
+        out32 = splat_counts(single, transform, "EPSG:4326", grid)
+        np.testing.assert_array_equal(
+            out32, splat_reference(single.astype(np.float64), transform, "EPSG:4326", grid, k=2)
+        )
     assert 0.3 < out.sum() / np.nansum(people) < 0.7  # ``part`` holds about half of them
     whole_out = splat_counts(people, transform, "EPSG:4326", whole)
     assert whole_out.sum() == pytest.approx(np.nansum(people), rel=1e-12)
@@ -145,6 +154,72 @@ def test_splat_counts_in_the_grid_crs(pixel: float, k: int) -> None:
 def test_utm_zone_choice() -> None:
     assert utm_crs_for(100.1, 20.2) == "EPSG:32647"
     assert utm_crs_for(-43.2, -22.9) == "EPSG:32723"
+
+
+def test_band_reads_nodata_as_nan_as_the_masked_read_does(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    single = rng.normal(size=(40, 50)).astype(np.float32)
+    single[::7] = -99999.0
+    single[3, 3] = np.nan
+    whole = rng.integers(0, 100, size=(40, 50)).astype(np.int16)
+    whole[::5] = -9999
+    lowest = -3.4028234663852886e38  # float32's lowest, WorldPop's nodata
+    cases = {
+        "float32 nodata": (single, -99999.0),
+        "float32 NaN nodata": (np.where(single == -99999.0, np.nan, single).astype(np.float32), np.nan),
+        "float64 lowest nodata": (np.where(single == -99999.0, lowest, single), lowest),
+        "int16 nodata": (whole, -9999),
+        "int16 no nodata": (whole, None),
+    }
+    for name, (values, nodata) in cases.items():
+        path = tmp_path / f"{name.replace(' ', '_')}.tif"
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=50,
+            height=40,
+            count=1,
+            dtype=values.dtype,
+            crs="EPSG:4326",
+            transform=from_origin(85.0, 28.0, 0.01, 0.01),
+            nodata=nodata,
+        ) as dst:
+            dst.write(values, 1)
+    # An internal mask band (no nodata value): GDAL's mask is read.
+    masked_path = tmp_path / "mask_band.tif"
+    with (
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
+        rasterio.open(
+            masked_path,
+            "w",
+            driver="GTiff",
+            width=50,
+            height=40,
+            count=1,
+            dtype="float32",
+            crs="EPSG:4326",
+            transform=from_origin(85.0, 28.0, 0.01, 0.01),
+        ) as dst,
+    ):
+        dst.write(single, 1)
+        dst.write_mask(np.where(np.arange(50)[None, :] < 10, 0, 255).repeat(40, axis=0).astype(np.uint8))
+    window = rasterio.windows.Window(5, 3, 30, 20)
+    nan_counts = []
+    for path in sorted(tmp_path.glob("*.tif")):
+        with rasterio.open(path) as src:
+            flags = set(src.mask_flag_enums[0])
+            assert (MaskFlags.per_dataset in flags) == (path == masked_path)
+            for win in (None, window):
+                expected = src.read(1, window=win, masked=True).astype(np.float64).filled(np.nan)
+                got = layers.read_band_nan(src, win)
+                assert got.dtype == np.float64
+                np.testing.assert_array_equal(got, expected)
+                kept = layers.read_band_nan(src, win, widen=False)
+                assert kept.dtype == (src.dtypes[0] if src.dtypes[0].startswith("float") else np.float64)
+                np.testing.assert_array_equal(kept.astype(np.float64), expected)
+            nan_counts.append(int(np.isnan(expected).sum()))
+    assert sum(c > 0 for c in nan_counts) == 5  # all but "int16 no nodata" have missing values
 
 
 def test_raster_without_crs_says_how_to_fix(tmp_path: Path) -> None:
