@@ -117,14 +117,20 @@ def _sorted_by_key(cells: IntArray, keys: FloatArray) -> IntArray:
     return order
 
 
+# States of the cells in the flood.
+_UNREACHED = 0
+_REACHED = 1
+_WAITING = 2  # reached, with a lower neighbour not reached: it spills into it if the flood gets there
+
+
 @njit(cache=True, nogil=True)
-def _candidates(z: FloatArray, f: BoolArray, waiting: BoolArray, cells: CellArray) -> CellArray:
+def _candidates(z: FloatArray, f: BoolArray, state: npt.NDArray[np.uint8], cells: CellArray) -> CellArray:
     """The free and waiting cells in the order of their ``z`` (ties by index); ``cells`` is a buffer."""
     bits = z.view(np.uint64)
     keys = np.empty(cells.size, dtype=np.uint64)
     at = 0
     for i in range(z.size):
-        if f[i] or waiting[i]:
+        if f[i] or state[i] == _WAITING:
             cells[at] = i
             keys[at] = _radix_key(bits[i])
             at += 1
@@ -132,10 +138,17 @@ def _candidates(z: FloatArray, f: BoolArray, waiting: BoolArray, cells: CellArra
 
 
 @njit(cache=True, nogil=True)
+def _all_reached(state: npt.NDArray[np.uint8], i: int, offsets: IntArray) -> bool:
+    for k in range(8):  # noqa: SIM110 - a loop compiles to less than a generator in numba
+        if state[i + offsets[k]] == _UNREACHED:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def _spread(
     z: FloatArray,
-    reached: BoolArray,
-    waiting: BoolArray,
+    state: npt.NDArray[np.uint8],
     candidates: npt.NDArray[np.integer],
     offsets: IntArray,
 ) -> None:
@@ -143,7 +156,9 @@ def _spread(
     # settled. A cell reached from one at level L keeps its own elevation if not lower (its level can
     # be no lower: settled at once), else it is in a pit and takes L, if L is the flood level; a cell
     # above the flood level with such a neighbour waits until the flood reaches its cost (it is
-    # higher than the flood, so it comes later in the sorted order).
+    # higher than the flood, so it comes later in the sorted order). A waiting cell whose neighbours
+    # have all been reached since stops waiting: taking it would change nothing, and skipping it
+    # saves a visit out of spatial order (most cells wait for a while on ordinary terrain).
     stack = np.empty(z.size, dtype=np.int64)  # only the pages it grows into are ever touched
     count = candidates.size
     flood = -np.inf
@@ -154,30 +169,34 @@ def _spread(
             top -= 1
             i = stack[top]
         else:
-            while next_candidate < count and not waiting[candidates[next_candidate]]:
+            while next_candidate < count and state[candidates[next_candidate]] != _WAITING:
                 next_candidate += 1
             if next_candidate == count:
                 break
             i = np.int64(candidates[next_candidate])
             next_candidate += 1
-            waiting[i] = False
+            state[i] = _REACHED
             flood = z[i]
         low = z[i]
         waits = False
         for k in range(8):
             j = i + offsets[k]
-            if reached[j]:
+            if state[j] != _UNREACHED:
                 continue
             if z[j] < low:
                 if low != flood:
                     waits = True
                     continue
                 z[j] = low
-            reached[j] = True
+            state[j] = _REACHED
             stack[top] = j
             top += 1
         if waits:
-            waiting[i] = True
+            state[i] = _WAITING
+        for k in range(8):
+            j = i + offsets[k]
+            if state[j] == _WAITING and _all_reached(state, j, offsets):
+                state[j] = _REACHED
 
 
 @njit(cache=True, nogil=True)
@@ -193,8 +212,9 @@ def _flood(cost: FloatArray, free: BoolArray, dr: IntArray, dc: IntArray) -> Flo
     z = z2.ravel()
     f = f2.ravel()
     offsets = dr * cols + dc
-    reached = ~f
-    waiting = np.zeros(n, dtype=np.bool_)
+    state = np.empty(n, dtype=np.uint8)
+    for i in range(n):
+        state[i] = _UNREACHED if f[i] else _REACHED
     # Seeds: fixed cells with a known level next to a free cell. They and the free cells are the
     # cells that can wait for the flood, each at its own cost: sort them by it once.
     count = 0
@@ -204,15 +224,15 @@ def _flood(cost: FloatArray, free: BoolArray, dr: IntArray, dc: IntArray) -> Flo
         elif z[i] < np.inf:
             for k in range(8):
                 if f[i + offsets[k]]:
-                    waiting[i] = True
+                    state[i] = _WAITING
                     count += 1
                     break
     if n < 2**31:  # flat indices fit in 32 bits: half the memory to sort
-        _spread(z, reached, waiting, _candidates(z, f, waiting, np.empty(count, dtype=np.int32)), offsets)
+        _spread(z, state, _candidates(z, f, state, np.empty(count, dtype=np.int32)), offsets)
     else:
-        _spread(z, reached, waiting, _candidates(z, f, waiting, np.empty(count, dtype=np.int64)), offsets)
+        _spread(z, state, _candidates(z, f, state, np.empty(count, dtype=np.int64)), offsets)
     for i in range(n):
-        if not reached[i]:
+        if state[i] == _UNREACHED:
             z[i] = np.inf  # free, and no way out
     return z2
 
