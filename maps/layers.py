@@ -158,7 +158,8 @@ def splat_counts(
     the lattice's nodes) are transformed exactly. So every sub-pixel lands in the cell its
     exact transform puts it in, and the additions are made in the same order as transforming every
     centre would: the result is that of the per-sub-pixel transform, bit for bit. Source rows are
-    taken in blocks, so only the raster, a mask of it and the result are held whole.
+    taken in chunks (compiled passes, :func:`_splat_pass`), so only the raster and the result are held
+    whole.
 
     Args:
         counts: Counts per source pixel (float32 or float64); NaN and 0 add nothing.
@@ -203,7 +204,7 @@ def splat_counts(
 
 
 _BLOCK_PIXELS = 1 << 16
-"""Source pixels per block of :func:`splat_counts` (a few hundred kB per temporary array)."""
+"""Source pixels per block of :func:`splat_counts` without a lattice (a few hundred kB per temporary)."""
 _LATTICE_STEP = 16
 """First spacing, in source pixels, of the exactly transformed lattice of :func:`_fit_lattice`."""
 _LATTICE_TOL = 1e-3
