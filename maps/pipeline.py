@@ -522,17 +522,16 @@ def _write_outputs(
             cells["far_above_model"] = cells["surveyed"].to_numpy() & far_above(
                 cells["items"].to_numpy(), cells["observations"].to_numpy() * modelled
             )
-            surveyed = density.surveyed_cells()
-            surveyed = surveyed[basin.ravel()[surveyed]]
+            in_basin = surveyed[basin.ravel()[surveyed]]
             fusion = write_fusion_report(
                 out_dir,
                 grid,
                 calibration,
                 l_src,
-                surveyed,
-                density.at("rate", surveyed),
-                density.at("rate_lo", surveyed),
-                density.at("rate_hi", surveyed),
+                in_basin,
+                density.at("rate", in_basin),
+                density.at("rate_lo", in_basin),
+                density.at("rate_hi", in_basin),
                 basin,
             )
         vectors["observed_density"] = cells
