@@ -212,16 +212,18 @@ def _flood(cost: FloatArray, free: BoolArray, dr: IntArray, dc: IntArray) -> Flo
     z = z2.ravel()
     f = f2.ravel()
     offsets = dr * cols + dc
+    # Free cells start unreached, fixed ones reached. Seeds: fixed cells with a known level next to
+    # a free cell (never on the ring, which is +inf). They wait for the flood; they and the free cells
+    # are the cells that can wait, each at its own cost: sort them by it once.
     state = np.empty(n, dtype=np.uint8)
-    for i in range(n):
-        state[i] = _UNREACHED if f[i] else _REACHED
-    # Seeds: fixed cells with a known level next to a free cell. They and the free cells are the
-    # cells that can wait for the flood, each at its own cost: sort them by it once.
     count = 0
-    for i in range(cols, n - cols):
+    for i in range(n):
         if f[i]:
+            state[i] = _UNREACHED
             count += 1
-        elif z[i] < np.inf:
+            continue
+        state[i] = _REACHED
+        if z[i] < np.inf:
             for k in range(8):
                 if f[i + offsets[k]]:
                     state[i] = _WAITING
