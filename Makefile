@@ -18,18 +18,20 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.maps-installed: $(BIN)/python pyproject.toml
-	$(PIP) -q -e .
+	$(PIP) -q -e . --config-settings editable_mode=strict
 	@touch $@
 
 LS_VENV ?= .venv-labelstudio
 LABEL_STUDIO_VERSION ?= 1.23.2
+# sentry-sdk 3 drops options Label Studio 1.23 passes at start (TypeError: Unknown option 'send_default_pii').
+LABEL_STUDIO_PINS ?= 'sentry-sdk<3'
 
 $(LS_VENV)/bin/label-studio:
 	$(PYTHON) -m venv $(LS_VENV)
-	$(LS_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off -q label-studio==$(LABEL_STUDIO_VERSION)
+	$(LS_VENV)/bin/python -m pip install --disable-pip-version-check --progress-bar off -q label-studio==$(LABEL_STUDIO_VERSION) $(LABEL_STUDIO_PINS)
 
 $(VENV)/.all-installed: $(BIN)/python pyproject.toml
-	$(PIP) -q -e '.[all,dev]'
+	$(PIP) -q -e '.[all,dev]' --config-settings editable_mode=strict
 	@touch $@ $(VENV)/.maps-installed
 
 demo: $(VENV)/.maps-installed

@@ -29,7 +29,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 8080,
 ) -> None:
     """Start a local Label Studio on 127.0.0.1 (analytics off) and keep it running until Ctrl-C."""
-    from annotations.server import start_local_server
+    from plastic_hotspots.annotations.server import start_local_server
 
     server = start_local_server(data_dir, port=port or None, document_root=photos)
     typer.echo(f"Label Studio is running at {server.url} (log: {server.log})")
@@ -50,8 +50,8 @@ def init(
     overlap: Annotated[int, typer.Option(help="Volunteers per photo.")] = 3,
 ) -> None:
     """Create (or update) a labelling project with the litter taxonomy and volunteer instructions."""
-    from annotations.labelstudio import LabelStudioClient
-    from annotations.workflow import init as do_init
+    from plastic_hotspots.annotations.labelstudio import LabelStudioClient
+    from plastic_hotspots.annotations.workflow import init as do_init
 
     pid, created = do_init(LabelStudioClient(), project, overlap)
     verb = "created" if created else "updated"
@@ -71,8 +71,8 @@ def push(
     ] = None,
 ) -> None:
     """Add photos as labelling tasks with their geotag and time; photos already pushed are skipped."""
-    from annotations.labelstudio import LabelStudioClient
-    from annotations.workflow import push as do_push
+    from plastic_hotspots.annotations.labelstudio import LabelStudioClient
+    from plastic_hotspots.annotations.workflow import push as do_push
 
     s = do_push(LabelStudioClient(), project, photos, document_root=document_root, url_prefix=url_prefix)
     typer.echo(
@@ -88,8 +88,8 @@ def prelabel(
     photos: Annotated[Path, typer.Option(help="The folder the photos were pushed from.")],
 ) -> None:
     """Show the detector's boxes as pre-labels and serve the least certain photos first."""
-    from annotations.labelstudio import LabelStudioClient
-    from annotations.workflow import prelabel as do_prelabel
+    from plastic_hotspots.annotations.labelstudio import LabelStudioClient
+    from plastic_hotspots.annotations.workflow import prelabel as do_prelabel
 
     n = do_prelabel(LabelStudioClient(), project, detections, photos)
     typer.echo(f"pre-labelled {n} tasks; the queue now follows model uncertainty")
@@ -102,8 +102,8 @@ def pull(
     page_size: Annotated[int, typer.Option(help="Tasks per snapshot export.")] = 1000,
 ) -> None:
     """Export every task with all its annotations (snapshot exports, page by page)."""
-    from annotations.labelstudio import LabelStudioClient
-    from annotations.workflow import pull as do_pull
+    from plastic_hotspots.annotations.labelstudio import LabelStudioClient
+    from plastic_hotspots.annotations.workflow import pull as do_pull
 
     n = do_pull(LabelStudioClient(), project, out, page_size)
     typer.echo(f"{n} tasks -> {out}")
@@ -122,8 +122,8 @@ def consensus_cmd(
     ] = None,
 ) -> None:
     """Merge the volunteers' boxes into consensus boxes, weighted by skill on gold tasks."""
-    from annotations.consensus import ConsensusParams
-    from annotations.results import run_consensus
+    from plastic_hotspots.annotations.consensus import ConsensusParams
+    from plastic_hotspots.annotations.results import run_consensus
 
     made = run_consensus(export, out, ConsensusParams(eps=eps, min_support=min_support))
     accepted = sum(b.accepted for b in made.result.boxes)
@@ -134,8 +134,8 @@ def consensus_cmd(
         f"{len(made.contents.problems)} regions reported in {out / 'problems.csv'}"
     )
     if review_project:
-        from annotations.labelstudio import LabelStudioClient
-        from annotations.workflow import send_review
+        from plastic_hotspots.annotations.labelstudio import LabelStudioClient
+        from plastic_hotspots.annotations.workflow import send_review
 
         sent = send_review(LabelStudioClient(), review_project, made.result, made.contents)
         typer.echo(f"{sent.tasks} photos sent to '{review_project} (review)'")
@@ -157,8 +157,8 @@ def dataset_cmd(
 
     import pandas as pd
 
-    from annotations.dataset import DatasetSpec, LabelledBox, PhotoMeta, write_dataset
-    from annotations.taxonomy import CLASS_NAMES
+    from plastic_hotspots.annotations.dataset import DatasetSpec, LabelledBox, PhotoMeta, write_dataset
+    from plastic_hotspots.annotations.taxonomy import CLASS_NAMES
     from plastic_hotspots.records import BBox
 
     frame = pd.read_parquet(consensus_dir / "consensus.parquet")

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from annotations.convert import pixels_to_yolo
-from annotations.errors import AnnotationError
+from plastic_hotspots.annotations.convert import pixels_to_yolo
+from plastic_hotspots.annotations.errors import AnnotationError
 from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.provenance import file_sha256, make_provenance
 from plastic_hotspots.records import BBox
@@ -208,7 +208,7 @@ def write_dataset(
     for photo in photos:
         group_counts[splits[photo.key]].add(group_of(photo, spec.group_m))
     provenance = make_provenance(
-        "annotations.dataset",
+        "plastic_hotspots.annotations.dataset",
         parameters={
             "fractions": ",".join(map(str, spec.fractions)),
             "group_m": spec.group_m,

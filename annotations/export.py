@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from annotations.consensus import Submission, VolunteerBox
-from annotations.convert import ls_to_pixels
+from plastic_hotspots.annotations.consensus import Submission, VolunteerBox
+from plastic_hotspots.annotations.convert import ls_to_pixels
 from plastic_hotspots.records import BBox
 
 ProblemKind = Literal[

@@ -15,7 +15,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from annotations.consensus import (
+from plastic_hotspots.annotations.consensus import (
     ConsensusParams,
     ConsensusResult,
     VolunteerStats,
@@ -24,8 +24,8 @@ from annotations.consensus import (
     skills_from_gold,
     volunteer_stats,
 )
-from annotations.export import ExportContents, read_export
-from annotations.taxonomy import CLASS_NAMES
+from plastic_hotspots.annotations.export import ExportContents, read_export
+from plastic_hotspots.annotations.taxonomy import CLASS_NAMES
 from plastic_hotspots.geoio import atomic_path
 
 

@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from annotations.errors import ServerError
+from plastic_hotspots.annotations.errors import ServerError
 
 EXECUTABLE_ENV = "PLASTIC_HOTSPOTS_LABEL_STUDIO"
 ADMIN_EMAIL = "admin@plastic-hotspots.local"

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from annotations.convert import ls_region
-from annotations.errors import AnnotationError
+from plastic_hotspots.annotations.convert import ls_region
+from plastic_hotspots.annotations.errors import AnnotationError
 from plastic_hotspots.errors import GeotagError
 from plastic_hotspots.records import BBox
 

@@ -1,6 +1,7 @@
 """The labelling loop against a Label Studio server: init, push, prelabel, pull.
 
-Each step is a plain function over a :class:`~annotations.labelstudio.LabelStudioClient`; the command
+Each step is a plain function over a :class:`~plastic_hotspots.annotations.labelstudio.LabelStudioClient`; the
+command
 line (``plastic-hotspots annotate ...``) only parses options and calls them.
 """
 
@@ -11,13 +12,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from annotations.consensus import ConsensusBox, ConsensusResult
-from annotations.convert import ls_region
-from annotations.errors import AnnotationError
-from annotations.export import ExportContents
-from annotations.labelstudio import LabelStudioClient, ProjectSettings
-from annotations.tasks import image_url, key_for, prelabels, scan_photos
-from annotations.taxonomy import CLASS_NAMES, INSTRUCTIONS, class_table, label_config
+from plastic_hotspots.annotations.consensus import ConsensusBox, ConsensusResult
+from plastic_hotspots.annotations.convert import ls_region
+from plastic_hotspots.annotations.errors import AnnotationError
+from plastic_hotspots.annotations.export import ExportContents
+from plastic_hotspots.annotations.labelstudio import LabelStudioClient, ProjectSettings
+from plastic_hotspots.annotations.tasks import image_url, key_for, prelabels, scan_photos
+from plastic_hotspots.annotations.taxonomy import CLASS_NAMES, INSTRUCTIONS, class_table, label_config
 from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.progress import track
 

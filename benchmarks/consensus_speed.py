@@ -23,7 +23,13 @@ from collections import deque
 import numpy as np
 import numpy.typing as npt
 
-from annotations.consensus import ConsensusParams, Submission, VolunteerBox, consensus, consensus_arrays
+from plastic_hotspots.annotations.consensus import (
+    ConsensusParams,
+    Submission,
+    VolunteerBox,
+    consensus,
+    consensus_arrays,
+)
 from plastic_hotspots.records import BBox
 
 POOL = 2_000

@@ -20,8 +20,8 @@ import numpy as np
 import numpy.typing as npt
 from detect_speed import write_survey
 
-from detector.ingest import IngestOptions
-from detector.run import RunOptions, run_detection
+from plastic_hotspots.detector.ingest import IngestOptions
+from plastic_hotspots.detector.run import RunOptions, run_detection
 from plastic_hotspots.records import Detection
 
 
@@ -68,8 +68,8 @@ def main() -> None:
     args = parser.parse_args()
     width, height = (int(v) for v in args.photo_size.split("x"))
 
-    from detector.predictor import YoloDetector
-    from detector.yolo import apply_offline_settings, build_tiny_model
+    from plastic_hotspots.detector.predictor import YoloDetector
+    from plastic_hotspots.detector.yolo import apply_offline_settings, build_tiny_model
 
     work = Path(tempfile.mkdtemp(prefix="detect-mem-"))
     try:

@@ -38,9 +38,9 @@ from pathlib import Path
 
 from detect_speed import rate, write_survey
 
-from detector.ingest import IngestOptions
-from detector.run import RunOptions, RunSummary, run_detection
 from plastic_hotspots.cluster import ClusterOptions, open_cluster
+from plastic_hotspots.detector.ingest import IngestOptions
+from plastic_hotspots.detector.run import RunOptions, RunSummary, run_detection
 
 GOAL = 1.7
 BUSY_CORES = 0.1  # other processes using more than this many cores make a measurement "busy"
@@ -89,8 +89,8 @@ def main() -> None:
     args = parser.parse_args()
     width, height = (int(v) for v in args.photo_size.split("x"))
 
-    from detector.predictor import YoloDetector
-    from detector.yolo import apply_offline_settings, build_tiny_model
+    from plastic_hotspots.detector.predictor import YoloDetector
+    from plastic_hotspots.detector.yolo import apply_offline_settings, build_tiny_model
 
     work = Path(tempfile.mkdtemp(prefix="detect-scaling-"))
     try:

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from detector.ingest import IngestOptions, discover, load
-from detector.run import RunOptions, run_detection
+from plastic_hotspots.detector.ingest import IngestOptions, discover, load
+from plastic_hotspots.detector.run import RunOptions, run_detection
 
 
 def _dms(value: float) -> tuple[float, float, float]:
@@ -82,8 +82,8 @@ def main() -> None:
     args = parser.parse_args()
     width, height = (int(v) for v in args.photo_size.split("x"))
 
-    from detector.predictor import YoloDetector
-    from detector.yolo import apply_offline_settings, build_tiny_model
+    from plastic_hotspots.detector.predictor import YoloDetector
+    from plastic_hotspots.detector.yolo import apply_offline_settings, build_tiny_model
 
     work = Path(tempfile.mkdtemp(prefix="detect-bench-"))
     try:

@@ -12,7 +12,7 @@ float64 cells. Then, in a fresh subprocess:
    about 1 GiB of address space on first use);
 2. enforce the limit: ``RLIMIT_AS`` = address space after imports + ``--limit-mb`` (any allocation
    beyond it fails with MemoryError), and reset the peak resident set (``/proc/self/clear_refs``);
-3. run :func:`maps.tiled_run.run_large` on the basin, the function behind
+3. run :func:`plastic_hotspots.maps.large.run.run_large` on the basin, the function behind
    ``plastic-hotspots hotspots --tile N`` (DEM regridding, tiled routing, population, mismanaged
    plastic, P_land, leakage, stream order, river loads and retention, ranked hotspots, COG outputs
    and the GeoPackage);
@@ -200,9 +200,9 @@ def _status() -> dict[str, int]:
 
 def child(config_path: Path, out_dir: Path, limit: int, tile: int, cog: bool) -> None:
     """Run the large mode under the limit and print one JSON line of figures."""
-    from maps.config import load_config
-    from maps.layers import read_vector
-    from maps.tiled_run import large_grid, run_large
+    from plastic_hotspots.maps.config import load_config
+    from plastic_hotspots.maps.inputs.vectors import read_vector
+    from plastic_hotspots.maps.large.run import large_grid, run_large
 
     config = load_config(config_path)
     grid = large_grid(config)
@@ -218,7 +218,7 @@ def child(config_path: Path, out_dir: Path, limit: int, tile: int, cog: bool) ->
         point = gpd.GeoDataFrame({"n": [1]}, geometry=[Point(0.0, 0.0)], crs="EPSG:4326")
         point.to_file(Path(scratch) / "start.gpkg", layer="start", driver="GPKG", engine="pyogrio")
     try:  # compiling (or loading) the routing's numba kernels is start-up too
-        from maps.compiled import warm_up
+        from plastic_hotspots.maps.kernels.compiled import warm_up
     except ImportError:  # kernels not compiled in this version
         pass
     else:

@@ -127,7 +127,7 @@ def make_dem(n: int, seed: int) -> tuple[FloatArray, npt.NDArray[np.int64]]:
     """
     from scipy import ndimage
 
-    from maps import terrain
+    from plastic_hotspots.maps.science import terrain
 
     rng = np.random.default_rng(seed)
     m = -(-n // COARSE)
@@ -425,9 +425,9 @@ def _pysheds_condition_and_route(grid_cls: type, dem_path: Path) -> dict[str, fl
 
 
 def _child_model(config_path: Path, out_dir: Path, profile: int) -> dict[str, object]:
-    from maps import model
-    from maps.config import load_config
-    from maps.pipeline import run_hotspots
+    from plastic_hotspots.maps.config import load_config
+    from plastic_hotspots.maps.science import model
+    from plastic_hotspots.maps.wholegrid.run import run_hotspots
 
     # Time the flow graph inside the run too (fill, D8, levels, accumulation, slope): what pysheds does.
     build = model.build_flow_graph

@@ -163,7 +163,7 @@ def render_stock(result_dir: Path, out_html: Path) -> Path:
     """The same layers the stock folium way: a GeoJSON feature per cell and per photo, with popups."""
     import folium
 
-    from maps.render import _make_offline
+    from plastic_hotspots.maps.render.webmap import _make_offline
 
     cells = gpd.read_file(result_dir / "hotspots.gpkg", layer="observed_density")
     points = gpd.read_file(result_dir / "hotspots.gpkg", layer="survey_points")
@@ -218,7 +218,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="keep the pages here (default: a temp dir)")
     args = parser.parse_args()
 
-    from maps.render import render_map
+    from plastic_hotspots.maps.render.webmap import render_map
 
     work = args.work or Path(tempfile.mkdtemp(prefix="map-bench-"))
     result = make_result_dir(work / "result", args.photos, args.cells)

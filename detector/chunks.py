@@ -1,7 +1,8 @@
 """One chunk of a detection run: decode its inputs, run the detector, build the rows a part stores.
 
 The same :func:`detect_chunk` serves a run in one process and a run on Dask workers (see
-:mod:`detector.workers`), so both give the same rows for the same chunk. A row is a plain mapping of
+:mod:`plastic_hotspots.detector.workers`), so both give the same rows for the same chunk. A row is a plain
+mapping of
 column to value, as the GeoParquet parts store it:
 
 * an images row per input (``status`` ``ok`` with position, size and counts, or ``rejected`` with the
@@ -19,8 +20,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from detector.errors import IngestError
-from detector.ingest import IngestOptions, LoadedImage, WorkItem, load, pixel_to_lonlat
+from plastic_hotspots.detector.errors import IngestError
+from plastic_hotspots.detector.ingest import IngestOptions, LoadedImage, WorkItem, load, pixel_to_lonlat
 from plastic_hotspots.records import BBox, Detection
 
 DETECTION_COLUMNS = (
@@ -29,7 +30,7 @@ DETECTION_COLUMNS = (
 
 
 class Detector(Protocol):
-    """What a run needs from a detector (``detector.predictor.YoloDetector`` provides it)."""
+    """What a run needs from a detector (``plastic_hotspots.detector.predictor.YoloDetector`` provides it)."""
 
     @property
     def names(self) -> dict[int, str]:

@@ -2,7 +2,8 @@
 
 :func:`discover` turns files and folders into a sorted list of :class:`WorkItem` (one per photo, per
 sampled video frame, per raster tile); :func:`load` reads one item into pixels and an
-:class:`~plastic_hotspots.records.ImageRecord`, or raises :class:`~detector.errors.IngestError` with a
+:class:`~plastic_hotspots.records.ImageRecord`, or raises
+:class:`~plastic_hotspots.detector.errors.IngestError` with a
 reason the batch writes to its rejects table.
 
 Where a position comes from, by kind of input:
@@ -30,14 +31,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from detector.errors import ConfigError, IngestError
+from plastic_hotspots.detector.errors import ConfigError, IngestError
 from plastic_hotspots.errors import GeotagError
 from plastic_hotspots.records import ImageRecord
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from detector.gpx import Track
+    from plastic_hotspots.detector.gpx import Track
 
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".avi", ".mkv"})
@@ -211,7 +212,7 @@ def _raster_info(path: Path) -> tuple[int, int] | None:
 
 
 def _video_items(path: Path, options: IngestOptions) -> list[WorkItem]:
-    from detector.video import probe, sample_times
+    from plastic_hotspots.detector.video import probe, sample_times
 
     key = path.as_posix()
     try:
@@ -243,7 +244,7 @@ def load(item: WorkItem, options: IngestOptions) -> LoadedImage:
     """Read one item's pixels and position.
 
     Raises:
-        IngestError: The item cannot be used; ``reason`` says why (see ``detector.errors``).
+        IngestError: The item cannot be used; ``reason`` says why (see ``plastic_hotspots.detector.errors``).
     """
     if item.kind == "photo":
         return _load_photo(item, options)
@@ -506,7 +507,7 @@ def _sidecar_parse(path: Path, name: str, rec: dict[str, Any]) -> _SidecarRow | 
 
 @lru_cache(maxsize=4)
 def _track(path: Path) -> Track:
-    from detector.gpx import read_gpx
+    from plastic_hotspots.detector.gpx import read_gpx
 
     return read_gpx(path)
 
@@ -519,7 +520,7 @@ def _video_start(path: Path, created_at: datetime | None, options: IngestOptions
 
 
 def _load_frame(item: WorkItem, options: IngestOptions) -> LoadedImage:
-    from detector.video import probe, read_frame
+    from plastic_hotspots.detector.video import probe, read_frame
 
     path = item.path
     _check_file(path)

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from detector.errors import ModelError
-from detector.runtime import RawDetections, Runtime, decode, letterbox
-from detector.slicing import merge_tiles, shift_boxes, tile_windows
+from plastic_hotspots.detector.errors import ModelError
+from plastic_hotspots.detector.runtime import RawDetections, Runtime, decode, letterbox
+from plastic_hotspots.detector.slicing import merge_tiles, shift_boxes, tile_windows
 from plastic_hotspots.records import BBox, Detection
 
 BACKENDS = ("pytorch", "onnx", "openvino")
@@ -42,7 +42,7 @@ def _export_dir(weights: Path) -> Path:
             return beside
     except OSError:
         pass
-    from detector.yolo import cache_root
+    from plastic_hotspots.detector.yolo import cache_root
 
     return cache_root() / "exports"
 
@@ -53,7 +53,7 @@ def _onnx_export(weights: Path, imgsz: int, sha: str, config_dir: Path | None) -
     entry = cache / f"{sha[:16]}-onnx-{imgsz}"
     meta = entry / "meta.json"
     if not meta.is_file():
-        from detector.yolo import apply_offline_settings, export_onnx, model_names
+        from plastic_hotspots.detector.yolo import apply_offline_settings, export_onnx, model_names
 
         apply_offline_settings(config_dir)
         export_onnx(weights, imgsz, sha, cache)
@@ -70,7 +70,7 @@ def _openvino_ir(onnx: Path) -> Path:
     xml = onnx.with_name("model_openvino.xml")
     if xml.is_file() and xml.with_suffix(".bin").is_file():
         return xml
-    from detector.runtime import save_openvino_ir
+    from plastic_hotspots.detector.runtime import save_openvino_ir
 
     tmp = Path(tempfile.mkdtemp(prefix=".ir-", dir=onnx.parent))
     try:
@@ -149,7 +149,7 @@ class YoloDetector:
             raise ModelError(
                 f"slice size {slice_size} is too small", hint="use 0 (off) or at least the model's imgsz"
             )
-        from detector.yolo import apply_offline_settings, sha256_of
+        from plastic_hotspots.detector.yolo import apply_offline_settings, sha256_of
 
         # Before any backend library is imported: Ultralytics offline, OpenVINO telemetry declined.
         apply_offline_settings(config_dir)
@@ -159,7 +159,7 @@ class YoloDetector:
         self.weights_sha256 = sha256_of(weights)
         self._infer: Infer
         if backend == "pytorch":
-            from detector.yolo import TorchYolo
+            from plastic_hotspots.detector.yolo import TorchYolo
 
             torch_model = TorchYolo(weights, imgsz=imgsz, conf=conf, iou=iou, device=device, threads=threads)
             self._names = torch_model.names
@@ -169,11 +169,11 @@ class YoloDetector:
             onnx, self._names = _onnx_export(weights, imgsz, self.weights_sha256, config_dir)
             runtime: Runtime
             if backend == "onnx":
-                from detector.runtime import OnnxRuntime
+                from plastic_hotspots.detector.runtime import OnnxRuntime
 
                 runtime = OnnxRuntime(onnx, device, threads)
             else:
-                from detector.runtime import OpenVinoRuntime
+                from plastic_hotspots.detector.runtime import OpenVinoRuntime
 
                 runtime = OpenVinoRuntime(_openvino_ir(onnx), device, threads)
             self._infer = ExportedYolo(runtime, imgsz=imgsz, conf=conf, iou=iou)

@@ -17,7 +17,8 @@ Outputs, for ``--out detections.parquet``:
 Each file carries the provenance (model name and hash, parameters, code version).
 
 With a :class:`~plastic_hotspots.cluster.Cluster`, the chunks go to Dask workers instead
-(:class:`detector.workers.ChunkTask`): each worker loads the model once and sends back the rows of its
+(:class:`plastic_hotspots.detector.workers.ChunkTask`): each worker loads the model once and sends back the
+rows of its
 chunks, and this process alone commits them, in the order they come back, each chunk once. A worker
 that dies costs only its unfinished chunk, which Dask runs again on another worker; if this process
 dies, ``resume=True`` goes on from the committed chunks as above, with or without workers. The chunks
@@ -35,10 +36,10 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from detector.chunks import DETECTION_COLUMNS, ChunkRows, Detector, detect_chunk, iter_loaded
-from detector.errors import ConfigError
-from detector.ingest import IngestOptions, discover
-from detector.workers import ChunkTask, ShippableDetector, worker_version
+from plastic_hotspots.detector.chunks import DETECTION_COLUMNS, ChunkRows, Detector, detect_chunk, iter_loaded
+from plastic_hotspots.detector.errors import ConfigError
+from plastic_hotspots.detector.ingest import IngestOptions, discover
+from plastic_hotspots.detector.workers import ChunkTask, ShippableDetector, worker_version
 from plastic_hotspots.errors import ClusterError
 from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.progress import progress_bar
@@ -201,7 +202,8 @@ def run_detection(
         run: Chunking, batching, resume and output options.
         parameters: Extra parameters to record in the provenance (e.g. backend, imgsz, conf).
         cluster: Dask workers to spread the chunks over (see :mod:`plastic_hotspots.cluster`); each
-            builds its own copy of ``detector`` from its :meth:`~detector.workers.ShippableDetector.spec`
+            builds its own copy of ``detector`` from its
+            :meth:`~plastic_hotspots.detector.workers.ShippableDetector.spec`
             and returns the rows, which this process commits. ``None`` runs everything here.
 
     Returns:
@@ -228,7 +230,7 @@ def run_detection(
         if not isinstance(detector, ShippableDetector):
             raise ConfigError(
                 f"the detector {detector.model_version} cannot be sent to Dask workers (it has no spec())",
-                hint="use detector.predictor.YoloDetector, or run without a cluster",
+                hint="use plastic_hotspots.detector.predictor.YoloDetector, or run without a cluster",
             )
         spec = detector.spec()
     done = _prepare_parts(paths["parts"], signature, run)
@@ -265,7 +267,7 @@ def run_detection(
                 writer.commit(rows)
                 committed.add(index)
                 bar.advance(task, len(chunks[index]))
-    from detector.outputs import merge_parts
+    from plastic_hotspots.detector.outputs import merge_parts
 
     summary = merge_parts(paths, provenance, gpkg=run.gpkg)
     return RunSummary(

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from detector.boxes import FloatArray, IntArray, nms
-from detector.errors import ModelError
+from plastic_hotspots.detector.boxes import FloatArray, IntArray, nms
+from plastic_hotspots.detector.errors import ModelError
 
 PAD_VALUE = 114  # grey padding, as the models were trained with
 

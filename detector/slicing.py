@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from detector.boxes import FloatArray, IntArray, OverlapMetric, nms
+from plastic_hotspots.detector.boxes import FloatArray, IntArray, OverlapMetric, nms
 
 
 def tile_starts(length: int, size: int, overlap: float) -> list[int]:

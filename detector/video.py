@@ -17,7 +17,7 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from detector.errors import ConfigError, IngestError
+from plastic_hotspots.detector.errors import ConfigError, IngestError
 
 MAC_EPOCH = datetime(1904, 1, 1, tzinfo=UTC)  # ISO-BMFF times count seconds from here
 

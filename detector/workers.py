@@ -25,9 +25,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from detector.chunks import ChunkRows, Detector, detect_chunk, iter_loaded
-from detector.errors import ConfigError
-from detector.ingest import IngestOptions, WorkItem
+from plastic_hotspots.detector.chunks import ChunkRows, Detector, detect_chunk, iter_loaded
+from plastic_hotspots.detector.errors import ConfigError
+from plastic_hotspots.detector.ingest import IngestOptions, WorkItem
 from plastic_hotspots.records import Detection
 
 

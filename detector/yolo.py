@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from detector.errors import ModelError
-from detector.runtime import RawDetections
+from plastic_hotspots.detector.errors import ModelError
+from plastic_hotspots.detector.runtime import RawDetections
 
 BASELINE_NAME = "litter-baseline.pt"
 FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")  # fonts Ultralytics downloads for plots when missing

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from maps.errors import ConfigError
+from plastic_hotspots.maps.errors import ConfigError
 
 if TYPE_CHECKING:
-    from maps.config import BasinConfig
+    from plastic_hotspots.maps.config import BasinConfig
 
 console = Console(stderr=True)
 
@@ -23,7 +23,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed of the generated basin.")] = 20240601,
 ) -> None:
     """Generate a demo river basin, run the hotspot model on it and write its interactive map."""
-    from maps.demo import run_demo
+    from plastic_hotspots.maps.demo import run_demo
 
     result = run_demo(out, seed)
     console.print("[bold green]Demo basin done.[/]")
@@ -74,7 +74,7 @@ def hotspots(
     With --tile N it runs the large mode: the grid is cut into tiles of N x N cells kept on disk, for
     basins too large for memory. See docs/scale-out.md.
     """
-    from maps.config import load_config
+    from plastic_hotspots.maps.config import load_config
 
     if tile is None:
         if workers > 1 or scheduler is not None or work_dir is not None:
@@ -88,7 +88,7 @@ def hotspots(
 
 
 def _whole_grid(basin: BasinConfig, out: Path) -> None:
-    from maps.pipeline import run_hotspots
+    from plastic_hotspots.maps.wholegrid.run import run_hotspots
 
     result, outputs = run_hotspots(basin, out)
     n_leak = sum(1 for h in result.hotspots if h.kind == "leakage")
@@ -116,7 +116,7 @@ def _large(
 ) -> None:
     from contextlib import ExitStack
 
-    from maps.tiled_run import run_large
+    from plastic_hotspots.maps.large.run import run_large
 
     if tile < 16:
         raise ConfigError(
@@ -164,7 +164,7 @@ def map_command(
     ] = None,
 ) -> None:
     """Render a self-contained interactive map (works offline) of a hotspot result directory."""
-    from maps.render import render_map
+    from plastic_hotspots.maps.render.webmap import render_map
 
     typer.echo(str(render_map(directory, out, title=title, before=before)))
 
@@ -175,7 +175,7 @@ def report(
     title: Annotated[str, typer.Option(help="Title of the report.")] = "Plastic hotspots report",
 ) -> None:
     """Write a one-page agency summary of a hotspot result directory (offline HTML; prints to PDF)."""
-    from maps.report import render_report
+    from plastic_hotspots.maps.render.report import render_report
 
     typer.echo(str(render_report(directory, out, title=title)))
 
@@ -189,16 +189,18 @@ def density(
     min_observations: Annotated[int, typer.Option(help="Fewer observations: flagged low_effort.")] = 3,
 ) -> None:
     """Effort-normalised litter density per cell, with intervals and Getis-Ord Gi* hot spots."""
-    from maps.layers import read_observations
-    from maps.survey import density_cells, survey_density, track_lines
     from plastic_hotspots.geoio import atomic_path
+    from plastic_hotspots.maps.inputs.observations import read_observations
+    from plastic_hotspots.maps.survey.cells import density_cells, survey_density, track_lines
     from plastic_hotspots.provenance import make_provenance
 
     frame = read_observations(observations)
     result = survey_density(frame, cell_size)
     cells = density_cells(result, min_observations)
     parameters = {"cell_size": cell_size, "min_observations": min_observations}
-    prov = make_provenance("maps.density", parameters=parameters, inputs=[str(observations)])
+    prov = make_provenance(
+        "plastic_hotspots.maps.survey.density", parameters=parameters, inputs=[str(observations)]
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     tracks = track_lines(frame, result)
     with atomic_path(out) as tmp:

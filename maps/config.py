@@ -15,7 +15,7 @@ Example::
       barriers: barriers.gpkg            # optional dams, weirs, bridges, locks, ports
       observations: observations.parquet # optional survey observations
       boundaries: districts.gpkg         # optional administrative boundaries, drawn on the map
-    params:                              # optional overrides of maps.params.HotspotParams
+    params:                              # optional overrides of plastic_hotspots.maps.params.HotspotParams
       land_lambda_m: 300
 
 Relative paths are read relative to the config file. Unknown keys are rejected.
@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
-from maps.errors import ConfigError
-from maps.params import HotspotParams
+from plastic_hotspots.maps.errors import ConfigError
+from plastic_hotspots.maps.params import HotspotParams
 
 LAYER_KEYS = ("dem", "population", "zones", "rivers", "barriers", "observations", "boundaries")
 TOP_KEYS = ("name", "cell_size_m", "crs", "area_of_interest", "outlet", "layers", "params")

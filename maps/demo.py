@@ -474,10 +474,10 @@ def run_demo(out_dir: Path, seed: int = SEED) -> DemoOutputs:
     Returns:
         The paths written.
     """
-    from maps.config import load_config
-    from maps.pipeline import run_hotspots
-    from maps.render import render_map
-    from maps.report import render_report
+    from plastic_hotspots.maps.config import load_config
+    from plastic_hotspots.maps.render.report import render_report
+    from plastic_hotspots.maps.render.webmap import render_map
+    from plastic_hotspots.maps.wholegrid.run import run_hotspots
 
     config_path = generate_demo_basin(out_dir, seed)
     hotspots_dir = out_dir / "hotspots"

@@ -14,7 +14,7 @@ from pyproj import CRS, Transformer
 from pyproj.aoi import AreaOfInterest
 from pyproj.database import query_utm_crs_info
 
-from maps.errors import CRSError, LayerError
+from plastic_hotspots.maps.errors import CRSError, LayerError
 from plastic_hotspots.records import GridSpec
 
 FloatArray = npt.NDArray[np.float64]

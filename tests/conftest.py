@@ -37,8 +37,8 @@ _hypothesis_settings.load_profile("plastic-hotspots")
 @pytest.fixture(scope="session")
 def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
     """A real Label Studio on 127.0.0.1, once per session: ``(url, api_key, document_root)``."""
-    from annotations.errors import ServerError
-    from annotations.server import find_executable, start_local_server
+    from plastic_hotspots.annotations.errors import ServerError
+    from plastic_hotspots.annotations.server import find_executable, start_local_server
 
     try:
         find_executable()

@@ -1,8 +1,10 @@
 """The shipped baseline litter model: how it is made from the labelled litter photos in ``shared/``.
 
-``python -m training.baseline prepare SHARED_DIR OUT`` turns ``trash_collection_self`` into a dataset in the
+``python -m plastic_hotspots.training.baseline prepare SHARED_DIR OUT`` turns ``trash_collection_self`` into a
+dataset in the
 project's taxonomy (classes matched by name, split by its near-duplicate ``group`` column, never by file);
-``python -m training.baseline train DATASET START OUT`` fine-tunes from a local checkpoint, offline.
+``python -m plastic_hotspots.training.baseline train DATASET START OUT`` fine-tunes from a local checkpoint,
+offline.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import argparse
 import csv
 from pathlib import Path
 
-from annotations.dataset import DatasetSpec, read_yolo_folder, write_dataset
-from annotations.taxonomy import CLASS_NAMES
+from plastic_hotspots.annotations.dataset import DatasetSpec, read_yolo_folder, write_dataset
+from plastic_hotspots.annotations.taxonomy import CLASS_NAMES
 
 #: The dataset's class names mapped to the project's taxonomy.
 TRASH_COLLECTION_CLASSES = {
@@ -60,7 +62,7 @@ def main() -> None:
     if args.cmd == "prepare":
         prepare(args.shared_dir, args.out)
     else:
-        from detector.yolo import train_yolo
+        from plastic_hotspots.detector.yolo import train_yolo
 
         best = train_yolo(
             args.dataset / "data.yaml", args.start, args.out, epochs=args.epochs, imgsz=args.imgsz,

@@ -28,8 +28,8 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
 ) -> None:
     """Train (or fine-tune) the litter detector offline; prints the best weights' path."""
-    from detector.yolo import cache_root, default_model_path, train_yolo
-    from training.config import TrainConfig
+    from plastic_hotspots.detector.yolo import cache_root, default_model_path, train_yolo
+    from plastic_hotspots.training.config import TrainConfig
 
     given = {
         name: ctx.params[name]
@@ -39,7 +39,7 @@ def train(
     settings = (TrainConfig.from_file(config) if config else TrainConfig()).override(given)
     chosen = settings.device
     if chosen == "auto":
-        from training.device import auto_device
+        from plastic_hotspots.training.device import auto_device
 
         chosen = auto_device()
     best = train_yolo(
@@ -63,7 +63,7 @@ def evaluate(
     conf: Annotated[float, typer.Option(help="Score threshold for precision, recall and the plots.")] = 0.25,
 ) -> None:
     """Score a model on a labelled folder, classes matched by name (mAP50, mAP50-95, per class, by size)."""
-    from training.evaluate import evaluate as run
+    from plastic_hotspots.training.evaluate import evaluate as run
 
     result = run(model, data, split=split, imgsz=imgsz, conf=conf, out=out)
     if json_out == "-":
@@ -90,7 +90,7 @@ def register_model(
     ] = None,
 ) -> None:
     """Store a model with its exports, metrics, training data hash and a model card."""
-    from training.registry import register as do_register
+    from plastic_hotspots.training.registry import register as do_register
 
     made = do_register(model, data, split=split, dataset=dataset)
     m = made.metrics
@@ -104,7 +104,7 @@ def promote_model(
     split: Annotated[str | None, typer.Option(help="Sub-folder of images/ and labels/, e.g. test.")] = None,
 ) -> None:
     """Make a model the default for `detect`, only if it beats the current default on the same data."""
-    from training.registry import promote
+    from plastic_hotspots.training.registry import promote
 
     result = promote(model, data, split=split)
     current = f"{result.current:.3f}" if result.current is not None else "none"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from training.errors import TrainingError
+from plastic_hotspots.training.errors import TrainingError
 
 
 @dataclass(frozen=True, slots=True)

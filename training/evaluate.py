@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from detector.boxes import FloatArray
 from plastic_hotspots.boxmath import iou
-from training.errors import TrainingError
+from plastic_hotspots.detector.boxes import FloatArray
+from plastic_hotspots.training.errors import TrainingError
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
 SMALL, MEDIUM = 32**2, 96**2
@@ -248,7 +248,7 @@ def evaluate(model: Path, folder: Path, *, split: str | None = None, imgsz: int 
     """Run ``model`` over a labelled folder and score it; with ``out``, also write plots and examples."""
     from PIL import Image
 
-    from detector.predictor import YoloDetector
+    from plastic_hotspots.detector.predictor import YoloDetector
 
     truths, classes = read_folder(folder, split)
     if not truths:

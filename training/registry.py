@@ -17,13 +17,13 @@ from typing import Any
 
 from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.provenance import file_sha256, make_provenance
-from training.errors import TrainingError
-from training.evaluate import Evaluation, evaluate
+from plastic_hotspots.training.errors import TrainingError
+from plastic_hotspots.training.evaluate import Evaluation, evaluate
 
 
 def registry_root() -> Path:
     """``<project cache>/registry``."""
-    from detector.yolo import cache_root
+    from plastic_hotspots.detector.yolo import cache_root
 
     return cache_root() / "registry"
 
@@ -84,7 +84,7 @@ def register(
     name: str = "litter",
 ) -> Registered:
     """Evaluate ``weights`` on ``eval_data`` and store everything about it in the registry."""
-    from detector.predictor import YoloDetector
+    from plastic_hotspots.detector.predictor import YoloDetector
 
     weights = Path(weights)
     if not weights.is_file():
@@ -106,7 +106,9 @@ def register(
         "manifest_sha256": file_sha256(manifest) if manifest and manifest.is_file() else None,
         "evaluated_on": f"{eval_data}{'/' + split if split else ''}",
         "parameters": parameters or {},
-        "provenance": json.loads(make_provenance("training.registry", inputs=[str(weights)]).to_json()),
+        "provenance": json.loads(
+            make_provenance("plastic_hotspots.training.registry", inputs=[str(weights)]).to_json()
+        ),
     }
     with atomic_path(folder / "metrics.json") as tmp:
         tmp.write_text(metrics.to_json(), encoding="utf-8")
@@ -134,7 +136,7 @@ def promote(
 
     The current default is evaluated again on ``eval_data`` (never compared with figures from other data).
     """
-    from detector.yolo import BASELINE_NAME, cache_root, default_model_path
+    from plastic_hotspots.detector.yolo import BASELINE_NAME, cache_root, default_model_path
 
     target = cache_root() / "models" / BASELINE_NAME
     try:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from annotations.consensus import (
+from plastic_hotspots.annotations.consensus import (
     ConsensusBox,
     ConsensusError,
     ConsensusInputError,

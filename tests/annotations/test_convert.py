@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from annotations.convert import ls_to_pixels, pixels_to_ls, pixels_to_yolo, yolo_to_pixels
-from annotations.tasks import prelabels, uncertainty
-from annotations.taxonomy import CLASS_NAMES, label_config
+from plastic_hotspots.annotations.convert import ls_to_pixels, pixels_to_ls, pixels_to_yolo, yolo_to_pixels
+from plastic_hotspots.annotations.tasks import prelabels, uncertainty
+from plastic_hotspots.annotations.taxonomy import CLASS_NAMES, label_config
 from plastic_hotspots.records import BBox
 
 sizes = st.integers(16, 8000)

@@ -10,9 +10,16 @@ import pytest
 import yaml
 from PIL import Image
 
-from annotations.dataset import DatasetSpec, LabelledBox, PhotoMeta, assign_splits, group_of, write_dataset
-from annotations.errors import AnnotationError
-from annotations.taxonomy import CLASS_NAMES
+from plastic_hotspots.annotations.dataset import (
+    DatasetSpec,
+    LabelledBox,
+    PhotoMeta,
+    assign_splits,
+    group_of,
+    write_dataset,
+)
+from plastic_hotspots.annotations.errors import AnnotationError
+from plastic_hotspots.annotations.taxonomy import CLASS_NAMES
 from plastic_hotspots.records import BBox
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from annotations.export import read_export
-from annotations.taxonomy import CLASS_NAMES
+from plastic_hotspots.annotations.export import read_export
+from plastic_hotspots.annotations.taxonomy import CLASS_NAMES
 
 
 def region(rid: str, x: Any = 10, y: Any = 10, w: Any = 20, h: Any = 20, label: str | None = "bottle",

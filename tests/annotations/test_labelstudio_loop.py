@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from annotations.errors import AnnotationError, ServerError
-from annotations.labelstudio import LabelStudioClient
-from annotations.taxonomy import CLASS_NAMES
-from annotations.workflow import init, prelabel, pull, push, send_review
+from plastic_hotspots.annotations.errors import AnnotationError, ServerError
+from plastic_hotspots.annotations.labelstudio import LabelStudioClient
+from plastic_hotspots.annotations.taxonomy import CLASS_NAMES
+from plastic_hotspots.annotations.workflow import init, prelabel, pull, push, send_review
 
 W, H = 200, 150
 # True litter per photo: (label, x1, y1, x2, y2) in pixels.
@@ -149,7 +149,7 @@ def test_the_loop(client: LabelStudioClient, label_studio: tuple[str, str, Path]
     assert emails == {f"vol{i}@example.org" for i in range(5)}
     assert not export.with_name("export.json.parts").exists()
 
-    from annotations.export import read_export
+    from plastic_hotspots.annotations.export import read_export
 
     contents = read_export(tasks, CLASS_NAMES)
     kinds = sorted((p.task, p.kind) for p in contents.problems)
@@ -161,7 +161,7 @@ def test_the_loop(client: LabelStudioClient, label_studio: tuple[str, str, Path]
     assert len(contents.submissions) == 10 * 5 - 1
     assert len(contents.boxes) == sum(len(v) for v in TRUTH.values()) * 5 - len(TRUTH["day1/p00.jpg"]) - 1
 
-    from annotations.consensus import ConsensusParams, consensus
+    from plastic_hotspots.annotations.consensus import ConsensusParams, consensus
 
     result = consensus(contents.boxes, contents.submissions, ConsensusParams(review_support=0.9))
     accepted = [b for b in result.boxes if b.accepted]
@@ -179,7 +179,7 @@ def test_the_loop(client: LabelStudioClient, label_studio: tuple[str, str, Path]
     assert review_pid is not None
     assert len(client.task_ids_and_keys(review_pid)) == len(result.review_tasks)
 
-    from annotations.results import run_consensus
+    from plastic_hotspots.annotations.results import run_consensus
 
     made = run_consensus(export, tmp_path / "consensus", ConsensusParams(review_support=0.9))
     assert made.result.review_tasks == ("day2/q01.jpg",)

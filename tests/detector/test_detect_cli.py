@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from exif_photos import write_exif_photo
 
-from detector.yolo import build_tiny_model
+from plastic_hotspots.detector.yolo import build_tiny_model
 from plastic_hotspots.geoio import read_provenance
 
 

@@ -23,12 +23,12 @@ import pytest
 from exif_photos import write_exif_photo
 from fake_detector import FakeDetector, exit_the_process, make_survey
 
-from detector.errors import ConfigError, ModelError
-from detector.ingest import IngestOptions, WorkItem
-from detector.predictor import YoloDetector, YoloSpec
-from detector.run import RunOptions, RunSummary, output_paths, run_detection
-from detector.workers import ChunkTask, loaded_detectors
 from plastic_hotspots.cluster import Cluster, ClusterOptions, open_cluster
+from plastic_hotspots.detector.errors import ConfigError, ModelError
+from plastic_hotspots.detector.ingest import IngestOptions, WorkItem
+from plastic_hotspots.detector.predictor import YoloDetector, YoloSpec
+from plastic_hotspots.detector.run import RunOptions, RunSummary, output_paths, run_detection
+from plastic_hotspots.detector.workers import ChunkTask, loaded_detectors
 from plastic_hotspots.errors import ClusterError
 
 HERE = Path(__file__).resolve().parent
@@ -129,8 +129,8 @@ import sys
 from pathlib import Path
 sys.path.insert(0, {here!r})
 from fake_detector import FakeDetector
-from detector.ingest import IngestOptions
-from detector.run import RunOptions, run_detection
+from plastic_hotspots.detector.ingest import IngestOptions
+from plastic_hotspots.detector.run import RunOptions, run_detection
 from plastic_hotspots.cluster import ClusterOptions, open_cluster
 with open_cluster(ClusterOptions(workers=2)) as cluster:
     run_detection([Path({photos!r})], Path({out!r}), FakeDetector(delay_s={delay}),

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from offline import no_network_site
 
-from detector.errors import ModelError
-from detector.predictor import YoloDetector
-from detector.runtime import decode, letterbox
-from detector.yolo import build_tiny_model, default_model_path
+from plastic_hotspots.detector.errors import ModelError
+from plastic_hotspots.detector.predictor import YoloDetector
+from plastic_hotspots.detector.runtime import decode, letterbox
+from plastic_hotspots.detector.yolo import build_tiny_model, default_model_path
 
 NAMES = {0: "bottle", 1: "bag_film", 2: "other"}
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,7 +96,7 @@ def test_sliced_inference_on_a_large_image(weights: Path, tmp_path: Path) -> Non
     assert (raw.boxes[:, [0, 2]] <= 1000).all()
     assert (raw.boxes[:, [1, 3]] >= 0).all()
     assert (raw.boxes[:, [1, 3]] <= 700).all()
-    from detector.boxes import overlap
+    from plastic_hotspots.detector.boxes import overlap
 
     for i in range(len(raw.scores)):
         same = (raw.classes == raw.classes[i]) & (np.arange(len(raw.scores)) != i)
@@ -143,8 +143,8 @@ def test_offline_build_export_and_predict(tmp_path: Path) -> None:
     script = f"""
 from pathlib import Path
 import numpy as np
-from detector.yolo import build_tiny_model
-from detector.predictor import YoloDetector
+from plastic_hotspots.detector.yolo import build_tiny_model
+from plastic_hotspots.detector.predictor import YoloDetector
 cfg = Path({str(tmp_path / "cfg")!r})
 w = build_tiny_model(Path({str(tmp_path / "m" / "t.pt")!r}), {{0: "bottle"}}, config_dir=cfg)
 img = np.zeros((64, 96, 3), dtype=np.uint8)
@@ -168,8 +168,8 @@ for backend in ("pytorch", "onnx", "openvino"):
 
 def test_loading_ultralytics_leaves_pillow_alone(weights: Path, tmp_path: Path) -> None:
     """Ultralytics patches PIL.Image.open to fetch a HEIF plugin; a text file must still be `not_an_image`."""
-    from detector.errors import IngestError
-    from detector.ingest import IngestOptions, discover, load
+    from plastic_hotspots.detector.errors import IngestError
+    from plastic_hotspots.detector.ingest import IngestOptions, discover, load
 
     YoloDetector(weights, backend="pytorch", imgsz=64, config_dir=tmp_path / "cfg")
     (tmp_path / "notes.jpg").write_text("field notes")

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from fake_detector import FakeDetector, make_survey
 
-from detector.errors import ConfigError
-from detector.ingest import IngestOptions
-from detector.run import EXIT_REJECTS, RunOptions, output_paths, run_detection
+from plastic_hotspots.detector.errors import ConfigError
+from plastic_hotspots.detector.ingest import IngestOptions
+from plastic_hotspots.detector.run import EXIT_REJECTS, RunOptions, output_paths, run_detection
 from plastic_hotspots.geoio import read_provenance
 
 HERE = Path(__file__).resolve().parent
@@ -91,8 +91,8 @@ import sys
 from pathlib import Path
 sys.path.insert(0, {here!r})
 from fake_detector import FakeDetector
-from detector.ingest import IngestOptions
-from detector.run import RunOptions, run_detection
+from plastic_hotspots.detector.ingest import IngestOptions
+from plastic_hotspots.detector.run import RunOptions, run_detection
 run_detection([Path({photos!r})], Path({out!r}), FakeDetector(delay_s={delay}),
               ingest=IngestOptions(sidecar=Path({sidecar!r})), run=RunOptions(chunk_size=4, batch_size=2,
               resume={resume}))

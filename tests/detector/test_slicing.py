@@ -7,8 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detector.boxes import nms, overlap
-from detector.slicing import clip_boxes, merge_tiles, nms_merge, shift_boxes, tile_starts, tile_windows
+from plastic_hotspots.detector.boxes import nms, overlap
+from plastic_hotspots.detector.slicing import (
+    clip_boxes,
+    merge_tiles,
+    nms_merge,
+    shift_boxes,
+    tile_starts,
+    tile_windows,
+)
 
 
 @given(

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from detector import yolo
-from detector.errors import ModelError
-from detector.yolo import (
+from plastic_hotspots.detector import yolo
+from plastic_hotspots.detector.errors import ModelError
+from plastic_hotspots.detector.yolo import (
     TorchYolo,
     apply_offline_settings,
     build_tiny_model,
@@ -118,7 +118,9 @@ def test_default_model_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("PLASTIC_HOTSPOTS_CACHE", str(tmp_path / "cache"))
     assert default_model_path() == shipped_model_path()  # nothing promoted: the shipped baseline
     assert shipped_model_path().stat().st_size > 1_000_000
-    monkeypatch.setattr("detector.yolo.shipped_model_path", lambda: tmp_path / "not-shipped.pt")
+    monkeypatch.setattr(
+        "plastic_hotspots.detector.yolo.shipped_model_path", lambda: tmp_path / "not-shipped.pt"
+    )
     with pytest.raises(ModelError, match=r"no litter model at .*cache/models/litter-baseline\.pt") as info:
         default_model_path()
     assert "--model path/to/weights.pt" in info.value.hint
@@ -267,9 +269,9 @@ OFFLINE_RUN = """
 import socket
 from pathlib import Path
 import numpy as np
-from detector.yolo import apply_offline_settings, build_tiny_model
+from plastic_hotspots.detector.yolo import apply_offline_settings, build_tiny_model
 cfg = apply_offline_settings(Path({cfg!r}))
-from detector.predictor import YoloDetector
+from plastic_hotspots.detector.predictor import YoloDetector
 w = build_tiny_model(Path({weights!r}), {{0: "bottle"}}, config_dir=cfg)
 img = np.zeros((64, 96, 3), dtype=np.uint8)
 big = np.full((150, 200, 3), 90, dtype=np.uint8)

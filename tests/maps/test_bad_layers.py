@@ -13,8 +13,8 @@ import pytest
 import rasterio
 import yaml
 
-from maps.demo import generate_demo_basin
 from plastic_hotspots.cli import main
+from plastic_hotspots.maps.demo import generate_demo_basin
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from maps import compiled
-from maps.compiled import _sorted_by_key, flat_distances, flood_levels
-from maps.tiled_kernels import UNKNOWN_DISTANCE, fill_kernel, flat_distance_kernel
+from plastic_hotspots.maps.kernels import compiled
+from plastic_hotspots.maps.kernels.compiled import _sorted_by_key, flat_distances, flood_levels
+from plastic_hotspots.maps.kernels.windows import UNKNOWN_DISTANCE, fill_kernel, flat_distance_kernel
 
 STEPS = ((-1, 0), (0, 1), (1, 0), (0, -1), (-1, 1), (1, 1), (1, -1), (-1, -1))
 UNKNOWN = UNKNOWN_DISTANCE
@@ -276,7 +276,7 @@ def test_flat_distance_kernel_rejects_mismatched_shapes() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# maps.compiled directly
+# plastic_hotspots.maps.kernels.compiled directly
 # --------------------------------------------------------------------------------------------------
 
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from maps.config import load_config, parse_config
-from maps.errors import ConfigError
-from maps.params import HotspotParams
+from plastic_hotspots.maps.config import load_config, parse_config
+from plastic_hotspots.maps.errors import ConfigError
+from plastic_hotspots.maps.params import HotspotParams
 
 
 def test_relative_paths_resolve_against_the_config(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from pyproj import Transformer
 
-from maps.demo import DemoOutputs, generate_demo_basin, run_demo
+from plastic_hotspots.maps.demo import DemoOutputs, generate_demo_basin, run_demo
 
 RADIUS_M = 500.0
 
@@ -80,7 +80,7 @@ def test_generation_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_fusion_recovers_the_planted_litter_link_and_finds_the_dumps(demo: DemoOutputs) -> None:
-    from maps.demo import BACKGROUND_ITEMS, ITEMS_PER_KG_YR
+    from plastic_hotspots.maps.demo import BACKGROUND_ITEMS, ITEMS_PER_KG_YR
 
     report = json.loads((demo.hotspots_dir / "fusion.json").read_text())
     fit = report["calibration"]

@@ -5,13 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maps.density import (
-    Observations,
-    observed_density,
-    shrunk_rate,
-    track_adjusted_exposure,
-    track_effort_km,
-)
+from plastic_hotspots.maps.inputs.observations import Observations, track_effort_km
+from plastic_hotspots.maps.survey.density import observed_density, shrunk_rate, track_adjusted_exposure
 
 
 def make_obs(items: list[float], n: int | None = None) -> Observations:

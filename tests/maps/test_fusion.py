@@ -11,9 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from maps import fusion
-from maps.density import Observations, observed_density
-from maps.fusion import block_any, block_max, calibrate, far_above, track_folds, write_fusion_report
+from plastic_hotspots.maps.inputs.observations import Observations
+from plastic_hotspots.maps.survey import fusion
+from plastic_hotspots.maps.survey.density import observed_density
+from plastic_hotspots.maps.survey.fusion import (
+    block_any,
+    block_max,
+    calibrate,
+    far_above,
+    track_folds,
+    write_fusion_report,
+)
 from plastic_hotspots.records import GridSpec
 
 

@@ -15,12 +15,12 @@ import yaml
 from rasterio.transform import from_origin
 from shapely.geometry import Point
 
-from maps.config import load_config
-from maps.demo import generate_demo_basin
-from maps.io import read_band
-from maps.pipeline import run_hotspots
-from maps.tiled_run import LARGE_LAYERS, run_large
 from plastic_hotspots.cli import main
+from plastic_hotspots.maps.config import load_config
+from plastic_hotspots.maps.demo import generate_demo_basin
+from plastic_hotspots.maps.io.bands import read_band
+from plastic_hotspots.maps.large.run import LARGE_LAYERS, run_large
+from plastic_hotspots.maps.wholegrid.run import run_hotspots
 
 # Rasters whose values are sums or products along flow paths: equal to rounding (float64 sums grouped
 # per tile), which float32 storage almost always hides. The others are equal bit for bit.

@@ -11,19 +11,14 @@ from rasterio.enums import MaskFlags
 from rasterio.transform import Affine, from_origin
 from shapely.geometry import LineString, Point
 
-from maps import layers
-from maps.errors import CRSError, LayerError
-from maps.grid import grid_for_bounds, utm_crs_for
-from maps.layers import (
-    load_barriers,
-    load_dem,
-    load_population,
-    raster_bounds_lonlat,
-    rasterize_zones,
-    read_vector,
-    splat_counts,
-)
-from maps.params import BarrierPass, ZoneDefaults
+from plastic_hotspots.maps.errors import CRSError, LayerError
+from plastic_hotspots.maps.grid import grid_for_bounds, utm_crs_for
+from plastic_hotspots.maps.inputs import population as layers
+from plastic_hotspots.maps.inputs.population import load_population, splat_counts
+from plastic_hotspots.maps.inputs.rasters import load_dem, raster_bounds_lonlat
+from plastic_hotspots.maps.inputs.vectors import load_barriers, rasterize_zones, read_vector
+from plastic_hotspots.maps.io.bands import read_band_nan
+from plastic_hotspots.maps.params import BarrierPass, ZoneDefaults
 from plastic_hotspots.records import GridSpec
 
 
@@ -212,10 +207,10 @@ def test_band_reads_nodata_as_nan_as_the_masked_read_does(tmp_path: Path) -> Non
             assert (MaskFlags.per_dataset in flags) == (path == masked_path)
             for win in (None, window):
                 expected = src.read(1, window=win, masked=True).astype(np.float64).filled(np.nan)
-                got = layers.read_band_nan(src, win)
+                got = read_band_nan(src, win)
                 assert got.dtype == np.float64
                 np.testing.assert_array_equal(got, expected)
-                kept = layers.read_band_nan(src, win, widen=False)
+                kept = read_band_nan(src, win, widen=False)
                 assert kept.dtype == (src.dtypes[0] if src.dtypes[0].startswith("float") else np.float64)
                 np.testing.assert_array_equal(kept.astype(np.float64), expected)
             nan_counts.append(int(np.isnan(expected).sum()))
@@ -297,7 +292,7 @@ def test_worldpop_kathmandu_total_is_kept(shared_data: Path) -> None:
 
 @pytest.mark.realdata
 def test_thai_districts_are_clipped_to_the_area(shared_data: Path) -> None:
-    from maps.layers import load_boundaries
+    from plastic_hotspots.maps.inputs.vectors import load_boundaries
 
     path = shared_data / "thailand_admin_boundaries" / "th_adm2.geojson"
     units = load_boundaries(path, (99.9, 20.1, 100.2, 20.4))

@@ -8,9 +8,10 @@ import geopandas as gpd
 import pytest
 from scipy import ndimage
 
-from maps import model
-from maps.grid import grid_for_bounds
-from maps.layers import load_dem, raster_bounds_lonlat, rasterize_lines
+from plastic_hotspots.maps.grid import grid_for_bounds
+from plastic_hotspots.maps.inputs.rasters import load_dem, raster_bounds_lonlat
+from plastic_hotspots.maps.inputs.vectors import rasterize_lines
+from plastic_hotspots.maps.science import model
 
 
 @pytest.mark.realdata

@@ -14,11 +14,13 @@ from browser import chromium_available, run_headless
 from conftest import in_ci
 from render_fixture import HOSTILE, PHOTOS, write_result_dir
 
-from maps import maplayers, rasterimg, render
-from maps.errors import RenderError
-from maps.maptext import popup_content
-from maps.rasterimg import hillshade
-from maps.render import render_map
+from plastic_hotspots.maps.errors import RenderError
+from plastic_hotspots.maps.render import layers as maplayers
+from plastic_hotspots.maps.render import rasters as rasterimg
+from plastic_hotspots.maps.render import webmap as render
+from plastic_hotspots.maps.render.rasters import hillshade
+from plastic_hotspots.maps.render.text import popup_content
+from plastic_hotspots.maps.render.webmap import render_map
 
 LAYER_NAMES = (
     render.LAYER_BASEMAP,

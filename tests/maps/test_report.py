@@ -16,16 +16,16 @@ import pytest
 from browser import pdf_page_count, print_to_pdf, require_chromium, run_headless
 from shapely.geometry import box
 
-from maps.errors import RenderError
-from maps.report import limits, render_report
-from maps.report_figures import (
+from plastic_hotspots.cli import main
+from plastic_hotspots.maps.errors import RenderError
+from plastic_hotspots.maps.render.figures import (
     SurveyCoverage,
     format_number,
     format_percent,
     subbasin_chart_svg,
     survey_coverage,
 )
-from plastic_hotspots.cli import main
+from plastic_hotspots.maps.render.report import limits, render_report
 
 HOSTILE = "<script>alert('x')</script>"
 HOSTILE_DRIVER = "<img src=x onerror=alert(2)>"
@@ -82,7 +82,7 @@ def copy_result(source: Path, target: Path, *, keep: tuple[str, ...]) -> Path:
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from maps.demo import run_demo
+    from plastic_hotspots.maps.demo import run_demo
 
     return run_demo(tmp_path_factory.mktemp("demo")).hotspots_dir
 

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maps.density import poisson_deviance
-from maps.grid import grid_for_bounds, lonlat_to_grid, rowcol
-from maps.layers import read_plitter_tracks
-from maps.survey import getis_ord_gi_star, survey_density
+from plastic_hotspots.maps.grid import grid_for_bounds, lonlat_to_grid, rowcol
+from plastic_hotspots.maps.inputs.observations import read_plitter_tracks
+from plastic_hotspots.maps.survey.cells import getis_ord_gi_star, survey_density
+from plastic_hotspots.maps.survey.density import poisson_deviance
 
 
 def test_gi_star_finds_a_hot_cluster() -> None:

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from maps import terrain
-from maps.tiled_kernels import d8_kernel
+from plastic_hotspots.maps.kernels.windows import d8_kernel
+from plastic_hotspots.maps.science import terrain
 
 SQRT2 = math.sqrt(2.0)
 

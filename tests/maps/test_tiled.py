@@ -17,18 +17,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from maps import demo, model, terrain
-from maps.config import load_config
-from maps.errors import LayerError
-from maps.grid import grid_for_bounds
-from maps.io import read_band
-from maps.layers import load_dem, load_population, raster_bounds_lonlat, rasterize_lines
-from maps.tiled import Routing, route_tiled, route_untiled
-from maps.tiled_kernels import fill_kernel
-from maps.tiled_layers import read_dem_tiled, regrid_population_tiled
-from maps.tiled_run import large_grid, run_large
-from maps.tiled_store import Border, Seams, TiledRaster, TileLayout
-from maps.tiled_sweeps import accumulate_tiled, downstream_product_tiled
+from plastic_hotspots.maps import demo
+from plastic_hotspots.maps.config import load_config
+from plastic_hotspots.maps.errors import LayerError
+from plastic_hotspots.maps.grid import grid_for_bounds
+from plastic_hotspots.maps.inputs.population import load_population
+from plastic_hotspots.maps.inputs.rasters import load_dem, raster_bounds_lonlat
+from plastic_hotspots.maps.inputs.vectors import rasterize_lines
+from plastic_hotspots.maps.io.bands import read_band
+from plastic_hotspots.maps.kernels.windows import fill_kernel
+from plastic_hotspots.maps.large.inputs import read_dem_tiled, regrid_population_tiled
+from plastic_hotspots.maps.large.routing import Routing, route_tiled, route_untiled
+from plastic_hotspots.maps.large.run import large_grid, run_large
+from plastic_hotspots.maps.large.store import Border, Seams, TiledRaster, TileLayout
+from plastic_hotspots.maps.large.sweeps import accumulate_tiled, downstream_product_tiled
+from plastic_hotspots.maps.science import model, terrain
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -406,9 +409,9 @@ MEMORY_CHILD = textwrap.dedent(
     import json, sys
     from pathlib import Path
     import numpy as np
-    from maps.compiled import warm_up
-    from maps.tiled import route_tiled
-    from maps.tiled_store import TiledRaster, TileLayout
+    from plastic_hotspots.maps.kernels.compiled import warm_up
+    from plastic_hotspots.maps.large.routing import route_tiled
+    from plastic_hotspots.maps.large.store import TiledRaster, TileLayout
 
     work, side, tile = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     rng = np.random.default_rng(0)

@@ -11,15 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maps import model, terrain
-from maps.grid import grid_for_bounds
-from maps.large_hotspots import medians_tiled, pick_peaks_tiled
-from maps.large_rivers import route_rivers_tiled, snap_barriers_tiled, strahler_tiled
-from maps.layers import Barriers, load_dem, raster_bounds_lonlat
-from maps.pipeline import _snap_barriers
-from maps.tiled import route_tiled, route_untiled
-from maps.tiled_store import TiledRaster
-from maps.tiled_sweeps import accumulate_tiled
+from plastic_hotspots.maps.grid import grid_for_bounds
+from plastic_hotspots.maps.inputs.rasters import load_dem, raster_bounds_lonlat
+from plastic_hotspots.maps.inputs.vectors import Barriers
+from plastic_hotspots.maps.large.hotspots import medians_tiled, pick_peaks_tiled
+from plastic_hotspots.maps.large.rivers import route_rivers_tiled, snap_barriers_tiled, strahler_tiled
+from plastic_hotspots.maps.large.routing import route_tiled, route_untiled
+from plastic_hotspots.maps.large.store import TiledRaster
+from plastic_hotspots.maps.large.sweeps import accumulate_tiled
+from plastic_hotspots.maps.science import model, terrain
+from plastic_hotspots.maps.wholegrid.run import _snap_barriers
 from plastic_hotspots.records import GridSpec
 
 FloatArray = npt.NDArray[np.float64]

@@ -9,7 +9,13 @@ import pytest
 import yaml
 from PIL import Image
 
-from training.evaluate import Truth, average_precision, evaluate, evaluate_predictions, read_folder
+from plastic_hotspots.training.evaluate import (
+    Truth,
+    average_precision,
+    evaluate,
+    evaluate_predictions,
+    read_folder,
+)
 
 BOXES = np.array([[10, 10, 50, 50], [60, 60, 90, 95], [5, 70, 20, 90]], dtype=float)
 NAMES = ("bottle", "can", "bottle")
@@ -71,7 +77,7 @@ def test_class_ids_in_another_order_match_by_name(tmp_path: Path) -> None:
 
 @pytest.mark.realdata
 def test_shipped_model_on_its_held_out_split(shared_data: Path, tmp_path: Path) -> None:
-    from training.baseline import prepare
+    from plastic_hotspots.training.baseline import prepare
 
     prepare(shared_data, tmp_path / "ds")
     result = evaluate(

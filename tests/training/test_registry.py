@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from test_train_smoke import tiny_dataset
 
-from detector.yolo import build_tiny_model, default_model_path
-from training.registry import promote, register
+from plastic_hotspots.detector.yolo import build_tiny_model, default_model_path
+from plastic_hotspots.training.registry import promote, register
 
 
 def test_register_and_promote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,7 +30,7 @@ def test_register_and_promote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert list((made.folder / "weights.exports").glob("*/model_openvino.xml"))
 
     # No default anywhere: the candidate is promoted; an equally good one is not.
-    monkeypatch.setattr("detector.yolo.shipped_model_path", lambda: tmp_path / "none.pt")
+    monkeypatch.setattr("plastic_hotspots.detector.yolo.shipped_model_path", lambda: tmp_path / "none.pt")
     first = promote(weights, data, split="val")
     assert first.promoted
     assert first.current is None

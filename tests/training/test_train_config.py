@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from test_train_smoke import tiny_dataset
 
-from training.config import TrainConfig
-from training.errors import TrainingError
+from plastic_hotspots.training.config import TrainConfig
+from plastic_hotspots.training.errors import TrainingError
 
 
 def test_file_and_overrides(tmp_path: Path) -> None:
@@ -54,8 +54,8 @@ def test_cli_trains_from_a_config_file(tmp_path: Path) -> None:
 
 
 def test_resume_without_a_run_says_so(tmp_path: Path) -> None:
-    from detector.errors import ModelError
-    from detector.yolo import train_yolo
+    from plastic_hotspots.detector.errors import ModelError
+    from plastic_hotspots.detector.yolo import train_yolo
 
     with pytest.raises(ModelError, match="nothing to resume") as info:
         train_yolo(tmp_path / "d.yaml", "yolo11n.yaml", tmp_path / "runs", epochs=1, imgsz=64, batch=2,

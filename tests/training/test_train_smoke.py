@@ -44,7 +44,7 @@ def test_one_epoch_offline_then_evaluate(tmp_path: Path) -> None:
     data_yaml, runs, cfg = str(data / "data.yaml"), str(tmp_path / "runs"), str(tmp_path / "cfg")
     script = f"""
 from pathlib import Path
-from detector.yolo import train_yolo
+from plastic_hotspots.detector.yolo import train_yolo
 best = train_yolo(Path({data_yaml!r}), "yolo11n.yaml", Path({runs!r}),
                   epochs=1, imgsz=64, batch=2, device="cpu", workers=0, config_dir=Path({cfg!r}))
 print("BEST", best)

@@ -1,0 +1,75 @@
+"""The ``plastic-hotspots`` command line, composed from each stage package's ``cli`` module.
+
+Each stage's ``cli.register`` adds its subcommands to the one Typer app. The stage CLIs are thin:
+they parse, resolve configuration and call one library function. Heavy libraries are imported
+inside the commands, so ``plastic-hotspots --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from plastic_hotspots import __version__
+from plastic_hotspots.annotations import cli as annotations_cli
+from plastic_hotspots.detector import cli as detector_cli
+from plastic_hotspots.errors import PlasticHotspotsError
+from plastic_hotspots.maps import cli as maps_cli
+from plastic_hotspots.training import cli as training_cli
+
+app = typer.Typer(
+    name="plastic-hotspots",
+    help=(
+        "Find where plastic leaks into rivers: label litter photos with volunteers, train and run a "
+        "litter detector over geotagged imagery, and map leakage-source and accumulation hotspots of "
+        "river basins. Start with `plastic-hotspots demo --out demo/`."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"plastic-hotspots {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_show_version, is_eager=True),
+    ] = False,
+) -> None:
+    """Find where plastic leaks into rivers."""
+
+
+annotations_cli.register(app)
+training_cli.register(app)
+detector_cli.register(app)
+maps_cli.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code (1 for the project's own errors, 2 for usage)."""
+    try:
+        app(args=argv, prog_name="plastic-hotspots", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except PlasticHotspotsError as exc:
+        err = Console(stderr=True)
+        err.print(f"[bold red]Error:[/] {exc.message}", highlight=False)
+        if exc.hint:
+            err.print(f"[bold]How to fix:[/] {exc.hint}", highlight=False)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

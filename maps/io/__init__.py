@@ -1,0 +1,1 @@
+"""Result files: the band reader, the COG/GeoPackage writers and the result-directory schema."""

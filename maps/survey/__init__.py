@@ -1,0 +1,1 @@
+"""Observed litter density from surveys: the density estimate, Gi* cells and the fusion with the model."""
