@@ -17,6 +17,15 @@ $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
+# The editable install is a link tree (setuptools' strict mode, so that mypy sees one package,
+# plastic_hotspots): a module added or removed needs it made again. The package folders' times
+# change when a file is added or removed there, and relink it (a few seconds, no downloads).
+PACKAGE_DIRS := $(shell find core annotations training detector maps -type d -not -name __pycache__ 2>/dev/null)
+
+$(VENV)/.linked: $(VENV)/.maps-installed $(PACKAGE_DIRS)
+	$(PIP) -q --no-deps -e . --config-settings editable_mode=strict
+	@touch $@
+
 $(VENV)/.maps-installed: $(BIN)/python pyproject.toml
 	$(PIP) -q -e . --config-settings editable_mode=strict
 	@touch $@
@@ -34,13 +43,13 @@ $(VENV)/.all-installed: $(BIN)/python pyproject.toml
 	$(PIP) -q -e '.[all,dev]' --config-settings editable_mode=strict
 	@touch $@ $(VENV)/.maps-installed
 
-demo: $(VENV)/.maps-installed
+demo: $(VENV)/.maps-installed $(VENV)/.linked
 	$(BIN)/plastic-hotspots demo --out $(DEMO_OUT)
 
-test: $(VENV)/.all-installed $(LS_VENV)/bin/label-studio
+test: $(VENV)/.all-installed $(VENV)/.linked $(LS_VENV)/bin/label-studio
 	PLASTIC_HOTSPOTS_LABEL_STUDIO=$(abspath $(LS_VENV))/bin/label-studio $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.all-installed
+lint: $(VENV)/.all-installed $(VENV)/.linked
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -48,4 +57,4 @@ lint: $(VENV)/.all-installed
 check: lint test
 
 clean:
-	rm -rf $(VENV) $(LS_VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LS_VENV) $(DEMO_OUT) build .pytest_cache .mypy_cache .ruff_cache

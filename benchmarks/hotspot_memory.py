@@ -202,10 +202,11 @@ def child(config_path: Path, out_dir: Path, limit: int, tile: int, cog: bool) ->
     """Run the large mode under the limit and print one JSON line of figures."""
     from plastic_hotspots.maps.config import load_config
     from plastic_hotspots.maps.inputs.vectors import read_vector
-    from plastic_hotspots.maps.large.run import large_grid, run_large
+    from plastic_hotspots.maps.large.run import run_large
+    from plastic_hotspots.maps.science.basin import basin_grid
 
     config = load_config(config_path)
-    grid = large_grid(config)
+    grid = basin_grid(config)
     if config.zones is not None:
         # The first vector read initialises pyogrio and GDAL's vector drivers (about 40 MiB resident):
         # library start-up, like an import, so it is part of the baseline.

@@ -31,7 +31,13 @@ from shapely.geometry import shape
 from shapely.ops import unary_union
 
 from plastic_hotspots.geoio import atomic_path
-from plastic_hotspots.maps.io.writers import COG_OPTIONS
+from plastic_hotspots.maps.io.writers import (
+    COG_OPTIONS,
+    band_profile,
+    tag_band,
+    write_layer,
+    write_provenance_layer,
+)
 from plastic_hotspots.maps.large.inputs import tile_grid
 from plastic_hotspots.maps.large.store import TiledRaster, TileLayout
 from plastic_hotspots.maps.science.vectors import river_chains, river_lines_frame
@@ -89,11 +95,6 @@ def river_lines(
         yield river_lines_frame(shapely.linestrings(lon, lat, indices=point_line), line_order, "EPSG:4326")
 
 
-def _write_layer(path: Path, name: str, frame: gpd.GeoDataFrame, *, append: bool = False) -> None:
-    out = frame.to_crs("EPSG:4326") if frame.crs is not None else frame.set_crs("EPSG:4326")
-    out.to_file(path, layer=name, driver="GPKG", engine="pyogrio", mode="a" if append else "w")
-
-
 def write_large_gpkg(
     path: Path,
     layers: dict[str, gpd.GeoDataFrame],
@@ -103,18 +104,15 @@ def write_large_gpkg(
     """Write ``hotspots.gpkg`` atomically: ``layers``, the ``rivers`` appended frame by frame, provenance."""
     with atomic_path(path) as tmp:
         for name, frame in layers.items():
-            _write_layer(tmp, name, frame)
+            write_layer(tmp, name, frame)
         written = False
         for frame in rivers:
-            _write_layer(tmp, "rivers", frame, append=written)
+            write_layer(tmp, "rivers", frame, append=written)
             written = True
         if not written:
             empty = gpd.GeoDataFrame({"order": pd.Series([], dtype="int64")}, geometry=[], crs="EPSG:4326")
-            _write_layer(tmp, "rivers", empty)
-        meta = pd.DataFrame({"key": ["provenance"], "value": [provenance.to_json()]})
-        gpd.GeoDataFrame(meta, geometry=gpd.GeoSeries([None] * len(meta)), crs="EPSG:4326").to_file(
-            tmp, layer="provenance", driver="GPKG", engine="pyogrio"
-        )
+            write_layer(tmp, "rivers", empty)
+        write_provenance_layer(tmp, provenance)
     return path
 
 
@@ -137,13 +135,7 @@ def write_tiled_raster(
     """Write one float32 band tile by tile (windowed writes), then as a COG if ``cog``; atomically."""
     profile: dict[str, Any] = {
         "driver": "GTiff",
-        "width": grid.width,
-        "height": grid.height,
-        "count": 1,
-        "dtype": "float32",
-        "crs": grid.crs,
-        "transform": Affine(*grid.transform),
-        "nodata": float("nan"),
+        **band_profile(grid),
         "compress": "DEFLATE",
         "predictor": 3,
         "tiled": True,
@@ -161,9 +153,7 @@ def write_tiled_raster(
                     r0, r1, c0, c1 = layout.window(ti, tj)
                     window = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
                     dst.write(values(ti, tj).astype(np.float32), 1, window=window)
-                dst.set_band_description(1, description)
-                dst.update_tags(1, unit=unit)
-                dst.update_tags(PROVENANCE=provenance.to_json())
+                tag_band(dst, description, unit, provenance)
             if cog:
                 rasterio.shutil.copy(
                     staging,

@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from plastic_hotspots.maps.inputs.vectors import Barriers
 from plastic_hotspots.maps.kernels.windows import local_graph
 from plastic_hotspots.maps.large.mapper import LazyTasks, Mapper, serial_map
 from plastic_hotspots.maps.large.routing import _relax
@@ -51,7 +50,6 @@ __all__ = [
     "RiverRasters",
     "river_layers_tiled",
     "route_rivers_tiled",
-    "snap_barriers_tiled",
     "strahler_local",
     "strahler_tiled",
 ]
@@ -59,7 +57,6 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-SNAP_RADIUS = 3
 
 
 # --------------------------------------------------------------------------------------------------
@@ -224,35 +221,6 @@ def strahler_tiled(
 # --------------------------------------------------------------------------------------------------
 # Barriers
 # --------------------------------------------------------------------------------------------------
-
-
-def snap_barriers_tiled(
-    barriers: Barriers, grid: GridSpec, rivers: TiledRaster, radius: int = SNAP_RADIUS
-) -> list[int]:
-    """Flat river-cell index of each barrier (nearest river cell within ``radius`` cells), -1 if none.
-
-    As the pipeline snaps them (:func:`plastic_hotspots.maps.wholegrid.run.run_hotspots`), reading only the
-    window around
-    each barrier.
-    """
-    from plastic_hotspots.maps.grid import rowcol
-
-    rows, cols, inside = rowcol(grid, barriers.x, barriers.y)
-    cells: list[int] = []
-    for r, c, ok in zip(rows.tolist(), cols.tolist(), inside.tolist(), strict=True):
-        if not ok:
-            cells.append(-1)
-            continue
-        r0, c0 = max(0, r - radius), max(0, c - radius)
-        near = rivers.read_window(r0, r + radius + 1, c0, c + radius + 1).astype(np.bool_)
-        rr, cc = np.nonzero(near)
-        if rr.size == 0:
-            cells.append(-1)
-            continue
-        d = (rr + r0 - r) ** 2 + (cc + c0 - c) ** 2
-        k = int(np.argmin(d))
-        cells.append(int((rr[k] + r0) * grid.width + cc[k] + c0))
-    return cells
 
 
 def _barriers_by_tile(

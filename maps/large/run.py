@@ -35,7 +35,6 @@ leakage index, river loads).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -46,12 +45,9 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 
-from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.maps.config import BasinConfig
-from plastic_hotspots.maps.errors import LayerError
-from plastic_hotspots.maps.grid import grid_for_bounds, lonlat_to_grid, rowcol
-from plastic_hotspots.maps.inputs.rasters import raster_bounds_lonlat
 from plastic_hotspots.maps.inputs.vectors import load_barriers, rasterize_lines, read_vector
+from plastic_hotspots.maps.io.writers import write_provenance_json
 from plastic_hotspots.maps.large.hotspots import medians_tiled, pick_peaks_tiled
 from plastic_hotspots.maps.large.inputs import (
     read_dem_tiled,
@@ -66,24 +62,31 @@ from plastic_hotspots.maps.large.outputs import (
     write_large_gpkg,
     write_tiled_raster,
 )
-from plastic_hotspots.maps.large.rivers import river_layers_tiled, route_rivers_tiled, snap_barriers_tiled
+from plastic_hotspots.maps.large.rivers import river_layers_tiled, route_rivers_tiled
 from plastic_hotspots.maps.large.routing import TileCounts, route_tiled
 from plastic_hotspots.maps.large.store import Border, TiledRaster, TileLayout
 from plastic_hotspots.maps.large.sweeps import downstream_product_tiled
 from plastic_hotspots.maps.params import HotspotParams
 from plastic_hotspots.maps.science import model, terrain
-from plastic_hotspots.maps.science.vectors import barrier_frame, hotspot_frame
+from plastic_hotspots.maps.science.basin import (
+    barrier_kinds,
+    basin_grid,
+    check_basin_size,
+    driver_reference,
+    outlet_cell,
+    river_threshold_km2,
+    run_provenance,
+    snap_barriers,
+)
+from plastic_hotspots.maps.science.vectors import barrier_frame, basin_frame, hotspot_frame
 from plastic_hotspots.progress import progress_bar
-from plastic_hotspots.provenance import make_provenance
 from plastic_hotspots.records import GridSpec, Hotspot
 
-__all__ = ["LargeOutputs", "large_grid", "run_large"]
+__all__ = ["LargeOutputs", "run_large"]
 
 FloatArray = npt.NDArray[np.float64]
 
 SQRT2 = math.sqrt(2.0)
-MIN_BASIN_CELLS = 4
-OUTLET_SNAP_CELLS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +111,6 @@ class LargeOutputs:
     counts: TileCounts
     totals: dict[str, float]
     hotspots: tuple[Hotspot, ...]
-
-
-def large_grid(config: BasinConfig) -> GridSpec:
-    """The grid of a basin config (as the pipeline chooses it)."""
-    bounds = config.area_of_interest or raster_bounds_lonlat(config.dem)
-    return grid_for_bounds(bounds, config.params.cell_size_m, config.crs)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -247,18 +244,7 @@ def _basin(
     """The cells draining to the config's outlet (1.0 there, 0.0 elsewhere); None without an outlet."""
     if config.outlet is None:
         return None
-    ox, oy = lonlat_to_grid(grid, np.array([config.outlet[0]]), np.array([config.outlet[1]]))
-    rows, cols, inside = rowcol(grid, ox, oy)
-    if not bool(inside[0]):
-        raise LayerError(
-            f"the outlet {config.outlet} lies outside the grid",
-            hint="give the outlet as [lon, lat] inside the DEM's extent",
-        )
-    r, c, k = int(rows[0]), int(cols[0]), OUTLET_SNAP_CELLS
-    r0, c0 = max(r - k, 0), max(c - k, 0)
-    near = accumulation.read_window(r - k, r + k + 1, c - k, c + k + 1)
-    sr, sc = terrain.snap_to_max(near, r - r0, c - c0, k)
-    outlet = (sr + r0) * grid.width + (sc + c0)
+    outlet = outlet_cell(config.outlet, grid, accumulation.read_window)
     lay = down.layout
     ones = TiledRaster.create(work / "ones.tiles", lay, np.float64)
     stop = TiledRaster.create(work / "outlet.tiles", lay, np.uint8)
@@ -271,13 +257,9 @@ def _basin(
             mark[orow - wr0, ocol - wc0] = 1
         stop.write(ti, tj, mark)
     basin = downstream_product_tiled(down, ones, stop, work / "basin.tiles", mapper=run)
-    cells = sum(int(np.count_nonzero(basin.read(ti, tj) == 1.0)) for ti, tj in lay.tiles())
-    if cells < MIN_BASIN_CELLS:
-        raise LayerError(
-            f"only {cells} cells drain to the outlet {list(config.outlet)}: the basin is empty",
-            hint="put the outlet on the main river (it is snapped to the largest flow within "
-            "5 cells), or leave it out to model the whole DEM",
-        )
+    check_basin_size(
+        sum(int(np.count_nonzero(basin.read(ti, tj) == 1.0)) for ti, tj in lay.tiles()), config.outlet
+    )
     return basin
 
 
@@ -326,7 +308,7 @@ def run_large(
     Raises:
         LayerError: A layer cannot be used (as in the pipeline).
     """
-    grid = large_grid(config)
+    grid = basin_grid(config)
     layout = TileLayout(grid.height, grid.width, tile)
     work = Path(work_dir) if work_dir is not None else Path(out_dir) / ".work"
     work.mkdir(parents=True, exist_ok=True)
@@ -392,7 +374,7 @@ def _run_tiles(
             ("in_basin", np.uint8),
         )
     }
-    river_km2 = params.river_threshold_km2 * (4 if mapped is not None else 1)
+    river_km2 = river_threshold_km2(params, mapped is not None)
 
     def prep_task(i: int) -> PrepTask:
         ti, tj = tiles[i]
@@ -430,7 +412,7 @@ def _run_tiles(
 
     step("Routing along rivers")
     barriers = load_barriers(config.barriers, grid, params.barrier_pass) if config.barriers else None
-    barrier_cells = snap_barriers_tiled(barriers, grid, rivers) if barriers is not None else []
+    barrier_cells = snap_barriers(barriers, grid, rivers.read_window) if barriers is not None else []
     river_layers, order_solves = river_layers_tiled(
         grid,
         params,
@@ -461,9 +443,7 @@ def _run_tiles(
         p_land,
         river_layers["leakage"],
     )
-    kind_at: dict[int, str] = {}
-    if barriers is not None:
-        kind_at = {c: kind for c, kind in zip(barrier_cells, barriers.kind, strict=True) if c >= 0}
+    kind_at = barrier_kinds(barriers, barrier_cells)
     hotspots += [
         model.accumulation_hotspot(
             grid,
@@ -481,12 +461,10 @@ def _run_tiles(
 
     step("Writing outputs")
     counts = routing.counts
-    provenance = make_provenance(
-        "maps.hotspots.large",
-        parameters={
-            **params.flat(),
-            "basin": config.name,
-            "grid_crs": grid.crs,
+    provenance = run_provenance(
+        config,
+        grid,
+        {
             "mode": "large (tiled)",
             "tile": tile,
             "tiles": counts.tiles,
@@ -495,7 +473,7 @@ def _run_tiles(
             "order_solves": order_solves,
             "exported_kg_yr": exported,
         },
-        inputs=config.inputs(),
+        tool_suffix="large",
     )
     in_basin = made["in_basin"]
 
@@ -536,12 +514,8 @@ def _run_tiles(
             cog=cog,
         )
     basin_cells = totals[0]
-    vectors: dict[str, gpd.GeoDataFrame] = {
-        "basin": gpd.GeoDataFrame(
-            {"name": [config.name], "area_km2": [float(basin_cells) * grid.cell_area_m2 / 1e6]},
-            geometry=[basin_polygon(made["in_basin"], grid)],
-            crs=grid.crs,
-        )
+    vectors = {
+        "basin": basin_frame(config.name, float(basin_cells), basin_polygon(made["in_basin"], grid), grid)
     }
     if barriers is not None:
         held = [_at(retained, *divmod(c, grid.width)) if c >= 0 else 0.0 for c in barrier_cells]
@@ -566,9 +540,7 @@ def _run_tiles(
         "exported_kg_yr": exported,
     }
     prov_path = out / "provenance.json"
-    with atomic_path(prov_path) as tmp:
-        document = {**json.loads(provenance.to_json()), "totals": summary}
-        tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    write_provenance_json(prov_path, provenance, {"totals": summary})
     return LargeOutputs(
         directory=out,
         rasters=rasters,
@@ -608,9 +580,9 @@ def _leakage_hotspots(
             ]
 
     medians = medians_tiled(chunks, 3)
-    names = ("population", "poor collection", "near a river")
-    ref = {name: (m if m is not None else 0.0) for name, m in zip(names, medians, strict=True)}
-    ref["observed litter"] = 1e-9  # no survey: max(mean of a zero extra source, 1e-9), as the pipeline
+    population_median, poor_collection_median, near_river_median = medians
+    # The large mode reads no survey: no observed extra source.
+    ref = driver_reference(population_median, poor_collection_median, near_river_median, observed_litter=0.0)
     return [
         model.leakage_hotspot(
             grid,

@@ -113,3 +113,10 @@ def river_lines_frame(
         for k in sorted(set(line_order.tolist()))
     ]
     return gpd.GeoDataFrame(rows, columns=["order", "geometry"], geometry="geometry", crs=crs)
+
+
+def basin_frame(name: str, cells: float, geometry: object, grid: GridSpec) -> gpd.GeoDataFrame:
+    """The ``basin`` layer: its name, area (km2, from its cell count) and outline, in the grid CRS."""
+    return gpd.GeoDataFrame(
+        {"name": [name], "area_km2": [cells * grid.cell_area_m2 / 1e6]}, geometry=[geometry], crs=grid.crs
+    )

@@ -28,10 +28,11 @@ from plastic_hotspots.maps.io.bands import read_band
 from plastic_hotspots.maps.kernels.windows import fill_kernel
 from plastic_hotspots.maps.large.inputs import read_dem_tiled, regrid_population_tiled
 from plastic_hotspots.maps.large.routing import Routing, route_tiled, route_untiled
-from plastic_hotspots.maps.large.run import large_grid, run_large
+from plastic_hotspots.maps.large.run import run_large
 from plastic_hotspots.maps.large.store import Border, Seams, TiledRaster, TileLayout
 from plastic_hotspots.maps.large.sweeps import accumulate_tiled, downstream_product_tiled
 from plastic_hotspots.maps.science import model, terrain
+from plastic_hotspots.maps.science.basin import basin_grid as large_grid
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,12 +15,12 @@ from plastic_hotspots.maps.grid import grid_for_bounds
 from plastic_hotspots.maps.inputs.rasters import load_dem, raster_bounds_lonlat
 from plastic_hotspots.maps.inputs.vectors import Barriers
 from plastic_hotspots.maps.large.hotspots import medians_tiled, pick_peaks_tiled
-from plastic_hotspots.maps.large.rivers import route_rivers_tiled, snap_barriers_tiled, strahler_tiled
+from plastic_hotspots.maps.large.rivers import route_rivers_tiled, strahler_tiled
 from plastic_hotspots.maps.large.routing import route_tiled, route_untiled
 from plastic_hotspots.maps.large.store import TiledRaster
 from plastic_hotspots.maps.large.sweeps import accumulate_tiled
 from plastic_hotspots.maps.science import model, terrain
-from plastic_hotspots.maps.wholegrid.run import _snap_barriers
+from plastic_hotspots.maps.science.basin import array_window, snap_barriers
 from plastic_hotspots.records import GridSpec
 
 FloatArray = npt.NDArray[np.float64]
@@ -170,8 +170,8 @@ def test_barriers_snap_as_in_the_pipeline(tmp_path: Path) -> None:
         y=grid.north - rng.uniform(-300, 2300, n),
         pass_factor=np.full(n, 0.5),
     )
-    expected, _ = _snap_barriers(barriers, grid, rivers)
-    got = snap_barriers_tiled(barriers, grid, tiled(tmp_path, "r", rivers.astype(np.uint8), 7))
+    expected = snap_barriers(barriers, grid, array_window(rivers))  # the whole grid's reader
+    got = snap_barriers(barriers, grid, tiled(tmp_path, "r", rivers.astype(np.uint8), 7).read_window)
     assert got == expected
     assert any(c >= 0 for c in got)
     assert any(c < 0 for c in got)

@@ -1,0 +1,150 @@
+"""The steps around the model that both run modes share: grid, outlet, basin checks, rivers, barriers.
+
+The whole-grid run (:mod:`plastic_hotspots.maps.wholegrid.run`) holds its rasters in memory, the large
+mode (:mod:`plastic_hotspots.maps.large.run`) keeps them in tiles on disk. Each step here takes what
+differs as an argument (most often a window reader, ``read(r0, r1, c0, c1)``, that clips to the
+grid), so the two modes make the same choices with the same messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from plastic_hotspots.maps.config import BasinConfig
+from plastic_hotspots.maps.errors import LayerError
+from plastic_hotspots.maps.grid import grid_for_bounds, lonlat_to_grid, rowcol
+from plastic_hotspots.maps.inputs.rasters import raster_bounds_lonlat
+from plastic_hotspots.maps.inputs.vectors import Barriers
+from plastic_hotspots.maps.params import HotspotParams
+from plastic_hotspots.maps.science import terrain
+from plastic_hotspots.provenance import make_provenance
+from plastic_hotspots.records import GridSpec, Provenance, Scalar
+
+WindowReader = Callable[[int, int, int, int], npt.NDArray[Any]]
+"""``read(r0, r1, c0, c1)``: rows ``r0:r1`` and columns ``c0:c1`` of a raster, clipped to the grid."""
+
+MIN_BASIN_CELLS = 4
+"""A basin of fewer cells than this is an outlet placed off the river, not a basin."""
+OUTLET_SNAP_CELLS = 5
+"""The outlet moves to the largest flow within this many cells of where it is given."""
+BARRIER_SNAP_CELLS = 3
+"""A barrier sits on the nearest river cell within this many cells, or on none."""
+MAPPED_RIVER_THRESHOLD_FACTOR = 4
+"""Where rivers are mapped, derived rivers start at this multiple of the threshold (mapped ones lead)."""
+HOTSPOT_TOOL = "maps.hotspots"
+"""The ``tool`` of a hotspot run's provenance (the large mode appends ``.large``)."""
+
+
+def basin_grid(config: BasinConfig) -> GridSpec:
+    """The projected grid of a basin config: its area of interest, or the DEM's extent."""
+    bounds = config.area_of_interest or raster_bounds_lonlat(config.dem)
+    return grid_for_bounds(bounds, config.params.cell_size_m, config.crs)
+
+
+def river_threshold_km2(params: HotspotParams, mapped_rivers: bool) -> float:
+    """Upstream area (km2) from which a cell is a river: raised where mapped rivers are given."""
+    return params.river_threshold_km2 * (MAPPED_RIVER_THRESHOLD_FACTOR if mapped_rivers else 1)
+
+
+def array_window(values: npt.NDArray[Any]) -> WindowReader:
+    """A :data:`WindowReader` over a raster held in memory."""
+
+    def read(r0: int, r1: int, c0: int, c1: int) -> npt.NDArray[Any]:
+        return values[max(r0, 0) : max(r1, 0), max(c0, 0) : max(c1, 0)]
+
+    return read
+
+
+def outlet_cell(outlet: tuple[float, float], grid: GridSpec, read_accumulation: WindowReader) -> int:
+    """Flat index of an outlet (lon, lat), moved to the largest flow within :data:`OUTLET_SNAP_CELLS`.
+
+    Raises:
+        LayerError: The outlet lies outside the grid.
+    """
+    ox, oy = lonlat_to_grid(grid, np.array([outlet[0]]), np.array([outlet[1]]))
+    rows, cols, inside = rowcol(grid, ox, oy)
+    if not bool(inside[0]):
+        raise LayerError(
+            f"the outlet {outlet} lies outside the grid",
+            hint="give the outlet as [lon, lat] inside the DEM's extent",
+        )
+    r, c, k = int(rows[0]), int(cols[0]), OUTLET_SNAP_CELLS
+    r0, c0 = max(r - k, 0), max(c - k, 0)
+    sr, sc = terrain.snap_to_max(read_accumulation(r - k, r + k + 1, c - k, c + k + 1), r - r0, c - c0, k)
+    return (sr + r0) * grid.width + (sc + c0)
+
+
+def check_basin_size(cells: int, outlet: tuple[float, float]) -> None:
+    """Refuse a basin of fewer than :data:`MIN_BASIN_CELLS` cells (an outlet off the river).
+
+    Raises:
+        LayerError: The basin is empty.
+    """
+    if cells < MIN_BASIN_CELLS:
+        raise LayerError(
+            f"only {cells} cells drain to the outlet {list(outlet)}: the basin is empty",
+            hint="put the outlet on the main river (it is snapped to the largest flow within "
+            f"{OUTLET_SNAP_CELLS} cells), or leave it out to model the whole DEM",
+        )
+
+
+def snap_barriers(
+    barriers: Barriers, grid: GridSpec, read_rivers: WindowReader, radius: int = BARRIER_SNAP_CELLS
+) -> list[int]:
+    """Flat river-cell index of each barrier (nearest river cell within ``radius`` cells), -1 if none.
+
+    Only the window around each barrier is read. Among equally near river cells the first in
+    row-major order wins.
+    """
+    rows, cols, inside = rowcol(grid, barriers.x, barriers.y)
+    cells: list[int] = []
+    for r, c, ok in zip(rows.tolist(), cols.tolist(), inside.tolist(), strict=True):
+        if not ok:
+            cells.append(-1)
+            continue
+        r0, c0 = max(0, r - radius), max(0, c - radius)
+        rr, cc = np.nonzero(read_rivers(r0, r + radius + 1, c0, c + radius + 1).astype(np.bool_))
+        if rr.size == 0:
+            cells.append(-1)
+            continue
+        d = (rr + r0 - r) ** 2 + (cc + c0 - c) ** 2
+        k = int(np.argmin(d))
+        cells.append(int((rr[k] + r0) * grid.width + cc[k] + c0))
+    return cells
+
+
+def barrier_kinds(barriers: Barriers | None, cells: list[int]) -> dict[int, str]:
+    """The kind of barrier on each snapped river cell (for the accumulation hotspots' drivers)."""
+    if barriers is None:
+        return {}
+    return {cell: kind for cell, kind in zip(cells, barriers.kind, strict=True) if cell >= 0}
+
+
+def driver_reference(
+    population: float | None, poor_collection: float | None, near_river: float | None, observed_litter: float
+) -> dict[str, float]:
+    """The area's typical value of each leakage driver (medians over populated cells; 0 if none).
+
+    ``observed_litter`` is the observed extra source per basin cell (kg/yr), at least 1e-9.
+    """
+    return {
+        "population": population if population is not None else 0.0,
+        "poor collection": poor_collection if poor_collection is not None else 0.0,
+        "near a river": near_river if near_river is not None else 0.0,
+        "observed litter": max(observed_litter, 1e-9),
+    }
+
+
+def run_provenance(
+    config: BasinConfig, grid: GridSpec, figures: Mapping[str, Scalar], *, tool_suffix: str = ""
+) -> Provenance:
+    """Provenance of a hotspot run: every parameter, the basin, its grid, the run's figures, the inputs."""
+    return make_provenance(
+        f"{HOTSPOT_TOOL}.{tool_suffix}" if tool_suffix else HOTSPOT_TOOL,
+        parameters={**config.params.flat(), "basin": config.name, "grid_crs": grid.crs, **figures},
+        inputs=config.inputs(),
+    )
