@@ -46,7 +46,7 @@ import numpy.typing as npt
 import rasterio
 
 from plastic_hotspots.maps.config import BasinConfig
-from plastic_hotspots.maps.inputs.vectors import load_barriers, rasterize_lines, read_vector
+from plastic_hotspots.maps.inputs.vectors import Barriers, load_barriers, rasterize_lines, read_vector
 from plastic_hotspots.maps.io.writers import write_provenance_json
 from plastic_hotspots.maps.large.hotspots import medians_tiled, pick_peaks_tiled
 from plastic_hotspots.maps.large.inputs import (
@@ -63,7 +63,7 @@ from plastic_hotspots.maps.large.outputs import (
     write_tiled_raster,
 )
 from plastic_hotspots.maps.large.rivers import river_layers_tiled, route_rivers_tiled
-from plastic_hotspots.maps.large.routing import TileCounts, route_tiled
+from plastic_hotspots.maps.large.routing import TileCounts, TiledRouting, route_tiled
 from plastic_hotspots.maps.large.store import Border, TiledRaster, TileLayout
 from plastic_hotspots.maps.large.sweeps import downstream_product_tiled
 from plastic_hotspots.maps.params import HotspotParams
@@ -80,7 +80,7 @@ from plastic_hotspots.maps.science.basin import (
 )
 from plastic_hotspots.maps.science.vectors import barrier_frame, basin_frame, hotspot_frame
 from plastic_hotspots.progress import progress_bar
-from plastic_hotspots.records import GridSpec, Hotspot
+from plastic_hotspots.records import GridSpec, Hotspot, Provenance
 
 __all__ = ["LargeOutputs", "run_large"]
 
@@ -340,23 +340,97 @@ def _run_tiles(
     cog: bool,
 ) -> LargeOutputs:
     """The body of :func:`run_large`, under the run's GDAL settings; ``step`` names each step begun."""
-    params = config.params
-    tile = layout.tile
-    tiles = list(layout.tiles())
-    dem = read_dem_tiled(config.dem, grid, work / "dem_input.tiles", tile)
+    dem = read_dem_tiled(config.dem, grid, work / "dem_input.tiles", layout.tile)
     mapped: TiledRaster | None = None
     if touched is not None:
-        dem, mapped = _burn_rivers(dem, touched, params.stream_burn_m, work)
+        dem, mapped = _burn_rivers(dem, touched, config.params.stream_burn_m, work)
     step("Conditioning the DEM and routing flow")
     routing = route_tiled(dem, grid.cell_size, work, mapper=run)
     step("Delineating the basin")
     basin = _basin(config, grid, routing.down, routing.accumulation, work, run)
     step("Mismanaged plastic")
     population = (
-        regrid_population_tiled(config.population, grid, work / "population.tiles", tile)
+        regrid_population_tiled(config.population, grid, work / "population.tiles", layout.tile)
         if config.population
         else None
     )
+    made, totals = _prepare_tiles(config, grid, layout, work, run, routing, mapped, basin, population)
+    step("Overland transport to rivers")
+    p_land = downstream_product_tiled(
+        routing.down, made["land_factor"], made["rivers"], work / "p_land.tiles", mapper=run
+    )
+    step("Routing along rivers")
+    network = _route_rivers(config, grid, work, run, routing, made, p_land)
+    step("Ranking hotspots")
+    hotspots = _rank_hotspots(config.params, grid, run, made, population, p_land, network)
+    step("Writing outputs")
+    provenance = run_provenance(
+        config,
+        grid,
+        {
+            "mode": "large (tiled)",
+            "tile": layout.tile,
+            "tiles": routing.counts.tiles,
+            "fill_solves": routing.counts.fill_solves,
+            "flat_solves": routing.counts.flat_solves,
+            "order_solves": network.order_solves,
+            "exported_kg_yr": network.exported,
+        },
+        tool_suffix="large",
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    rasters = _write_rasters(out, grid, layout, routing, made, population, p_land, network, provenance, cog)
+    basin_cells, river_cells, people_total, source_total = totals.tolist()
+    vectors = {"basin": basin_frame(config.name, basin_cells, basin_polygon(made["in_basin"], grid), grid)}
+    if network.barriers is not None:
+        held = [
+            _at(network.retained, *divmod(c, grid.width)) if c >= 0 else 0.0 for c in network.barrier_cells
+        ]
+        vectors["barriers"] = barrier_frame(network.barriers, network.barrier_cells, held, grid.crs)
+    for kind in ("leakage", "accumulation"):
+        vectors[f"{kind}_hotspots"] = hotspot_frame([h for h in hotspots if h.kind == kind])
+    gpkg = write_large_gpkg(
+        out / "hotspots.gpkg",
+        vectors,
+        river_lines(made["rivers"], routing.down, network.layers["order"], grid),
+        provenance,
+    )
+    step("Hotspot model done (large mode)")
+    summary = {
+        "basin_cells": basin_cells,
+        "river_cells": river_cells,
+        "population": people_total,
+        "mismanaged_kg_yr": source_total,
+        "leakage_kg_yr": _total(network.layers["leakage"]),
+        "retained_kg_yr": _total(network.retained),
+        "exported_kg_yr": network.exported,
+    }
+    prov_path = write_provenance_json(out / "provenance.json", provenance, {"totals": summary})
+    return LargeOutputs(
+        directory=out,
+        rasters=rasters,
+        vectors=gpkg,
+        provenance=prov_path,
+        counts=routing.counts,
+        totals=summary,
+        hotspots=tuple(hotspots),
+    )
+
+
+def _prepare_tiles(
+    config: BasinConfig,
+    grid: GridSpec,
+    layout: TileLayout,
+    work: Path,
+    run: Mapper,
+    routing: TiledRouting,
+    mapped: TiledRaster | None,
+    basin: TiledRaster | None,
+    population: TiledRaster | None,
+) -> tuple[dict[str, TiledRaster], FloatArray]:
+    """Per-tile layers after routing (:func:`prep_tile` on every tile) and the basin's four totals."""
+    params = config.params
+    tiles = list(layout.tiles())
     zones = (
         read_vector(config.zones, "zones").to_crs(grid.crs)
         if config.zones
@@ -404,16 +478,37 @@ def _run_tiles(
     totals = np.zeros(4)
     for _, figures in run(prep_tile, LazyTasks(len(tiles), prep_task)):
         totals += np.array(figures, dtype=np.float64)
-    step("Overland transport to rivers")
-    rivers = made["rivers"]
-    p_land = downstream_product_tiled(
-        routing.down, made["land_factor"], rivers, work / "p_land.tiles", mapper=run
-    )
+    return made, totals
 
-    step("Routing along rivers")
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Network:
+    """The rivers of a large run: barriers, the per-tile river layers, and the routed load."""
+
+    barriers: Barriers | None
+    barrier_cells: list[int]
+    layers: dict[str, TiledRaster]
+    order_solves: int
+    load: TiledRaster
+    retained: TiledRaster
+    exported: float
+
+
+def _route_rivers(
+    config: BasinConfig,
+    grid: GridSpec,
+    work: Path,
+    run: Mapper,
+    routing: TiledRouting,
+    made: dict[str, TiledRaster],
+    p_land: TiledRaster,
+) -> _Network:
+    """Barriers snapped to the rivers, the river layers (leakage, order, pass factors), the routed load."""
+    params = config.params
+    rivers = made["rivers"]
     barriers = load_barriers(config.barriers, grid, params.barrier_pass) if config.barriers else None
     barrier_cells = snap_barriers(barriers, grid, rivers.read_window) if barriers is not None else []
-    river_layers, order_solves = river_layers_tiled(
+    layers, order_solves = river_layers_tiled(
         grid,
         params,
         {
@@ -430,51 +525,63 @@ def _run_tiles(
         work,
         mapper=run,
     )
-    load, retained, exported = route_rivers_tiled(routing.down, rivers, river_layers, work, mapper=run)
+    load, retained, exported = route_rivers_tiled(routing.down, rivers, layers, work, mapper=run)
+    return _Network(barriers, barrier_cells, layers, order_solves, load, retained, exported)
 
-    step("Ranking hotspots")
+
+def _rank_hotspots(
+    params: HotspotParams,
+    grid: GridSpec,
+    run: Mapper,
+    made: dict[str, TiledRaster],
+    population: TiledRaster | None,
+    p_land: TiledRaster,
+    network: _Network,
+) -> list[Hotspot]:
+    """The ranked leakage and accumulation hotspots, as the whole-grid run ranks them."""
     sep = max(1, round(params.hotspot_separation_m / grid.cell_size))
     hotspots = _leakage_hotspots(
         grid,
-        pick_peaks_tiled(river_layers["leakage"], params.top_n, sep, mapper=run),
+        pick_peaks_tiled(network.layers["leakage"], params.top_n, sep, mapper=run),
         made["mismanaged_plastic"],
         population,
         made["collection_rate"],
         p_land,
-        river_layers["leakage"],
+        network.layers["leakage"],
     )
-    kind_at = barrier_kinds(barriers, barrier_cells)
+    kind_at = barrier_kinds(network.barriers, network.barrier_cells)
     hotspots += [
         model.accumulation_hotspot(
             grid,
             rank,
             (r, c),
-            _at(retained, r, c),
-            load=_at(load, r, c),
-            pass_factor=_at(river_layers["pass_factor"], r, c),
+            _at(network.retained, r, c),
+            load=_at(network.load, r, c),
+            pass_factor=_at(network.layers["pass_factor"], r, c),
             slope=_at(made["slope"], r, c),
             barrier=kind_at.get(r * grid.width + c),
             low_slope=params.low_slope,
         )
-        for rank, (r, c) in enumerate(pick_peaks_tiled(retained, params.top_n, sep, mapper=run), start=1)
+        for rank, (r, c) in enumerate(
+            pick_peaks_tiled(network.retained, params.top_n, sep, mapper=run), start=1
+        )
     ]
+    return hotspots
 
-    step("Writing outputs")
-    counts = routing.counts
-    provenance = run_provenance(
-        config,
-        grid,
-        {
-            "mode": "large (tiled)",
-            "tile": tile,
-            "tiles": counts.tiles,
-            "fill_solves": counts.fill_solves,
-            "flat_solves": counts.flat_solves,
-            "order_solves": order_solves,
-            "exported_kg_yr": exported,
-        },
-        tool_suffix="large",
-    )
+
+def _write_rasters(
+    out: Path,
+    grid: GridSpec,
+    layout: TileLayout,
+    routing: TiledRouting,
+    made: dict[str, TiledRaster],
+    population: TiledRaster | None,
+    p_land: TiledRaster,
+    network: _Network,
+    provenance: Provenance,
+    cog: bool,
+) -> dict[str, Path]:
+    """The output rasters, tile by tile, masked to the basin (the DEM whole)."""
     in_basin = made["in_basin"]
 
     def masked(raster: TiledRaster | None, scale: float = 1.0) -> Callable[[int, int], FloatArray]:
@@ -491,65 +598,22 @@ def _run_tiles(
         "population": masked(population),
         "mismanaged_plastic": masked(made["mismanaged_plastic"]),
         "p_land": masked(p_land),
-        "leakage_index": masked(river_layers["leakage"]),
-        "river_load": masked(load),
-        "accumulation": masked(retained),
+        "leakage_index": masked(network.layers["leakage"]),
+        "river_load": masked(network.load),
+        "accumulation": masked(network.retained),
         "flow_accumulation": masked(routing.accumulation, grid.cell_area_m2 / 1e6),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    rasters: dict[str, Path] = {}
-    leak_total = retained_total = 0.0
-    for ti, tj in tiles:
-        leak_total += float(river_layers["leakage"].read(ti, tj).sum())
-        retained_total += float(retained.read(ti, tj).sum())
-    for name, unit, text in LARGE_LAYERS:
-        rasters[name] = write_tiled_raster(
-            out / f"{name}.tif",
-            grid,
-            layout,
-            sources[name],
-            provenance,
-            description=text,
-            unit=unit,
-            cog=cog,
+    return {
+        name: write_tiled_raster(
+            out / f"{name}.tif", grid, layout, sources[name], provenance, description=text, unit=unit, cog=cog
         )
-    basin_cells = totals[0]
-    vectors = {
-        "basin": basin_frame(config.name, float(basin_cells), basin_polygon(made["in_basin"], grid), grid)
+        for name, unit, text in LARGE_LAYERS
     }
-    if barriers is not None:
-        held = [_at(retained, *divmod(c, grid.width)) if c >= 0 else 0.0 for c in barrier_cells]
-        vectors["barriers"] = barrier_frame(barriers, barrier_cells, held, grid.crs)
-    for kind in ("leakage", "accumulation"):
-        vectors[f"{kind}_hotspots"] = hotspot_frame([h for h in hotspots if h.kind == kind])
-    gpkg = write_large_gpkg(
-        out / "hotspots.gpkg",
-        vectors,
-        river_lines(rivers, routing.down, river_layers["order"], grid),
-        provenance,
-    )
-    step("Hotspot model done (large mode)")
-    basin_cells, river_cells, people_total, source_total = totals.tolist()
-    summary = {
-        "basin_cells": basin_cells,
-        "river_cells": river_cells,
-        "population": people_total,
-        "mismanaged_kg_yr": source_total,
-        "leakage_kg_yr": leak_total,
-        "retained_kg_yr": retained_total,
-        "exported_kg_yr": exported,
-    }
-    prov_path = out / "provenance.json"
-    write_provenance_json(prov_path, provenance, {"totals": summary})
-    return LargeOutputs(
-        directory=out,
-        rasters=rasters,
-        vectors=gpkg,
-        provenance=prov_path,
-        counts=counts,
-        totals=summary,
-        hotspots=tuple(hotspots),
-    )
+
+
+def _total(raster: TiledRaster) -> float:
+    """The sum of a tiled raster, tile by tile."""
+    return sum((float(raster.read(ti, tj).sum()) for ti, tj in raster.layout.tiles()), 0.0)
 
 
 def _at(raster: TiledRaster, row: int, col: int) -> float:
