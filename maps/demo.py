@@ -223,8 +223,21 @@ def generate_demo_basin(out_dir: Path, seed: int = SEED) -> Path:
 
     dem, networks = make_dem(rng)
     _write_tif(inputs / "dem.tif", dem, CRS, Affine(*grid.transform), nodata=-9999.0)
+    _write_population(inputs / "population.tif", grid, to_ll)
+    _write_vector(inputs / "zones.gpkg", _zones(grid))
+    _write_vector(inputs / "rivers.gpkg", _rivers(grid, networks))
+    _write_vector(inputs / "barriers.gpkg", _barriers(grid, networks))
+    _write_vector(inputs / "districts.gpkg", _districts(grid))
+    mismanaged, rate, dump_rate, dump_points = _planted_litter(grid)
+    _write_tif(truth_dir / "planted_litter_rate.tif", rate + dump_rate, CRS, Affine(*grid.transform))
+    observations = _survey(rng, grid, rate, dump_rate, networks)
+    observations.to_parquet(inputs / "observations.parquet", index=False)
+    _write_truth(truth_dir, grid, to_ll, mismanaged, dump_points)
+    return _write_config(inputs / "basin.yaml", grid, to_ll, networks["Main river"][-1])
 
-    # Population on a WorldPop-like lon/lat raster, people per pixel.
+
+def _write_population(path: Path, grid: GridSpec, to_ll: Transformer) -> None:
+    """Population on a WorldPop-like lon/lat raster, people per pixel."""
     w, s, e, n = _lonlat_bounds(grid, to_ll)
     pw, ph = int(np.ceil((e - w) / POP_PIXEL_DEG)), int(np.ceil((n - s) / POP_PIXEL_DEG))
     pop_transform = from_origin(w, n, POP_PIXEL_DEG, POP_PIXEL_DEG)
@@ -234,9 +247,11 @@ def generate_demo_basin(out_dir: Path, seed: int = SEED) -> Path:
     px, py = Transformer.from_crs("EPSG:4326", CRS, always_xy=True).transform(lon2, lat2)
     pixel_km2 = (POP_PIXEL_DEG * 111.32 * np.cos(np.radians(lat2))) * (POP_PIXEL_DEG * 110.57)
     people = _people_density(grid, np.asarray(px), np.asarray(py)) * pixel_km2
-    _write_tif(inputs / "population.tif", people, "EPSG:4326", pop_transform, nodata=-99999.0)
+    _write_tif(path, people, "EPSG:4326", pop_transform, nodata=-99999.0)
 
-    # Service zones.
+
+def _zones(grid: GridSpec) -> gpd.GeoDataFrame:
+    """The towns' service zones (EPSG:4326) with their waste figures."""
     zone_rows = []
     for town in TOWNS:
         tx, ty = _rc_to_xy(grid, np.array(town.row), np.array(town.col))
@@ -249,20 +264,22 @@ def generate_demo_basin(out_dir: Path, seed: int = SEED) -> Path:
                 "geometry": Point(float(tx), float(ty)).buffer(town.zone_radius_m, 32),
             }
         )
-    zones = gpd.GeoDataFrame(zone_rows, geometry="geometry", crs=CRS).to_crs("EPSG:4326")
-    _write_vector(inputs / "zones.gpkg", zones)
+    return gpd.GeoDataFrame(zone_rows, geometry="geometry", crs=CRS).to_crs("EPSG:4326")
 
-    # Rivers and barriers.
+
+def _rivers(grid: GridSpec, networks: dict[str, list[tuple[int, int]]]) -> gpd.GeoDataFrame:
+    """The mapped rivers (EPSG:4326), one line each."""
     river_rows = []
     for name, cells in networks.items():
         rr = np.array([c[0] for c in cells], dtype=np.float64)
         cc = np.array([c[1] for c in cells], dtype=np.float64)
         x, y = _rc_to_xy(grid, rr, cc)
         river_rows.append({"name": name, "geometry": LineString(zip(x, y, strict=True))})
-    _write_vector(
-        inputs / "rivers.gpkg", gpd.GeoDataFrame(river_rows, geometry="geometry", crs=CRS).to_crs("EPSG:4326")
-    )
+    return gpd.GeoDataFrame(river_rows, geometry="geometry", crs=CRS).to_crs("EPSG:4326")
 
+
+def _barriers(grid: GridSpec, networks: dict[str, list[tuple[int, int]]]) -> gpd.GeoDataFrame:
+    """The dams, weirs and locks on the main river, and a bridge where each road crosses a river."""
     main = networks["Main river"]
     barrier_rows = []
     for name, kind, _, row in BARRIERS:
@@ -280,14 +297,15 @@ def generate_demo_basin(out_dir: Path, seed: int = SEED) -> Path:
                     {"name": f"Bridge on {road}", "kind": "bridge", "geometry": Point(float(x), float(y))}
                 )
             previous = on_river
-    barriers = gpd.GeoDataFrame(barrier_rows, geometry="geometry", crs=CRS).to_crs("EPSG:4326")
-    _write_vector(inputs / "barriers.gpkg", barriers)
+    return gpd.GeoDataFrame(barrier_rows, geometry="geometry", crs=CRS).to_crs("EPSG:4326")
 
-    # Three districts (administrative boundaries), a little larger than the grid.
+
+def _districts(grid: GridSpec) -> gpd.GeoDataFrame:
+    """Three districts (administrative boundaries), a little larger than the grid."""
     west, south, east, north = grid.bounds
     pad = 2000.0
     mid_x, mid_y = west + 90 * CELL, north - 110 * CELL
-    districts = gpd.GeoDataFrame(
+    return gpd.GeoDataFrame(
         {"name": ["Doi Upper district", "Riverton district", "Eastford district"]},
         geometry=[
             shapely_box(west - pad, south - pad, mid_x, north + pad),
@@ -296,9 +314,12 @@ def generate_demo_basin(out_dir: Path, seed: int = SEED) -> Path:
         ],
         crs=CRS,
     ).to_crs("EPSG:4326")
-    _write_vector(inputs / "districts.gpkg", districts)
 
-    # The planted litter field (items per image) on the grid.
+
+def _planted_litter(
+    grid: GridSpec,
+) -> tuple[FloatArray, FloatArray, FloatArray, dict[str, tuple[float, float, float]]]:
+    """The planted truth on the grid: mismanaged plastic, litter rates (items per image), the dumps."""
     gx, gy = _rc_to_xy(
         grid, *np.meshgrid(np.arange(SIZE, dtype=float), np.arange(SIZE, dtype=float), indexing="ij")
     )
@@ -312,13 +333,12 @@ def generate_demo_basin(out_dir: Path, seed: int = SEED) -> Path:
         dump_field[int(dr), int(dc)] += kg
     rate = BACKGROUND_ITEMS + ITEMS_PER_KG_YR * mismanaged
     dump_rate = ITEMS_PER_KG_YR * dump_field
-    _write_tif(truth_dir / "planted_litter_rate.tif", rate + dump_rate, CRS, Affine(*grid.transform))
+    return mismanaged, rate, dump_rate, dump_points
 
-    observations = _survey(rng, grid, rate, dump_rate, networks)
-    observations.to_parquet(inputs / "observations.parquet", index=False)
 
-    _write_truth(truth_dir, grid, to_ll, mismanaged, dump_points)
-    outlet_x, outlet_y = _rc_to_xy(grid, np.array(float(main[-1][0])), np.array(float(main[-1][1])))
+def _write_config(path: Path, grid: GridSpec, to_ll: Transformer, outlet: tuple[int, int]) -> Path:
+    """The demo's basin config, its outlet at the main river's last cell."""
+    outlet_x, outlet_y = _rc_to_xy(grid, np.array(float(outlet[0])), np.array(float(outlet[1])))
     olon, olat = to_ll.transform(float(outlet_x), float(outlet_y))
     config = {
         "name": "Demo basin (generated)",
@@ -336,7 +356,6 @@ def generate_demo_basin(out_dir: Path, seed: int = SEED) -> Path:
             "boundaries": "districts.gpkg",
         },
     }
-    path = inputs / "basin.yaml"
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
