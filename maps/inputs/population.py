@@ -11,8 +11,8 @@ import numpy.typing as npt
 import rasterio
 from rasterio.transform import Affine
 
-from plastic_hotspots.maps.errors import CRSError, LayerError
-from plastic_hotspots.maps.inputs.rasters import require_file
+from plastic_hotspots.maps.errors import LayerError
+from plastic_hotspots.maps.inputs.rasters import check_raster_crs, require_file
 from plastic_hotspots.maps.io.bands import read_band_nan
 from plastic_hotspots.maps.kernels import compiled
 from plastic_hotspots.records import GridSpec
@@ -21,6 +21,9 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 AnyFloats = npt.NDArray[np.floating[Any]]
 
+
+POPULATION_CRS_HINT = "assign its CRS (WorldPop: EPSG:4326)"
+"""How to fix a population raster without a CRS."""
 
 MAX_PEOPLE_PER_M2 = 0.5
 """No real place holds more than this (the densest city blocks hold about 0.1 people per m2)."""
@@ -287,10 +290,7 @@ def load_population(path: Path, grid: GridSpec) -> FloatArray:
     """Load a people-per-pixel raster onto the grid, sum-preserving (see :func:`splat_counts`)."""
     require_file(path, "population")
     with rasterio.open(path) as src:
-        if src.crs is None:
-            raise CRSError(
-                f"the population raster {path} has no CRS", hint="assign its CRS (WorldPop: EPSG:4326)"
-            )
+        check_raster_crs(src, path, "population", POPULATION_CRS_HINT)
         # Float rasters stay in their own precision (WorldPop's float32 takes half the memory);
         # values are widened to float64 where they are added, exactly.
         data = read_band_nan(src, widen=False)

@@ -19,8 +19,24 @@ FloatArray = npt.NDArray[np.float64]
 
 def require_file(path: Path, what: str) -> None:
     """Raise a :class:`LayerError` naming the config entry when a layer's file is missing."""
-    if not path.is_file():
+    if not Path(path).is_file():
         raise LayerError(f"{what} file not found: {path}", hint="check the path in the basin config")
+
+
+ASSIGN_CRS_HINT = "assign one, e.g. `gdal_edit.py -a_srs EPSG:4326 FILE`, or re-export it with its CRS"
+"""How to fix a raster without a CRS (GDAL's command line)."""
+
+
+def check_raster_crs(
+    src: rasterio.io.DatasetReader, path: Path, what: str, hint: str = ASSIGN_CRS_HINT
+) -> None:
+    """Raise a :class:`CRSError` when an input raster carries no CRS (both run modes read rasters so).
+
+    Raises:
+        CRSError: ``src`` has no CRS.
+    """
+    if src.crs is None:
+        raise CRSError(f"the {what} raster {path} has no CRS", hint=hint)
 
 
 def raster_bounds_lonlat(path: Path) -> tuple[float, float, float, float]:
@@ -39,11 +55,7 @@ def load_raster(path: Path, grid: GridSpec, *, what: str, resampling: Resampling
     """Reproject band 1 of a raster onto the grid; nodata becomes NaN."""
     require_file(path, what)
     with rasterio.open(path) as src:
-        if src.crs is None:
-            raise CRSError(
-                f"the {what} raster {path} has no CRS",
-                hint="assign one, e.g. `gdal_edit.py -a_srs EPSG:4326 FILE`, or re-export it with its CRS",
-            )
+        check_raster_crs(src, path, what)
         data = read_band_nan(src)
         if not np.isfinite(data).any():
             raise LayerError(

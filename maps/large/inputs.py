@@ -40,8 +40,9 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import Resampling, transform_bounds
 from rasterio.windows import Window
 
-from plastic_hotspots.maps.errors import CRSError, LayerError
-from plastic_hotspots.maps.inputs.population import check_population_range
+from plastic_hotspots.maps.errors import LayerError
+from plastic_hotspots.maps.inputs.population import POPULATION_CRS_HINT, check_population_range
+from plastic_hotspots.maps.inputs.rasters import check_raster_crs, require_file
 from plastic_hotspots.maps.inputs.vectors import ZoneRasters, rasterize_zones
 from plastic_hotspots.maps.io.bands import read_band_nan
 from plastic_hotspots.maps.large.store import TiledRaster, TileLayout
@@ -71,11 +72,6 @@ def tile_grid(grid: GridSpec, layout: TileLayout, ti: int, tj: int) -> GridSpec:
     )
 
 
-def _require(path: Path, what: str) -> None:
-    if not Path(path).is_file():
-        raise LayerError(f"{what} file not found: {path}", hint="check the path in the basin config")
-
-
 def _strips(src: rasterio.io.DatasetReader, max_cells: int) -> Iterator[FloatArray]:
     """Band 1 in strips of whole rows, at most ``max_cells`` cells each (nodata as NaN)."""
     rows = max(1, max_cells // max(src.width, 1))
@@ -102,16 +98,12 @@ def read_dem_tiled(path: Path, grid: GridSpec, out_path: Path, tile: int) -> Til
         LayerError: The file is missing, has no CRS, holds nodata everywhere, does not overlap the
             grid, or is not in metres.
     """
-    _require(path, "DEM")
+    require_file(path, "DEM")
     layout = TileLayout(grid.height, grid.width, tile)
     out = TiledRaster.create(out_path, layout, np.float64)
     lo, hi = math.inf, -math.inf
     with rasterio.open(path) as src:
-        if src.crs is None:
-            raise CRSError(
-                f"the DEM raster {path} has no CRS",
-                hint="assign one, e.g. `gdal_edit.py -a_srs EPSG:4326 FILE`, or re-export it with its CRS",
-            )
+        check_raster_crs(src, path, "DEM")
         with WarpedVRT(
             src,
             crs=grid.crs,
@@ -194,14 +186,11 @@ def regrid_population_tiled(path: Path, grid: GridSpec, out_path: Path, tile: in
         LayerError: The file is missing, has no CRS, holds nodata everywhere or negative counts,
             looks like a density, or does not overlap the grid.
     """
-    _require(path, "population")
+    require_file(path, "population")
     layout = TileLayout(grid.height, grid.width, tile)
     out = TiledRaster.create(out_path, layout, np.float64)
     with rasterio.open(path) as src:
-        if src.crs is None:
-            raise CRSError(
-                f"the population raster {path} has no CRS", hint="assign its CRS (WorldPop: EPSG:4326)"
-            )
+        check_raster_crs(src, path, "population", POPULATION_CRS_HINT)
         lo, hi, any_people = math.inf, -math.inf, False
         for strip in _strips(src, tile * tile):
             finite = strip[np.isfinite(strip)]
