@@ -1,30 +1,188 @@
-"""Reading a hotspot result directory (``plastic-hotspots hotspots --out DIR``) for the map and report."""
+"""The hotspot result directory (``plastic-hotspots hotspots --out DIR``): what it holds, and reading it.
+
+:data:`RASTERS`, :data:`VECTORS` and the files beside them (:data:`GEOPACKAGE`, :data:`PROVENANCE_FILE`,
+:data:`FUSION_JSON`, :data:`FUSION_PNG`, the large mode's :data:`WORK_FOLDER`) are the one schema of
+the directory: every file and layer the model writes, with its name, unit and description. Writers
+take names, band descriptions and unit tags from here (``RASTERS["river_load"].description``); the
+map and the report find files through it.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Literal, TypeVar
 
 import geopandas as gpd
 import pyogrio
 
 from plastic_hotspots.maps.errors import RenderError
+from plastic_hotspots.records import LayerKind
 
 HOTSPOTS_COMMAND = "plastic-hotspots hotspots --config basin.yaml --out DIR"
 
-RESULT_LAYERS = (
-    "basin",
-    "subbasins",
-    "rivers",
-    "barriers",
-    "leakage_hotspots",
-    "accumulation_hotspots",
-    "observed_density",
-    "survey_points",
+FeatureKind = Literal["polygon", "line", "point", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class ResultFile:
+    """A file of the result directory other than the rasters.
+
+    Attributes:
+        filename: Its name in the directory.
+        description: What it holds.
+    """
+
+    filename: str
+    description: str
+
+    def path(self, result_dir: Path) -> Path:
+        """Where it is in ``result_dir``."""
+        return Path(result_dir) / self.filename
+
+
+@dataclass(frozen=True, slots=True)
+class RasterLayer:
+    """A raster of the result: one float32 band, a Cloud-Optimised GeoTIFF ``<name>.tif``.
+
+    Attributes:
+        name: Layer name (the file's stem; the key of :class:`plastic_hotspots.records.Layer`).
+        unit: Unit of the values, written as the band's ``unit`` tag.
+        kind: How it may be resampled (``count``: sum-preserving; ``continuous``: averaged).
+        description: The band description written into the file.
+    """
+
+    name: str
+    unit: str
+    kind: LayerKind
+    description: str
+
+    @property
+    def filename(self) -> str:
+        """``<name>.tif``."""
+        return f"{self.name}.tif"
+
+    def path(self, result_dir: Path) -> Path:
+        """Where it is in ``result_dir``."""
+        return Path(result_dir) / self.filename
+
+
+@dataclass(frozen=True, slots=True)
+class VectorLayer:
+    """A layer of ``hotspots.gpkg`` (EPSG:4326).
+
+    Attributes:
+        name: Layer name in the GeoPackage.
+        unit: Unit of its values (the ``*_kg_yr``, ``value`` or ``rate`` columns); "" where it has none.
+        features: What its features are (``none``: a table without geometry).
+        description: What it holds, with its main columns.
+        copied: Copied into the result from an input (not made by the model).
+    """
+
+    name: str
+    unit: str
+    features: FeatureKind
+    description: str
+    copied: bool = False
+
+
+_Entry = TypeVar("_Entry", RasterLayer, VectorLayer)
+
+
+def _by_name(*entries: _Entry) -> Mapping[str, _Entry]:
+    return MappingProxyType({entry.name: entry for entry in entries})
+
+
+RASTERS: Mapping[str, RasterLayer] = _by_name(
+    RasterLayer("dem", "m", "continuous", "conditioned DEM"),
+    RasterLayer("population", "people", "count", "people per cell"),
+    RasterLayer("mismanaged_plastic", "kg/yr", "count", "L_src"),
+    RasterLayer("p_land", "1", "continuous", "probability of reaching a river"),
+    RasterLayer("leakage_index", "kg/yr", "count", "plastic entering rivers"),
+    RasterLayer("river_load", "kg/yr", "continuous", "load carried"),
+    RasterLayer("accumulation", "kg/yr", "count", "load retained"),
+    RasterLayer("flow_accumulation", "km2", "continuous", "upstream area"),
 )
-"""The vector layers of ``hotspots.gpkg`` that the map and the report read (optional ones may be absent)."""
+"""Every raster of the result, by name, in the order they are written (whole grid and large mode)."""
+
+VECTORS: Mapping[str, VectorLayer] = _by_name(
+    VectorLayer("basin", "km2", "polygon", "basin outline: name, area_km2"),
+    VectorLayer(
+        "subbasins",
+        "kg/yr",
+        "polygon",
+        "sub-basins: subbasin, name, area_km2, leakage_kg_yr (plastic entering rivers), "
+        "accumulation_kg_yr (load retained)",
+    ),
+    VectorLayer("rivers", "", "line", "river network, one multi-line per stream order: order"),
+    VectorLayer(
+        "barriers",
+        "kg/yr",
+        "point",
+        "dams, weirs, bridges and ports: name, kind, pass_factor, on_river, retained_kg_yr",
+    ),
+    VectorLayer(
+        "leakage_hotspots",
+        "kg/yr",
+        "point",
+        "ranked leakage-source hotspots: rank, value (plastic entering rivers), unit, driver, row, col "
+        "and the drivers' values",
+    ),
+    VectorLayer(
+        "accumulation_hotspots",
+        "kg/yr",
+        "point",
+        "ranked accumulation hotspots: rank, value (load retained), unit, driver, row, col and the "
+        "drivers' values",
+    ),
+    VectorLayer(
+        "observed_density",
+        "items per observation",
+        "polygon",
+        "grid cells with any observation: observations, effort_km, items, rate (rate_lo, rate_hi), "
+        "surveyed, n_<class>, gi_z, gi_p; modelled_rate and far_above_model once calibrated",
+    ),
+    VectorLayer(
+        "survey_points",
+        "items",
+        "point",
+        "one point per observation: items, track, captured_at, image, path, n_<class>",
+    ),
+    VectorLayer(
+        "detections",
+        "",
+        "point",
+        "the detector's boxes in the survey's images: image, class_name, score, x1, y1, x2, y2",
+        copied=True,
+    ),
+    VectorLayer(
+        "admin_boundaries",
+        "",
+        "polygon",
+        "administrative units clipped to the basin's area: name",
+        copied=True,
+    ),
+    VectorLayer("provenance", "", "none", "how the result was made: key 'provenance', value its JSON"),
+)
+"""Every layer of ``hotspots.gpkg``, by name; all but ``basin`` and ``provenance`` may be absent."""
+
+GEOPACKAGE = ResultFile("hotspots.gpkg", "the vector layers (:data:`VECTORS`)")
+PROVENANCE_FILE = ResultFile("provenance.json", "how the result was made: tool, version, parameters, inputs")
+FUSION_JSON = ResultFile("fusion.json", "the calibration against the survey and a one-line summary")
+FUSION_PNG = ResultFile(
+    "fusion.png", "modelled and observed litter rates side by side, and one against the other"
+)
+FILES: tuple[ResultFile, ...] = (GEOPACKAGE, PROVENANCE_FILE, FUSION_JSON, FUSION_PNG)
+"""The files beside the rasters; the fusion files only where a survey calibrated the model."""
+WORK_FOLDER = ResultFile(".work", "the large mode's intermediate tiles (a folder), kept after the run")
+
+RESULT_LAYERS = tuple(
+    name for name, layer in VECTORS.items() if layer.features != "none" and not layer.copied
+)
+"""The layers of ``hotspots.gpkg`` the model makes (not copied from inputs), which the report reads."""
 
 
 def check_result_dir(result_dir: Path) -> Path:
@@ -32,10 +190,10 @@ def check_result_dir(result_dir: Path) -> Path:
     hint = f"write it with `{HOTSPOTS_COMMAND}`, then pass that DIR"
     if not result_dir.is_dir():
         raise RenderError(f"result directory not found: {result_dir}", hint=hint)
-    gpkg = result_dir / "hotspots.gpkg"
+    gpkg = GEOPACKAGE.path(result_dir)
     if not gpkg.is_file():
         raise RenderError(
-            f"{result_dir} has no hotspots.gpkg; it is not a hotspot result directory", hint=hint
+            f"{result_dir} has no {GEOPACKAGE.filename}; it is not a hotspot result directory", hint=hint
         )
     return gpkg
 

@@ -16,7 +16,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 
-from plastic_hotspots.maps.render.text import as_number, as_text
+from plastic_hotspots.maps.render.text import REPORT_NUMBERS, as_number, as_text, fmt
 
 MAX_BARS = 20
 """Sub-basins beyond this many (the smallest leakage) are summed in one line under the chart."""
@@ -339,18 +339,8 @@ def escape(value: Any) -> str:
 
 
 def format_number(value: Any, unit: str = "") -> str:
-    """A number for people: thousands separated, two significant digits below 10; "n/a" if none."""
-    number = as_number(value)
-    if number is None:
-        return "n/a"
-    magnitude = abs(number)
-    if magnitude >= 100 or number == int(number):
-        text = f"{number:,.0f}"
-    elif magnitude >= 10:
-        text = f"{number:,.1f}"
-    else:
-        text = f"{number:.2g}"
-    return f"{text} {unit}".strip()
+    """A number as the report writes it: :func:`~plastic_hotspots.maps.render.text.fmt` in its style."""
+    return fmt(value, unit, REPORT_NUMBERS)
 
 
 def format_short(value: float) -> str:

@@ -30,7 +30,16 @@ from rasterio.errors import RasterioError
 from plastic_hotspots import __version__
 from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.maps.io.bands import read_band_nan
-from plastic_hotspots.maps.io.results import RESULT_LAYERS, check_result_dir, read_json, read_result_layers
+from plastic_hotspots.maps.io.results import (
+    FUSION_JSON,
+    FUSION_PNG,
+    PROVENANCE_FILE,
+    RASTERS,
+    RESULT_LAYERS,
+    check_result_dir,
+    read_json,
+    read_result_layers,
+)
 from plastic_hotspots.maps.render.figures import (
     SurveyCoverage,
     column_sum,
@@ -131,8 +140,8 @@ def render_report(result_dir: Path, out_html: Path, *, title: str = "Plastic hot
     """
     result_dir, out_html = Path(result_dir), Path(out_html)
     layers = read_result_layers(check_result_dir(result_dir), RESULT_LAYERS)
-    provenance = read_json(result_dir / "provenance.json")
-    fusion = read_json(result_dir / "fusion.json")
+    provenance = read_json(PROVENANCE_FILE.path(result_dir))
+    fusion = read_json(FUSION_JSON.path(result_dir))
     params: Mapping[str, Any] = {}
     if provenance is not None and isinstance(provenance.get("parameters"), dict):
         params = provenance["parameters"]
@@ -145,7 +154,7 @@ def render_report(result_dir: Path, out_html: Path, *, title: str = "Plastic hot
             _headline_html(layers, result_dir, params, coverage),
             _hotspots_html(layers, params),
             _subbasins_html(layers),
-            _survey_html(coverage, fusion, result_dir / "fusion.png", params),
+            _survey_html(coverage, fusion, FUSION_PNG.path(result_dir), params),
             _provenance_html(provenance, result_dir),
             _limits_html(limits(layers, params, coverage, fusion)),
             f"<footer>Report made by plastic-hotspots {escape(__version__)} from the result directory "
@@ -208,11 +217,11 @@ def basin_totals(
     if subs is not None and "accumulation_kg_yr" in subs.columns:
         retained = column_sum(subs, "accumulation_kg_yr")
     if leakage is None:
-        leakage = _raster_total(result_dir / "leakage_index.tif")
+        leakage = _raster_total(RASTERS["leakage_index"].path(result_dir))
     if retained is None:
-        retained = _raster_total(result_dir / "accumulation.tif")
+        retained = _raster_total(RASTERS["accumulation"].path(result_dir))
     return Totals(
-        mismanaged=_raster_total(result_dir / "mismanaged_plastic.tif"),
+        mismanaged=_raster_total(RASTERS["mismanaged_plastic"].path(result_dir)),
         leakage=leakage,
         retained=retained,
         exported=as_number(params.get("exported_kg_yr")),

@@ -48,8 +48,44 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
-def fmt(value: Any, unit: str = "") -> str:
-    """A number for people: thousands separators, 2 decimals from 1, 3 significant figures below."""
+@dataclass(frozen=True, slots=True)
+class NumberStyle:
+    """How :func:`fmt` writes a number that is neither whole nor 100 and above (those: ``1,234``).
+
+    Attributes:
+        decimals_from: Magnitude from which a fixed number of decimals is written.
+        decimals: Decimals written from ``decimals_from`` up to 100.
+        significant: Significant figures written below ``decimals_from``.
+    """
+
+    decimals_from: float
+    decimals: int
+    significant: int
+
+
+MAP_NUMBERS = NumberStyle(decimals_from=1.0, decimals=2, significant=3)
+"""The map's popups and legends: 2 decimals from 1, 3 significant figures below (71.29, 0.241)."""
+
+REPORT_NUMBERS = NumberStyle(decimals_from=10.0, decimals=1, significant=2)
+"""The report's tables and figures: 1 decimal from 10, 2 significant figures below (71.3, 0.24)."""
+
+
+def fmt(value: Any, unit: str = "", style: NumberStyle = MAP_NUMBERS) -> str:
+    """A number for people: the map's and the report's numbers, each in its ``style``.
+
+    Whole numbers and those from 100 are written with thousands separators and no decimals
+    (``2,194``), smaller ones with the decimals or significant figures of ``style``; "n/a" where
+    there is no number.
+
+    Args:
+        value: Any cell value; text, None, NaN and infinities give "n/a".
+        unit: Written after the number, with a space.
+        style: Decimals and significant figures of the numbers below 100 (:data:`MAP_NUMBERS`,
+            :data:`REPORT_NUMBERS`).
+
+    Returns:
+        The number as text.
+    """
     number = as_number(value)
     if number is None:
         return "n/a"
@@ -58,10 +94,10 @@ def fmt(value: Any, unit: str = "") -> str:
         text = f"{int(number):,}"
     elif magnitude >= 100:
         text = f"{number:,.0f}"
-    elif magnitude >= 1:
-        text = f"{number:.2f}"
+    elif magnitude >= style.decimals_from:
+        text = f"{number:.{style.decimals}f}"
     else:
-        text = f"{number:.3g}"
+        text = f"{number:.{style.significant}g}"
     return f"{text} {unit}" if unit else text
 
 

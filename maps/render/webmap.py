@@ -37,7 +37,14 @@ from shapely.geometry import mapping
 
 from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.maps.errors import RenderError
-from plastic_hotspots.maps.io.results import RESULT_LAYERS, check_result_dir, read_json, read_result_layers
+from plastic_hotspots.maps.io.results import (
+    PROVENANCE_FILE,
+    RASTERS,
+    VECTORS,
+    check_result_dir,
+    read_json,
+    read_result_layers,
+)
 from plastic_hotspots.maps.render import layers as maplayers
 from plastic_hotspots.maps.render.columns import RUNTIME_JS, ColumnData
 from plastic_hotspots.maps.render.rasters import (
@@ -80,7 +87,8 @@ LAYER_SURVEY = maplayers.LAYER_SURVEY
 LAYER_BASIN = "Basin and sub-basins"
 LAYER_ADMIN = "Administrative boundaries"
 
-VECTOR_LAYERS = (*RESULT_LAYERS, "detections", "admin_boundaries")
+VECTOR_LAYERS = tuple(name for name, layer in VECTORS.items() if layer.features != "none")
+"""The layers of ``hotspots.gpkg`` the map draws from: every one with features."""
 
 ACCUMULATION_COLOUR = "#6a3d9a"
 LEAKAGE_COLOUR = "#d7301f"
@@ -191,14 +199,36 @@ def render_map(
         RenderError: The directory, ``hotspots.gpkg`` or its ``basin`` layer is missing, or a file
             in it cannot be read.
     """
-    result_dir = Path(result_dir)
-    out_html = Path(out_html)
-    gpkg = check_result_dir(result_dir)
-    layers = read_vector_layers(gpkg)
+    result_dir, out_html = Path(result_dir), Path(out_html)
+    layers = read_vector_layers(check_result_dir(result_dir))
     basin = layers["basin"]
-    west, south, east, north = (float(v) for v in basin.total_bounds)
-    basin_bounds: Bounds = [[south, west], [north, east]]
+    fmap, page = _blank_map(basin, title)
+    legend = Legend()
+    _add_base_layers(fmap, RASTERS["dem"].path(result_dir), basin)
+    _add_leakage_raster(fmap, RASTERS["leakage_index"].path(result_dir), legend)
+    _add_admin(fmap, layers.get("admin_boundaries"), legend)
+    _add_basin(fmap, basin, layers.get("subbasins"), legend)
+    _add_density(fmap, layers.get("observed_density"), legend)
+    if before is not None:
+        _add_change(fmap, before, layers, legend)
+    _add_rivers(fmap, layers.get("rivers"), legend)
+    survey = _add_survey(fmap, layers, legend)
+    _add_barriers(fmap, layers.get("barriers"), legend)
+    _add_hotspots(fmap, layers.get("accumulation_hotspots"), kind="accumulation", legend=legend)
+    _add_hotspots(fmap, layers.get("leakage_hotspots"), kind="leakage", legend=legend)
+    _add_controls(fmap, basin)
+    _add_boxes(page, title, basin, legend, _filters(survey, layers.get("observed_density")))
+    _add_footer(page, read_json(PROVENANCE_FILE.path(result_dir)))
+    _write_page(page, out_html)
+    return out_html
 
+
+# --- the page -------------------------------------------------------------------------------------
+
+
+def _blank_map(basin: gpd.GeoDataFrame, title: str) -> tuple[folium.Map, folium.Figure]:
+    """A map centred on the basin in an offline page with our CSS, runtime and panes; the map and page."""
+    west, south, east, north = (float(v) for v in basin.total_bounds)
     fmap = folium.Map(
         location=[(south + north) / 2, (west + east) / 2],
         zoom_start=12,
@@ -206,10 +236,10 @@ def render_map(
         control_scale=True,
     )
     fmap.options["max_zoom"] = 19  # the map has no tile layer to set a limit when offline
-    root = _make_offline(fmap)
-    root.title = html.escape(title)
-    root.header.add_child(folium.Element(f"<style>{_PAGE_CSS}</style>"), name="ph_css")
-    root.header.add_child(folium.Element(f"<script>{RUNTIME_JS}</script>"), name="ph_runtime")
+    page = _make_offline(fmap)
+    page.title = html.escape(title)
+    page.header.add_child(folium.Element(f"<style>{_PAGE_CSS}</style>"), name="ph_css")
+    page.header.add_child(folium.Element(f"<script>{RUNTIME_JS}</script>"), name="ph_runtime")
     for name, z_index in (
         (PANE_BASEMAP, 150),
         (PANE_RASTER, 350),
@@ -220,61 +250,47 @@ def render_map(
         folium.map.CustomPane(
             name, z_index=z_index, pointer_events=name not in {PANE_BASEMAP, PANE_RASTER}
         ).add_to(fmap)
+    return fmap, page
 
-    legend = Legend()
-    _add_basemap(fmap, result_dir / "dem.tif", basin)
-    folium.TileLayer(
-        tiles="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-        attr="&copy; OpenStreetMap contributors",
-        name=LAYER_OSM,
-        overlay=False,
-        control=True,
-        show=False,
-        max_zoom=19,
-    ).add_to(fmap)
-    _add_leakage_raster(fmap, result_dir / "leakage_index.tif", legend)
-    _add_admin(fmap, layers.get("admin_boundaries"), legend)
-    _add_basin(fmap, basin, layers.get("subbasins"), legend)
-    cells = layers.get("observed_density")
-    if cells is not None:
-        ColumnLayer(maplayers.density_layer(cells, legend, PANE_AREAS)).add_to(fmap)
-        gi = maplayers.gi_layer(cells, legend, PANE_AREAS)
-        if gi is not None:
-            ColumnLayer(gi).add_to(fmap)
-    if before is not None:
-        _add_change(fmap, before, layers, legend)
-    _add_rivers(fmap, layers.get("rivers"), legend)
-    survey = None
-    if "survey_points" in layers:
-        points = layers["survey_points"]
-        # Photos share the cells' canvas (see plastic_hotspots.maps.render.columns): drawn above them,
-        # clickable through it.
-        survey = maplayers.survey_layer(points, layers.get("detections"), legend, PANE_AREAS)
-        ColumnLayer(survey.layer).add_to(fmap)
-    _add_barriers(fmap, layers.get("barriers"), legend)
-    _add_hotspots(fmap, layers.get("accumulation_hotspots"), kind="accumulation", legend=legend)
-    _add_hotspots(fmap, layers.get("leakage_hotspots"), kind="leakage", legend=legend)
+
+def _add_controls(fmap: folium.Map, basin: gpd.GeoDataFrame) -> None:
+    """The layer control, and the view fitted to the basin."""
     folium.LayerControl(position="topright", collapsed=False).add_to(fmap)
+    west, south, east, north = (float(v) for v in basin.total_bounds)
+    basin_bounds: Bounds = [[south, west], [north, east]]
     fmap.fit_bounds(basin_bounds)
 
-    basin_name = as_text(basin.iloc[0].get("name")) if "name" in basin.columns else ""
-    root.html.add_child(folium.Element(title_html(title, basin_name)), name="ph_title")
-    root.html.add_child(folium.Element(legend.to_html()), name="ph_legend")
+
+def _filters(survey: maplayers.SurveyLayer | None, cells: gpd.GeoDataFrame | None) -> str:
+    """The filter box of the survey photos and density classes ("" when there is nothing to filter)."""
     density_classes = maplayers.class_columns(cells) if cells is not None else []
-    filters = maplayers.filter_box_html(survey, density_classes)
+    return maplayers.filter_box_html(survey, density_classes)
+
+
+def _add_boxes(
+    page: folium.Figure, title: str, basin: gpd.GeoDataFrame, legend: Legend, filters: str
+) -> None:
+    """The title, the legend and the filter box (with what starts it) on the page."""
+    basin_name = as_text(basin.iloc[0].get("name")) if "name" in basin.columns else ""
+    page.html.add_child(folium.Element(title_html(title, basin_name)), name="ph_title")
+    page.html.add_child(folium.Element(legend.to_html()), name="ph_legend")
     if filters:
-        root.html.add_child(folium.Element(filters), name="ph_filter")
-        root.script.add_child(
+        page.html.add_child(folium.Element(filters), name="ph_filter")
+        page.script.add_child(
             folium.Element('window.addEventListener("load", ph.initFilters);'), name="ph_filter_init"
         )
-    root.html.add_child(
-        folium.Element(footer_html(read_json(result_dir / "provenance.json"))), name="ph_footer"
-    )
 
-    page = root.render()
+
+def _add_footer(page: folium.Figure, provenance: Mapping[str, Any] | None) -> None:
+    """The footer: which version of the code made the result, and when."""
+    page.html.add_child(folium.Element(footer_html(provenance)), name="ph_footer")
+
+
+def _write_page(page: folium.Figure, out_html: Path) -> None:
+    """The page rendered to ``out_html`` (atomically)."""
+    text = page.render()
     with atomic_path(out_html) as tmp:
-        tmp.write_text(page, encoding="utf-8")
-    return out_html
+        tmp.write_text(text, encoding="utf-8")
 
 
 class ColumnLayer(folium.map.Layer):
@@ -297,6 +313,29 @@ class ColumnLayer(folium.map.Layer):
         self.kind = column.kind
         self.data = column.data
         self.opts = column.opts
+
+
+def _add_density(fmap: folium.Map, cells: gpd.GeoDataFrame | None, legend: Legend) -> None:
+    """The observed density of the survey cells, and their Gi* hot and cold spots where computed."""
+    if cells is None:
+        return
+    ColumnLayer(maplayers.density_layer(cells, legend, PANE_AREAS)).add_to(fmap)
+    gi = maplayers.gi_layer(cells, legend, PANE_AREAS)
+    if gi is not None:
+        ColumnLayer(gi).add_to(fmap)
+
+
+def _add_survey(
+    fmap: folium.Map, layers: Mapping[str, gpd.GeoDataFrame], legend: Legend
+) -> maplayers.SurveyLayer | None:
+    """The survey photos with their detections, where the result has them; the layer, or None."""
+    if "survey_points" not in layers:
+        return None
+    # Photos share the cells' canvas (see plastic_hotspots.maps.render.columns): drawn above them,
+    # clickable through it.
+    survey = maplayers.survey_layer(layers["survey_points"], layers.get("detections"), legend, PANE_AREAS)
+    ColumnLayer(survey.layer).add_to(fmap)
+    return survey
 
 
 def _add_change(fmap: folium.Map, before: Path, layers: dict[str, gpd.GeoDataFrame], legend: Legend) -> None:
@@ -334,6 +373,20 @@ def read_vector_layers(gpkg: Path) -> dict[str, gpd.GeoDataFrame]:
     See :func:`plastic_hotspots.maps.io.results.read_result_layers`.
     """
     return read_result_layers(gpkg, VECTOR_LAYERS)
+
+
+def _add_base_layers(fmap: folium.Map, dem_path: Path, basin: gpd.GeoDataFrame) -> None:
+    """The offline basemap (a hillshade of the DEM), then OpenStreetMap as the online alternative."""
+    _add_basemap(fmap, dem_path, basin)
+    folium.TileLayer(
+        tiles="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        attr="&copy; OpenStreetMap contributors",
+        name=LAYER_OSM,
+        overlay=False,
+        control=True,
+        show=False,
+        max_zoom=19,
+    ).add_to(fmap)
 
 
 def _add_basemap(fmap: folium.Map, dem_path: Path, basin: gpd.GeoDataFrame) -> None:

@@ -13,15 +13,22 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 from scipy import optimize, stats
 
 from plastic_hotspots.geoio import atomic_path
+from plastic_hotspots.maps.io.results import FUSION_JSON, FUSION_PNG
 from plastic_hotspots.maps.survey.density import poisson_deviance
 from plastic_hotspots.records import GridSpec
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+    from matplotlib.image import AxesImage
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -371,42 +378,117 @@ def write_fusion_report(
     Returns:
         The JSON and PNG paths.
     """
+    json_path = _write_fusion_json(out_dir, calibration)
+    rows, cols = np.divmod(np.asarray(surveyed_cells, dtype=np.int64), grid.width)
+    modelled = calibration.modelled_rate(l_src[rows, cols])
+    observed = np.asarray(observed_rate, dtype=np.float64)
+    lo, hi = np.asarray(observed_lo, dtype=np.float64), np.asarray(observed_hi, dtype=np.float64)
+    figure = _figure(grid, calibration, l_src, (rows, cols), modelled, (observed, lo, hi), basin)
+    return json_path, _write_png(figure, out_dir)
+
+
+def _write_fusion_json(out_dir: Path, calibration: Calibration) -> Path:
+    """``fusion.json``: the calibration's figures and its one-line summary."""
+    path = FUSION_JSON.path(out_dir)
+    report = {"calibration": calibration.to_dict(), "summary": calibration.summary()}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _figure(
+    grid: GridSpec,
+    calibration: Calibration,
+    l_src: FloatArray,
+    cells: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    modelled: FloatArray,
+    observed: tuple[FloatArray, FloatArray, FloatArray],
+    basin: BoolArray,
+) -> Figure:
+    """The three panels: modelled map, observed map (one colour scale), observed against modelled.
+
+    Args:
+        grid: The grid.
+        calibration: The fit.
+        l_src: Modelled mismanaged plastic (kg/yr), a grid.
+        cells: Rows and columns of the surveyed cells.
+        modelled: Modelled rate at them.
+        observed: Observed rate at them, with the lower and upper ends of its interval.
+        basin: The basin's cells, a grid.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
-
-    json_path = out_dir / "fusion.json"
-    report = {"calibration": calibration.to_dict(), "summary": calibration.summary()}
-    with atomic_path(json_path) as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
     factor = max(1, -(-max(grid.height, grid.width) // FIGURE_MAX_PIXELS))
+    rows, cols = cells
+    norm = _rate_norm(np.concatenate([modelled[basin[rows, cols]], observed[0]]))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5), layout="constrained")
+    extent = _block_extent(grid, factor)
+    image = _draw_modelled_map(axes[0], calibration, l_src, basin, factor, extent, norm)
+    _draw_observed_map(axes[1], cells, observed[0], grid, basin, factor, extent, norm)
+    for ax in axes[:2]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(image, ax=axes[:2], shrink=0.8, label="items per image")
+    _draw_observed_against_modelled(axes[2], calibration, modelled, observed)
+    return fig
+
+
+def _block_extent(grid: GridSpec, factor: int) -> tuple[float, float, float, float]:
+    """``(west, east, south, north)`` of the grid drawn in ``factor`` x ``factor`` blocks (whole blocks)."""
     out_h, out_w = -(-grid.height // factor), -(-grid.width // factor)
-    extent = (
+    return (
         grid.west,
         grid.west + out_w * factor * grid.cell_size,
         grid.north - out_h * factor * grid.cell_size,
         grid.north,
     )
-    rows, cols = np.divmod(np.asarray(surveyed_cells, dtype=np.int64), grid.width)
-    m, o = calibration.modelled_rate(l_src[rows, cols]), np.asarray(observed_rate, dtype=np.float64)
-    lo, hi = np.asarray(observed_lo, dtype=np.float64), np.asarray(observed_hi, dtype=np.float64)
-    values = np.concatenate([m[basin[rows, cols]], o])
+
+
+def _rate_norm(values: FloatArray) -> LogNorm:
+    """One log colour scale for the modelled and observed rates ``values``, from their 1st percentile."""
+    from matplotlib.colors import LogNorm
+
     positive = values[np.isfinite(values) & (values > 0)]
     vmin = float(np.percentile(positive, 1)) if positive.size else 1e-3
     vmax = float(positive.max()) if positive.size else 1.0
-    norm = LogNorm(vmin=max(vmin, 1e-4), vmax=max(vmax, vmin * 10))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 5), layout="constrained")
+    return LogNorm(vmin=max(vmin, 1e-4), vmax=max(vmax, vmin * 10))
+
+
+def _draw_modelled_map(
+    ax: Axes,
+    calibration: Calibration,
+    l_src: FloatArray,
+    basin: BoolArray,
+    factor: int,
+    extent: tuple[float, float, float, float],
+    norm: LogNorm,
+) -> AxesImage:
+    """The modelled rate over the basin, each block's largest; the image (for the colour bar)."""
     if calibration.scale >= 0:  # the rate rises with L_src: a block's largest rate is at its largest L_src
         modelled_map = calibration.modelled_rate(block_max(l_src, basin, factor))
     else:
         modelled_map = block_max(calibration.modelled_rate(l_src), basin, factor)
-    image = axes[0].imshow(modelled_map, extent=extent, norm=norm, cmap="magma_r", interpolation="nearest")
-    axes[0].set_title("Modelled: items per image")
-    observed_map = _sparse_block_max(rows, cols, o, grid.shape, factor)
-    axes[1].imshow(
+    image = ax.imshow(modelled_map, extent=extent, norm=norm, cmap="magma_r", interpolation="nearest")
+    ax.set_title("Modelled: items per image")
+    return image
+
+
+def _draw_observed_map(
+    ax: Axes,
+    cells: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    observed: FloatArray,
+    grid: GridSpec,
+    basin: BoolArray,
+    factor: int,
+    extent: tuple[float, float, float, float],
+    norm: LogNorm,
+) -> None:
+    """The observed rate of the surveyed cells, each block's largest, over the basin in grey."""
+    observed_map = _sparse_block_max(cells[0], cells[1], observed, grid.shape, factor)
+    ax.imshow(
         np.where(block_any(basin, factor), 1.0, np.nan),
         extent=extent,
         cmap="Greys",
@@ -414,26 +496,38 @@ def write_fusion_report(
         vmax=5,
         interpolation="nearest",
     )
-    axes[1].imshow(observed_map, extent=extent, norm=norm, cmap="magma_r", interpolation="nearest")
-    axes[1].set_title("Observed (grey: not surveyed)")
-    for ax in axes[:2]:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(image, ax=axes[:2], shrink=0.8, label="items per image")
-    axes[2].errorbar(m, o, yerr=[np.clip(o - lo, 0, None), np.clip(hi - o, 0, None)], fmt="o", ms=3,
-                     alpha=0.6, elinewidth=0.6, color="#8a2d6b")  # fmt: skip
+    ax.imshow(observed_map, extent=extent, norm=norm, cmap="magma_r", interpolation="nearest")
+    ax.set_title("Observed (grey: not surveyed)")
+
+
+def _draw_observed_against_modelled(
+    ax: Axes,
+    calibration: Calibration,
+    modelled: FloatArray,
+    observed: tuple[FloatArray, FloatArray, FloatArray],
+) -> None:
+    """Observed rate (with its interval) against modelled rate per surveyed cell, with the 1:1 line."""
+    m, (o, lo, hi) = modelled, observed
+    ax.errorbar(m, o, yerr=[np.clip(o - lo, 0, None), np.clip(hi - o, 0, None)], fmt="o", ms=3,
+                alpha=0.6, elinewidth=0.6, color="#8a2d6b")  # fmt: skip
     top = float(max(np.nanmax(m), np.nanmax(hi))) if m.size else 1.0
-    axes[2].plot([0, top], [0, top], color="0.4", lw=1, ls="--", label="1:1")
-    axes[2].set_xlabel("modelled items per image")
-    axes[2].set_ylabel("observed items per image (interval)")
-    axes[2].set_title(
+    ax.plot([0, top], [0, top], color="0.4", lw=1, ls="--", label="1:1")
+    ax.set_xlabel("modelled items per image")
+    ax.set_ylabel("observed items per image (interval)")
+    ax.set_title(
         f"{calibration.cells} cells, deviance explained {100 * calibration.deviance_explained:.0f} %, "
         f"Spearman {calibration.spearman:.2f}",
         fontsize=10,
     )
-    axes[2].legend(loc="upper left")
-    png_path = out_dir / "fusion.png"
-    with atomic_path(png_path) as tmp:
+    ax.legend(loc="upper left")
+
+
+def _write_png(fig: Figure, out_dir: Path) -> Path:
+    """``fusion.png``: the figure at 110 dpi; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    path = FUSION_PNG.path(out_dir)
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    return json_path, png_path
+    return path
