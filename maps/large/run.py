@@ -47,6 +47,7 @@ import rasterio
 
 from plastic_hotspots.maps.config import BasinConfig
 from plastic_hotspots.maps.inputs.vectors import Barriers, load_barriers, rasterize_lines, read_vector
+from plastic_hotspots.maps.io.results import RASTERS
 from plastic_hotspots.maps.io.writers import write_provenance_json
 from plastic_hotspots.maps.large.hotspots import medians_tiled, pick_peaks_tiled
 from plastic_hotspots.maps.large.inputs import (
@@ -264,16 +265,10 @@ def _basin(
 
 
 STEPS = 8
-LARGE_LAYERS: tuple[tuple[str, str, str], ...] = (
-    ("dem", "m", "conditioned DEM"),
-    ("population", "people", "people per cell"),
-    ("mismanaged_plastic", "kg/yr", "L_src"),
-    ("p_land", "1", "probability of reaching a river"),
-    ("leakage_index", "kg/yr", "plastic entering rivers"),
-    ("river_load", "kg/yr", "load carried"),
-    ("accumulation", "kg/yr", "load retained"),
-    ("flow_accumulation", "km2", "upstream area"),
+LARGE_LAYERS: tuple[tuple[str, str, str], ...] = tuple(
+    (raster.name, raster.unit, raster.description) for raster in RASTERS.values()
 )
+"""``(name, unit, description)`` of each raster written, in the schema's order (:data:`RASTERS`)."""
 
 
 def run_large(

@@ -28,6 +28,7 @@ from plastic_hotspots.maps.inputs.vectors import (
     rasterize_zones,
     read_vector,
 )
+from plastic_hotspots.maps.io.results import RASTERS
 from plastic_hotspots.maps.params import HotspotParams
 from plastic_hotspots.maps.science import model, terrain
 from plastic_hotspots.maps.science.basin import (
@@ -391,15 +392,17 @@ def _result_layers(
     upstream_km2 *= grid.cell_area_m2
     upstream_km2 /= 1e6
     routing = network.routing
+    values = {
+        "dem": graph.filled,
+        "population": population,
+        "mismanaged_plastic": l_src,
+        "p_land": p_land,
+        "leakage_index": leakage,
+        "river_load": routing.load,
+        "accumulation": routing.retained,
+        "flow_accumulation": upstream_km2,
+    }
     return {
-        "dem": Layer("dem", grid, graph.filled, "m", "continuous", "conditioned DEM"),
-        "population": Layer("population", grid, population, "people", "count", "people per cell"),
-        "mismanaged_plastic": Layer("mismanaged_plastic", grid, l_src, "kg/yr", "count", "L_src"),
-        "p_land": Layer("p_land", grid, p_land, "1", "continuous", "probability of reaching a river"),
-        "leakage_index": Layer("leakage_index", grid, leakage, "kg/yr", "count", "plastic entering rivers"),
-        "river_load": Layer("river_load", grid, routing.load, "kg/yr", "continuous", "load carried"),
-        "accumulation": Layer("accumulation", grid, routing.retained, "kg/yr", "count", "load retained"),
-        "flow_accumulation": Layer(
-            "flow_accumulation", grid, upstream_km2, "km2", "continuous", "upstream area"
-        ),
+        name: Layer(name, grid, values[name], raster.unit, raster.kind, raster.description)
+        for name, raster in RASTERS.items()
     }
