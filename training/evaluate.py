@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from plastic_hotspots.boxmath import iou
-from plastic_hotspots.detector.boxes import FloatArray
+from plastic_hotspots.boxmath import FloatArray, iou
 from plastic_hotspots.training.errors import TrainingError
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
