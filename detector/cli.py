@@ -76,11 +76,11 @@ def detect(
 
     Exit code 0: every input was used; 3: some inputs were rejected (see the .rejects.csv).
     """
-    from plastic_hotspots.detector.errors import ConfigError
     from plastic_hotspots.detector.ingest import IngestOptions
     from plastic_hotspots.detector.predictor import YoloDetector
     from plastic_hotspots.detector.run import RunOptions, run_detection
     from plastic_hotspots.detector.yolo import cache_root, default_model_path
+    from plastic_hotspots.errors import ConfigError
 
     if scheduler is not None and workers > 1:
         raise ConfigError(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from plastic_hotspots.maps.errors import ConfigError
+from plastic_hotspots.errors import ConfigError
 
 if TYPE_CHECKING:
     from plastic_hotspots.maps.config import BasinConfig
