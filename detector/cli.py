@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -76,17 +75,13 @@ def detect(
 
     Exit code 0: every input was used; 3: some inputs were rejected (see the .rejects.csv).
     """
+    from plastic_hotspots.cluster import check_workers_or_scheduler, optional_cluster
     from plastic_hotspots.detector.ingest import IngestOptions
     from plastic_hotspots.detector.predictor import YoloDetector
     from plastic_hotspots.detector.run import RunOptions, run_detection
     from plastic_hotspots.detector.yolo import cache_root, default_model_path
-    from plastic_hotspots.errors import ConfigError
 
-    if scheduler is not None and workers > 1:
-        raise ConfigError(
-            "--workers starts workers on this machine, --scheduler uses an existing cluster's",
-            hint="give one of them: the workers of an existing cluster are started with `dask worker`",
-        )
+    check_workers_or_scheduler(workers, scheduler)
     ingest = IngestOptions(
         sidecar=sidecar,
         gpx=gpx,
@@ -108,18 +103,10 @@ def detect(
     parameters: dict[str, str | int | float | bool | None] = {
         "backend": backend, "imgsz": imgsz, "conf": conf, "iou": iou, "slice_size": slice_size,
     }  # fmt: skip
-    with ExitStack() as stack:
-        cluster = None
-        if scheduler is not None or workers > 1:  # workers first: an unreachable scheduler fails fast
-            from plastic_hotspots.cluster import ClusterOptions, open_cluster
-
-            options = ClusterOptions(
-                scheduler=scheduler,
-                workers=max(1, workers),
-                threads_per_worker=threads_per_worker,
-                timeout_s=scheduler_timeout,
-            )
-            cluster = stack.enter_context(open_cluster(options))
+    # The workers first: an unreachable scheduler fails fast, before the model is loaded.
+    with optional_cluster(
+        workers, scheduler, threads_per_worker=threads_per_worker, timeout_s=scheduler_timeout
+    ) as cluster:
         weights = model or default_model_path()
         detector = YoloDetector(
             weights,
