@@ -87,6 +87,10 @@ def detect(
     from plastic_hotspots.detector.yolo import cache_root, default_model_path
 
     check_workers_or_scheduler(workers, scheduler)
+    settings = DetectorSettings(
+        backend=backend, imgsz=imgsz, conf=conf, iou=iou, device=device,
+        slice_size=slice_size, slice_overlap=slice_overlap,
+    )  # fmt: skip
     ingest = IngestOptions(
         sidecar=sidecar,
         gpx=gpx,
@@ -105,10 +109,6 @@ def detect(
         overwrite=overwrite,
         gpkg=gpkg,
     )
-    settings = DetectorSettings(
-        backend=backend, imgsz=imgsz, conf=conf, iou=iou, device=device,
-        slice_size=slice_size, slice_overlap=slice_overlap,
-    )  # fmt: skip
     # The workers first: an unreachable scheduler fails fast, before the model is loaded.
     with optional_cluster(
         workers, scheduler, threads_per_worker=threads_per_worker, timeout_s=scheduler_timeout
