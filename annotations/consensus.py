@@ -411,6 +411,160 @@ def _label_agreement(
     return np.asarray(np.clip(share, 0.0, 1.0), dtype=np.float64)
 
 
+def _checked_boxes(
+    task_codes: npt.ArrayLike, annotator_codes: npt.ArrayLike, label_codes: npt.ArrayLike, xyxy: npt.ArrayLike
+) -> tuple[IntArray, IntArray, IntArray, FloatArray]:
+    """The box columns as arrays: task, annotator and label codes, and ``(N, 4)`` boxes."""
+    tasks = _codes("task_codes", task_codes)
+    anns = _codes("annotator_codes", annotator_codes)
+    labels = _codes("label_codes", label_codes)
+    n = tasks.shape[0]
+    if anns.shape[0] != n or labels.shape[0] != n:
+        raise ConsensusInputError(
+            f"task, annotator and label codes must have one entry per box, got lengths "
+            f"{n}, {anns.shape[0]}, {labels.shape[0]}"
+        )
+    xy = np.asarray(xyxy, dtype=np.float64)
+    if xy.size == 0 and n == 0:
+        xy = xy.reshape(0, 4)
+    if xy.shape != (n, 4):
+        raise ConsensusInputError(f"xyxy must have shape ({n}, 4), got {xy.shape}")
+    if not np.isfinite(xy).all() or not ((xy[:, 2] > xy[:, 0]) & (xy[:, 3] > xy[:, 1])).all():
+        raise ConsensusInputError(
+            "every box needs finite coordinates with x2 > x1 and y2 > y1",
+            hint="drop or fix degenerate boxes before consensus",
+        )
+    xy = xy + 0.0  # -0.0 becomes 0.0, so equal boxes sort and compare alike
+    return tasks, anns, labels, xy
+
+
+def _checked_submissions(submissions: npt.ArrayLike) -> tuple[IntArray, IntArray]:
+    """The task and annotator codes of the submissions."""
+    subs = np.asarray(submissions)
+    if subs.size == 0:
+        subs = np.zeros((0, 2), dtype=np.int64)
+    if subs.ndim != 2 or subs.shape[1] != 2 or not np.issubdtype(subs.dtype, np.integer):
+        raise ConsensusInputError(
+            f"submissions must be integer (task code, annotator code) pairs of shape (S, 2), "
+            f"got shape {subs.shape} and dtype {subs.dtype}"
+        )
+    return _codes("submission tasks", subs[:, 0]), _codes("submission annotators", subs[:, 1])
+
+
+def _vote_weights(skills: npt.ArrayLike | None, n_anns: int, default_skill: float) -> FloatArray:
+    """The vote weight of each annotator code: the skills, or ``default_skill`` for all without them."""
+    if skills is None:
+        return np.full(n_anns, default_skill, dtype=np.float64)
+    weights = np.asarray(skills, dtype=np.float64)
+    if weights.ndim != 1 or weights.shape[0] < n_anns:
+        raise ConsensusInputError(
+            f"skills must give one weight per annotator code (at least {n_anns}), got shape {weights.shape}"
+        )
+    if not (np.isfinite(weights).all() and (weights >= 0).all() and (weights <= 1).all()):
+        raise ConsensusInputError("skills must lie in [0, 1]", hint="use effective_skill() values")
+    return weights
+
+
+def _submitters(
+    submitted: tuple[IntArray, IntArray],
+    drawn: tuple[IntArray, IntArray],
+    weights: FloatArray,
+    n_tasks: int,
+) -> tuple[IntArray, FloatArray, int]:
+    """Submitters per task, their summed weight per task, and how many submissions were implied.
+
+    The submitters are the submissions plus everyone with a box on the task.
+    """
+    sub_task, sub_ann = submitted
+    tasks, anns = drawn
+    given = _unique_pairs(sub_task, sub_ann)[0].size
+    all_t, all_a = _unique_pairs(np.concatenate([sub_task, tasks]), np.concatenate([sub_ann, anns]))
+    n_sub = np.bincount(all_t, minlength=n_tasks).astype(np.int64)
+    w_sub = np.asarray(np.bincount(all_t, weights=weights[all_a], minlength=n_tasks), dtype=np.float64)
+    return n_sub, w_sub, int(all_t.size - given)
+
+
+def _clusters(
+    sorted_boxes: tuple[IntArray, IntArray, IntArray, FloatArray], eps: float
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Cluster the canonically sorted boxes and find each cluster's medoid.
+
+    Returns:
+        The cluster of each sorted box (clusters numbered in the order of their first member), the
+        sorted row of each cluster's first member, and the sorted row of each cluster's medoid.
+    """
+    t_s, l_s, a_s, b_s = sorted_boxes
+    root, cost = _cluster_groups(t_s, l_s, a_s, b_s, eps)
+    roots, cl = np.unique(root, return_inverse=True)
+    cl = cl.astype(np.int64).reshape(-1)
+    by_cost = np.lexsort((np.arange(t_s.shape[0]), cost, cl))
+    medoid_s = by_cost[_first_of_runs(cl[by_cost])]  # sorted row of each cluster's medoid
+    return cl, roots, medoid_s
+
+
+def _cluster_scores(
+    cl: IntArray,
+    clusters: tuple[IntArray, IntArray, FloatArray],
+    sorted_boxes: tuple[IntArray, IntArray, IntArray, FloatArray],
+    weights: FloatArray,
+    pool: FloatArray,
+    n_tasks: int,
+    eps: float,
+) -> tuple[IntArray, FloatArray, FloatArray, FloatArray]:
+    """Members, support, sigma and label agreement of each cluster (the last three rounded).
+
+    ``cl`` is the cluster of each sorted box, ``pool`` the summed weight of each cluster's submitters.
+    """
+    c_box = clusters[2]
+    a_s, b_s = sorted_boxes[2], sorted_boxes[3]
+    n_clusters = c_box.shape[0]
+    n_ann_c = np.bincount(cl, minlength=n_clusters).astype(np.int64)
+    voted = np.bincount(cl, weights=weights[a_s], minlength=n_clusters)
+    support = np.clip(np.divide(voted, pool, out=np.zeros(n_clusters), where=pool > 0), 0.0, 1.0)
+    spread = np.bincount(cl, weights=1.0 - _iou(b_s, c_box[cl]), minlength=n_clusters)
+    sigma = np.maximum(spread, 0.0) / np.maximum(n_ann_c - 1, 1)
+    agreement = _label_agreement(clusters, sorted_boxes, weights, n_tasks, eps)
+    # Rounded to 12 decimals so that, e.g., 3 of 5 equal votes read 0.6 and not 0.5999999999999999.
+    support, sigma, agreement = (np.round(v, 12) for v in (support, sigma, agreement))
+    return n_ann_c, support, sigma, agreement
+
+
+def _decisions(support: FloatArray, sigma: FloatArray, p: ConsensusParams) -> tuple[BoolArray, BoolArray]:
+    """Which clusters are accepted, and which accepted ones send their task to review."""
+    accepted = support >= p.min_support - _TOL
+    review = accepted & ((support < p.review_support - _TOL) | (sigma > p.review_sigma + _TOL))
+    return accepted, review
+
+
+def _canonical_order(tasks: IntArray, labels: IntArray, anns: IntArray, xy: FloatArray) -> IntArray:
+    """Rows by task, label, annotator, then ``x1, y1, x2, y2``."""
+    order: IntArray = np.lexsort((xy[:, 3], xy[:, 2], xy[:, 1], xy[:, 0], anns, labels, tasks))
+    return order
+
+
+def _output_order(clusters: tuple[IntArray, IntArray, FloatArray], medoid_s: IntArray) -> IntArray:
+    """Clusters by task, label, consensus box, then canonical position (equal boxes of one annotator)."""
+    task, label, box = clusters
+    perm: IntArray = np.lexsort((medoid_s, box[:, 3], box[:, 2], box[:, 1], box[:, 0], label, task))
+    return perm
+
+
+def _memberships(order: IntArray, cl: IntArray, a_s: IntArray, perm: IntArray) -> tuple[IntArray, IntArray]:
+    """Input rows by output cluster then annotator code, and the output cluster of each input row.
+
+    ``order`` sorts the input rows canonically, ``cl`` is the cluster of each sorted row, ``a_s`` its
+    annotator, and ``perm`` puts the clusters in output order.
+    """
+    n, n_clusters = order.shape[0], perm.shape[0]
+    new_id = np.empty(n_clusters, dtype=np.int64)
+    new_id[perm] = np.arange(n_clusters)
+    cl_new = new_id[cl]
+    by_member = np.lexsort((np.arange(n), a_s, cl_new))
+    cluster_of = np.empty(n, dtype=np.int64)
+    cluster_of[order] = cl_new
+    return order[by_member], cluster_of
+
+
 def consensus_arrays(
     task_codes: npt.ArrayLike,
     annotator_codes: npt.ArrayLike,
@@ -443,87 +597,24 @@ def consensus_arrays(
         ConsensusInputError: If shapes, codes, boxes or skills are malformed.
     """
     p = params or ConsensusParams()
-    tasks = _codes("task_codes", task_codes)
-    anns = _codes("annotator_codes", annotator_codes)
-    labels = _codes("label_codes", label_codes)
-    n = tasks.shape[0]
-    if anns.shape[0] != n or labels.shape[0] != n:
-        raise ConsensusInputError(
-            f"task, annotator and label codes must have one entry per box, got lengths "
-            f"{n}, {anns.shape[0]}, {labels.shape[0]}"
-        )
-    xy = np.asarray(xyxy, dtype=np.float64)
-    if xy.size == 0 and n == 0:
-        xy = xy.reshape(0, 4)
-    if xy.shape != (n, 4):
-        raise ConsensusInputError(f"xyxy must have shape ({n}, 4), got {xy.shape}")
-    if not np.isfinite(xy).all() or not ((xy[:, 2] > xy[:, 0]) & (xy[:, 3] > xy[:, 1])).all():
-        raise ConsensusInputError(
-            "every box needs finite coordinates with x2 > x1 and y2 > y1",
-            hint="drop or fix degenerate boxes before consensus",
-        )
-    xy = xy + 0.0  # -0.0 becomes 0.0, so equal boxes sort and compare alike
-    subs = np.asarray(submissions)
-    if subs.size == 0:
-        subs = np.zeros((0, 2), dtype=np.int64)
-    if subs.ndim != 2 or subs.shape[1] != 2 or not np.issubdtype(subs.dtype, np.integer):
-        raise ConsensusInputError(
-            f"submissions must be integer (task code, annotator code) pairs of shape (S, 2), "
-            f"got shape {subs.shape} and dtype {subs.dtype}"
-        )
-    sub_task, sub_ann = _codes("submission tasks", subs[:, 0]), _codes("submission annotators", subs[:, 1])
+    tasks, anns, labels, xy = _checked_boxes(task_codes, annotator_codes, label_codes, xyxy)
+    sub_task, sub_ann = _checked_submissions(submissions)
     n_tasks = int(max(tasks.max(initial=-1), sub_task.max(initial=-1))) + 1
     n_anns = int(max(anns.max(initial=-1), sub_ann.max(initial=-1))) + 1
-    weights: FloatArray
-    if skills is None:
-        weights = np.full(n_anns, p.default_skill, dtype=np.float64)
-    else:
-        weights = np.asarray(skills, dtype=np.float64)
-        if weights.ndim != 1 or weights.shape[0] < n_anns:
-            raise ConsensusInputError(
-                f"skills must give one weight per annotator code (at least {n_anns}), got shape "
-                f"{weights.shape}"
-            )
-        if not (np.isfinite(weights).all() and (weights >= 0).all() and (weights <= 1).all()):
-            raise ConsensusInputError("skills must lie in [0, 1]", hint="use effective_skill() values")
-
-    # Submitters: the submissions plus everyone with a box on the task.
-    given = _unique_pairs(sub_task, sub_ann)[0].size
-    all_t, all_a = _unique_pairs(np.concatenate([sub_task, tasks]), np.concatenate([sub_ann, anns]))
-    implied = int(all_t.size - given)
-    n_sub = np.bincount(all_t, minlength=n_tasks).astype(np.int64)
-    w_sub = np.bincount(all_t, weights=weights[all_a], minlength=n_tasks)
-
-    # Canonical order: task, label, annotator, x1, y1, x2, y2.
-    order = np.lexsort((xy[:, 3], xy[:, 2], xy[:, 1], xy[:, 0], anns, labels, tasks))
-    t_s, l_s, a_s, b_s = tasks[order], labels[order], anns[order], xy[order]
-    root, cost = _cluster_groups(t_s, l_s, a_s, b_s, p.eps)
-    roots, cl = np.unique(root, return_inverse=True)
-    cl = cl.astype(np.int64).reshape(-1)
-    n_clusters = roots.shape[0]
-    by_cost = np.lexsort((np.arange(n), cost, cl))
-    medoid_s = by_cost[_first_of_runs(cl[by_cost])]  # sorted row of each cluster's medoid
-    c_task, c_label, c_box = t_s[roots], l_s[roots], b_s[medoid_s]
-    n_ann_c = np.bincount(cl, minlength=n_clusters).astype(np.int64)
-    voted = np.bincount(cl, weights=weights[a_s], minlength=n_clusters)
-    pool = w_sub[c_task]
-    support = np.clip(np.divide(voted, pool, out=np.zeros(n_clusters), where=pool > 0), 0.0, 1.0)
-    spread = np.bincount(cl, weights=1.0 - _iou(b_s, c_box[cl]), minlength=n_clusters)
-    sigma = np.maximum(spread, 0.0) / np.maximum(n_ann_c - 1, 1)
-    agreement = _label_agreement((c_task, c_label, c_box), (t_s, l_s, a_s, b_s), weights, n_tasks, p.eps)
-    # Rounded to 12 decimals so that, e.g., 3 of 5 equal votes read 0.6 and not 0.5999999999999999.
-    support, sigma, agreement = (np.round(v, 12) for v in (support, sigma, agreement))
-    accepted = support >= p.min_support - _TOL
-    review = accepted & ((support < p.review_support - _TOL) | (sigma > p.review_sigma + _TOL))
-
-    # Output order: task, label, consensus box, then canonical position (equal boxes of one annotator).
-    perm = np.lexsort((medoid_s, c_box[:, 3], c_box[:, 2], c_box[:, 1], c_box[:, 0], c_label, c_task))
-    new_id = np.empty(n_clusters, dtype=np.int64)
-    new_id[perm] = np.arange(n_clusters)
-    cl_new = new_id[cl]
-    by_member = np.lexsort((np.arange(n), a_s, cl_new))
-    cluster_of = np.empty(n, dtype=np.int64)
-    cluster_of[order] = cl_new
+    weights = _vote_weights(skills, n_anns, p.default_skill)
+    n_sub, w_sub, implied = _submitters((sub_task, sub_ann), (tasks, anns), weights, n_tasks)
+    order = _canonical_order(tasks, labels, anns, xy)
+    sorted_boxes = (tasks[order], labels[order], anns[order], xy[order])
+    cl, roots, medoid_s = _clusters(sorted_boxes, p.eps)
+    t_s, l_s, a_s, b_s = sorted_boxes
+    clusters = (t_s[roots], l_s[roots], b_s[medoid_s])  # task, label and consensus box of each cluster
+    n_ann_c, support, sigma, agreement = _cluster_scores(
+        cl, clusters, sorted_boxes, weights, w_sub[clusters[0]], n_tasks, p.eps
+    )
+    accepted, review = _decisions(support, sigma, p)
+    perm = _output_order(clusters, medoid_s)
+    member_rows, cluster_of = _memberships(order, cl, a_s, perm)
+    c_task, c_label, c_box = clusters
     return ConsensusArrays(
         task=c_task[perm],
         label=c_label[perm],
@@ -537,7 +628,7 @@ def consensus_arrays(
         accepted=accepted[perm],
         needs_review=review[perm],
         member_indptr=np.concatenate([[0], np.cumsum(n_ann_c[perm])]).astype(np.int64),
-        member_rows=order[by_member],
+        member_rows=member_rows,
         cluster_of=cluster_of,
         review_tasks=np.unique(c_task[review]),
         implied_submissions=implied,

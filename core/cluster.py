@@ -19,10 +19,11 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from plastic_hotspots.errors import ClusterError
+from plastic_hotspots.errors import ClusterError, ConfigError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -213,6 +214,51 @@ def open_cluster(options: ClusterOptions) -> Cluster:
             hint=f"start workers on the machines that should do the work: `dask worker {address}`",
         ) from exc
     return Cluster(client, None)
+
+
+def check_workers_or_scheduler(workers: int, scheduler: str | None) -> None:
+    """Refuse local workers (``--workers`` above 1) and an existing cluster (``--scheduler``) together.
+
+    Raises:
+        ConfigError: Both were asked for.
+    """
+    if scheduler is not None and workers > 1:
+        raise ConfigError(
+            "--workers starts workers on this machine, --scheduler uses an existing cluster's",
+            hint="give one of them: the workers of an existing cluster are started with `dask worker`",
+        )
+
+
+@contextmanager
+def optional_cluster(
+    workers: int, scheduler: str | None, *, threads_per_worker: int | None = None, timeout_s: float = 10.0
+) -> Iterator[Cluster | None]:
+    """The cluster a command's ``--workers``/``--scheduler`` ask for, open for the ``with`` block.
+
+    Yields ``None`` (nothing is opened, Dask is not imported) with one worker and no scheduler.
+
+    Args:
+        workers: Worker processes to start on this machine; 1 or less starts none.
+        scheduler: Address of an existing Dask scheduler, or ``None``.
+        threads_per_worker: Threads of each local worker (``None``: 1).
+        timeout_s: How long to wait for the scheduler to answer and for a first worker to join.
+
+    Raises:
+        ConfigError: Both local workers and a scheduler were asked for.
+        ClusterError: See :func:`open_cluster`.
+    """
+    check_workers_or_scheduler(workers, scheduler)
+    if scheduler is None and workers <= 1:
+        yield None
+        return
+    options = ClusterOptions(
+        scheduler=scheduler,
+        workers=max(1, workers),
+        threads_per_worker=threads_per_worker,
+        timeout_s=timeout_s,
+    )
+    with open_cluster(options) as cluster:
+        yield cluster
 
 
 def current_worker_threads() -> int | None:

@@ -45,6 +45,14 @@ class RecordError(PlasticHotspotsError, ValueError):
     """A record was built from invalid values."""
 
 
+class ConfigError(PlasticHotspotsError):
+    """The settings of a run are not usable.
+
+    A config file is missing, malformed or names unknown keys, options contradict each other, or the
+    inputs as a whole cannot be used. Every stage raises this one class.
+    """
+
+
 class ClusterError(PlasticHotspotsError):
     """Dask workers cannot be used: Dask is not installed, the scheduler is unreachable, workers died."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -10,7 +9,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from plastic_hotspots.detector.settings import DetectorSettings
+
 console = Console(stderr=True)
+DEFAULTS = DetectorSettings()  # the options' defaults are the settings' own
 
 
 def detect(
@@ -23,15 +25,17 @@ def detect(
     model: Annotated[Path | None, typer.Option("--model", "-m", help="YOLO weights (.pt).")] = None,
     backend: Annotated[
         str, typer.Option(help="pytorch, onnx or openvino (exported once, cached).")
-    ] = "pytorch",
-    imgsz: Annotated[int, typer.Option(help="Model input size in pixels.")] = 640,
-    conf: Annotated[float, typer.Option(help="Minimum detection score.")] = 0.25,
-    iou: Annotated[float, typer.Option(help="IoU threshold of non-maximum suppression.")] = 0.5,
-    device: Annotated[str, typer.Option(help="cpu, or a CUDA device such as 0.")] = "cpu",
+    ] = DEFAULTS.backend,
+    imgsz: Annotated[int, typer.Option(help="Model input size in pixels.")] = DEFAULTS.imgsz,
+    conf: Annotated[float, typer.Option(help="Minimum detection score.")] = DEFAULTS.conf,
+    iou: Annotated[float, typer.Option(help="IoU threshold of non-maximum suppression.")] = DEFAULTS.iou,
+    device: Annotated[str, typer.Option(help="cpu, or a CUDA device such as 0.")] = DEFAULTS.device,
     slice_size: Annotated[
         int, typer.Option(help="Tile size for sliced inference of large images (0: never slice).")
-    ] = 0,
-    slice_overlap: Annotated[float, typer.Option(help="Overlap between tiles, as a fraction.")] = 0.2,
+    ] = DEFAULTS.slice_size,
+    slice_overlap: Annotated[
+        float, typer.Option(help="Overlap between tiles, as a fraction.")
+    ] = DEFAULTS.slice_overlap,
     sidecar: Annotated[
         Path | None, typer.Option(help="CSV or GeoJSON of image positions (columns image, lon, lat).")
     ] = None,
@@ -76,17 +80,17 @@ def detect(
 
     Exit code 0: every input was used; 3: some inputs were rejected (see the .rejects.csv).
     """
-    from plastic_hotspots.detector.errors import ConfigError
+    from plastic_hotspots.cluster import check_workers_or_scheduler, optional_cluster
     from plastic_hotspots.detector.ingest import IngestOptions
     from plastic_hotspots.detector.predictor import YoloDetector
     from plastic_hotspots.detector.run import RunOptions, run_detection
     from plastic_hotspots.detector.yolo import cache_root, default_model_path
 
-    if scheduler is not None and workers > 1:
-        raise ConfigError(
-            "--workers starts workers on this machine, --scheduler uses an existing cluster's",
-            hint="give one of them: the workers of an existing cluster are started with `dask worker`",
-        )
+    check_workers_or_scheduler(workers, scheduler)
+    settings = DetectorSettings(
+        backend=backend, imgsz=imgsz, conf=conf, iou=iou, device=device,
+        slice_size=slice_size, slice_overlap=slice_overlap,
+    )  # fmt: skip
     ingest = IngestOptions(
         sidecar=sidecar,
         gpx=gpx,
@@ -105,35 +109,14 @@ def detect(
         overwrite=overwrite,
         gpkg=gpkg,
     )
-    parameters: dict[str, str | int | float | bool | None] = {
-        "backend": backend, "imgsz": imgsz, "conf": conf, "iou": iou, "slice_size": slice_size,
-    }  # fmt: skip
-    with ExitStack() as stack:
-        cluster = None
-        if scheduler is not None or workers > 1:  # workers first: an unreachable scheduler fails fast
-            from plastic_hotspots.cluster import ClusterOptions, open_cluster
-
-            options = ClusterOptions(
-                scheduler=scheduler,
-                workers=max(1, workers),
-                threads_per_worker=threads_per_worker,
-                timeout_s=scheduler_timeout,
-            )
-            cluster = stack.enter_context(open_cluster(options))
+    # The workers first: an unreachable scheduler fails fast, before the model is loaded.
+    with optional_cluster(
+        workers, scheduler, threads_per_worker=threads_per_worker, timeout_s=scheduler_timeout
+    ) as cluster:
         weights = model or default_model_path()
-        detector = YoloDetector(
-            weights,
-            backend=backend,
-            imgsz=imgsz,
-            conf=conf,
-            iou=iou,
-            device=device,
-            config_dir=cache_root() / "ultralytics",
-            slice_size=slice_size,
-            slice_overlap=slice_overlap,
-        )
+        detector = YoloDetector(weights, settings, config_dir=cache_root() / "ultralytics")
         summary = run_detection(
-            sources, out, detector, ingest=ingest, run=run, parameters=parameters, cluster=cluster
+            sources, out, detector, ingest=ingest, run=run, parameters=settings.parameters(), cluster=cluster
         )
     console.print(
         f"[bold green]{summary.images} images, {summary.detections} detections[/]"

@@ -42,7 +42,3 @@ class IngestError(DetectorError):
 
 class ModelError(DetectorError):
     """The model cannot be loaded, exported or run (missing weights, unknown backend ...)."""
-
-
-class ConfigError(DetectorError):
-    """The run's settings or inputs as a whole are not usable."""

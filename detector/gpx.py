@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from plastic_hotspots.detector.errors import ConfigError
+from plastic_hotspots.errors import ConfigError
 
 FloatArray = npt.NDArray[np.float64]
 EARTH_RADIUS_M = 6_371_008.8  # mean radius (IUGG)

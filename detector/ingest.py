@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from plastic_hotspots.detector.errors import ConfigError, IngestError
-from plastic_hotspots.errors import GeotagError
+from plastic_hotspots.detector.errors import IngestError
+from plastic_hotspots.errors import ConfigError, GeotagError
 from plastic_hotspots.records import ImageRecord
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """The litter detector: a YOLO model on a chosen backend, with sliced inference for large images.
 
-Backends (one registry, :data:`BACKENDS`):
+Backends (one registry, :data:`~plastic_hotspots.detector.settings.BACKENDS`):
 
 * ``pytorch``: Ultralytics' own predictor on the ``.pt`` weights;
 * ``onnx``: the weights exported once to ONNX, run on ONNX Runtime;
@@ -19,18 +19,19 @@ import platform
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from plastic_hotspots.detector.errors import ModelError
 from plastic_hotspots.detector.runtime import RawDetections, Runtime, decode, letterbox
+from plastic_hotspots.detector.settings import DetectorSettings
 from plastic_hotspots.detector.slicing import merge_tiles, shift_boxes, tile_windows
 from plastic_hotspots.records import BBox, Detection
 
-BACKENDS = ("pytorch", "onnx", "openvino")
 Infer = Callable[[list[npt.NDArray[np.uint8]]], list[RawDetections]]
 
 
@@ -102,40 +103,28 @@ class YoloDetector:
 
     Args:
         weights: The ``.pt`` weights (class names are read from them).
-        backend: ``pytorch``, ``onnx`` or ``openvino``.
-        imgsz: Model input size in pixels.
-        conf: Minimum score of a detection.
-        iou: Overlap above which non-maximum suppression drops the weaker box.
-        device: ``cpu``, or a CUDA device (``0``) for the pytorch and onnx backends.
+        settings: Backend, input size, thresholds, device, slicing and batch (see
+            :class:`~plastic_hotspots.detector.settings.DetectorSettings`); its defaults if None.
         config_dir: Ultralytics' settings folder (created; keeps it offline).
-        slice_size: Images larger than this (either side) are also detected on overlapping tiles of this
-            size at full resolution; 0 never slices.
-        slice_overlap: Fraction of a tile shared with its neighbour.
-        batch: Images per call of the pytorch backend.
         threads: Inference threads (default: the backend's own choice, every core).
+        **changes: Settings to change from ``settings``, by name (``backend="onnx", imgsz=320``).
 
     Raises:
-        ModelError: Missing weights, an unknown backend, or a backend whose package is not installed.
+        ModelError: Missing weights, an unknown backend, a slice size below 32, or a backend whose
+            package is not installed.
     """
 
     def __init__(
         self,
         weights: Path,
+        settings: DetectorSettings | None = None,
         *,
-        backend: str = "pytorch",
-        imgsz: int = 640,
-        conf: float = 0.25,
-        iou: float = 0.5,
-        device: str = "cpu",
         config_dir: Path | None = None,
-        slice_size: int = 0,
-        slice_overlap: float = 0.2,
-        batch: int = 1,
         threads: int | None = None,
+        **changes: Any,
     ) -> None:
         weights = Path(weights)
-        if backend not in BACKENDS:
-            raise ModelError(f"unknown backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}")
+        settings = replace(settings or DetectorSettings(), **changes)
         if not weights.is_file():
             raise ModelError(
                 f"model file {weights} does not exist",
@@ -145,23 +134,26 @@ class YoloDetector:
             raise ModelError(
                 f"{weights} is not PyTorch weights (.pt)", hint="pass the .pt file; exports are made from it"
             )
-        if slice_size and slice_size < 32:
-            raise ModelError(
-                f"slice size {slice_size} is too small", hint="use 0 (off) or at least the model's imgsz"
-            )
         from plastic_hotspots.detector.yolo import apply_offline_settings, sha256_of
 
         # Before any backend library is imported: Ultralytics offline, OpenVINO telemetry declined.
         apply_offline_settings(config_dir)
-        self.weights, self.backend, self.imgsz = weights, backend, imgsz
-        self.conf, self.iou, self.device = conf, iou, device
-        self.slice_size, self.slice_overlap, self.batch = slice_size, slice_overlap, max(1, batch)
+        self.weights = weights
+        self.settings = settings if settings.batch >= 1 else replace(settings, batch=1)
         self.weights_sha256 = sha256_of(weights)
         self._infer: Infer
+        backend, imgsz = settings.backend, settings.imgsz
         if backend == "pytorch":
             from plastic_hotspots.detector.yolo import TorchYolo
 
-            torch_model = TorchYolo(weights, imgsz=imgsz, conf=conf, iou=iou, device=device, threads=threads)
+            torch_model = TorchYolo(
+                weights,
+                imgsz=imgsz,
+                conf=settings.conf,
+                iou=settings.iou,
+                device=settings.device,
+                threads=threads,
+            )
             self._names = torch_model.names
             self._infer = torch_model
         else:
@@ -171,12 +163,12 @@ class YoloDetector:
             if backend == "onnx":
                 from plastic_hotspots.detector.runtime import OnnxRuntime
 
-                runtime = OnnxRuntime(onnx, device, threads)
+                runtime = OnnxRuntime(onnx, settings.device, threads)
             else:
                 from plastic_hotspots.detector.runtime import OpenVinoRuntime
 
-                runtime = OpenVinoRuntime(_openvino_ir(onnx), device, threads)
-            self._infer = ExportedYolo(runtime, imgsz=imgsz, conf=conf, iou=iou)
+                runtime = OpenVinoRuntime(_openvino_ir(onnx), settings.device, threads)
+            self._infer = ExportedYolo(runtime, imgsz=imgsz, conf=settings.conf, iou=settings.iou)
 
     @staticmethod
     def _check_package(backend: str) -> None:
@@ -195,32 +187,22 @@ class YoloDetector:
     @property
     def model_version(self) -> str:
         """Weights file name and hash, and the backend."""
-        return f"{self.weights.name} sha256:{self.weights_sha256[:12]} {self.backend}"
+        return f"{self.weights.name} sha256:{self.weights_sha256[:12]} {self.settings.backend}"
 
     def spec(self) -> YoloSpec:
         """How to build this detector again in another process (a Dask worker)."""
-        return YoloSpec(
-            weights=str(self.weights.resolve()),
-            weights_sha256=self.weights_sha256,
-            backend=self.backend,
-            imgsz=self.imgsz,
-            conf=self.conf,
-            iou=self.iou,
-            device=self.device,
-            slice_size=self.slice_size,
-            slice_overlap=self.slice_overlap,
-            batch=self.batch,
-        )
+        return YoloSpec(str(self.weights.resolve()), self.weights_sha256, **self.settings.values())
 
     def _raw(self, images: list[npt.NDArray[np.uint8]]) -> list[RawDetections]:
         out: list[RawDetections] = []
-        for k in range(0, len(images), self.batch):
-            out.extend(self._infer(images[k : k + self.batch]))
+        batch = self.settings.batch
+        for k in range(0, len(images), batch):
+            out.extend(self._infer(images[k : k + batch]))
         return out
 
     def _sliced(self, image: npt.NDArray[np.uint8]) -> RawDetections:
         h, w = image.shape[:2]
-        windows = tile_windows(w, h, self.slice_size, self.slice_overlap)
+        windows = tile_windows(w, h, self.settings.slice_size, self.settings.slice_overlap)
         crops = [image[y0:y1, x0:x1] for x0, y0, x1, y1 in windows]
         parts = self._raw([image, *crops])  # the whole image too, for litter larger than a tile
         boxes = np.concatenate(
@@ -235,7 +217,8 @@ class YoloDetector:
     def predict_raw(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[RawDetections]:
         """Detections per RGB image as arrays (sliced where the image is larger than ``slice_size``)."""
         images = list(images)
-        big = [self.slice_size > 0 and max(img.shape[:2]) > self.slice_size for img in images]
+        size = self.settings.slice_size
+        big = [size > 0 and max(img.shape[:2]) > size for img in images]
         plain = self._raw([img for img, b in zip(images, big, strict=True) if not b])
         it = iter(plain)
         return [self._sliced(img) if b else next(it) for img, b in zip(images, big, strict=True)]
@@ -256,24 +239,23 @@ class YoloDetector:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class YoloSpec:
-    """The settings of a :class:`YoloDetector`, to build it again on a Dask worker.
-
-    The weights are found on the worker at the same absolute path as on the client (a shared file
-    system), and must have the same SHA-256. Ultralytics' settings go to the worker's own project cache.
-    """
+@dataclass(frozen=True)
+class _Weights:
+    """The weights file of a :class:`YoloSpec` and its SHA-256 (the spec's first two fields)."""
 
     weights: str
     weights_sha256: str
-    backend: str
-    imgsz: int
-    conf: float
-    iou: float
-    device: str
-    slice_size: int
-    slice_overlap: float
-    batch: int
+
+
+@dataclass(frozen=True)
+class YoloSpec(DetectorSettings, _Weights):
+    """The weights and settings of a :class:`YoloDetector`, to build it again on a Dask worker.
+
+    Its fields are ``weights`` and ``weights_sha256``, then those of :class:`DetectorSettings` in their
+    order. The weights are found on the worker at the same absolute path as on the client (a shared
+    file system), and must have the same SHA-256. Ultralytics' settings go to the worker's own project
+    cache.
+    """
 
     def load(self, threads: int) -> YoloDetector:
         """The detector, with ``threads`` inference threads.
@@ -289,18 +271,7 @@ class YoloSpec:
                 hint="put the model on a file system every worker mounts at the same path as this machine "
                 "(or copy it to that path on each worker), and pass that path to --model",
             )
-        detector = YoloDetector(
-            weights,
-            backend=self.backend,
-            imgsz=self.imgsz,
-            conf=self.conf,
-            iou=self.iou,
-            device=self.device,
-            slice_size=self.slice_size,
-            slice_overlap=self.slice_overlap,
-            batch=self.batch,
-            threads=threads,
-        )
+        detector = YoloDetector(weights, DetectorSettings(**self.values()), threads=threads)
         if detector.weights_sha256 != self.weights_sha256:
             raise ModelError(
                 f"the model file {weights} on {host} is not the one the run started with "

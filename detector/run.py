@@ -37,10 +37,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plastic_hotspots.detector.chunks import DETECTION_COLUMNS, ChunkRows, Detector, detect_chunk, iter_loaded
-from plastic_hotspots.detector.errors import ConfigError
 from plastic_hotspots.detector.ingest import IngestOptions, discover
 from plastic_hotspots.detector.workers import ChunkTask, ShippableDetector, worker_version
-from plastic_hotspots.errors import ClusterError
+from plastic_hotspots.errors import ClusterError, ConfigError
 from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.progress import progress_bar
 from plastic_hotspots.provenance import make_provenance

@@ -15,7 +15,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from plastic_hotspots.detector.boxes import FloatArray, IntArray, nms
+from plastic_hotspots.boxmath import FloatArray, IntArray
+from plastic_hotspots.detector.boxes import nms
 from plastic_hotspots.detector.errors import ModelError
 
 PAD_VALUE = 114  # grey padding, as the models were trained with

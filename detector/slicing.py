@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from plastic_hotspots.detector.boxes import FloatArray, IntArray, OverlapMetric, nms
+from plastic_hotspots.boxmath import FloatArray, IntArray, OverlapMetric
+from plastic_hotspots.detector.boxes import nms
 
 
 def tile_starts(length: int, size: int, overlap: float) -> list[int]:

@@ -17,7 +17,8 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from plastic_hotspots.detector.errors import ConfigError, IngestError
+from plastic_hotspots.detector.errors import IngestError
+from plastic_hotspots.errors import ConfigError
 
 MAC_EPOCH = datetime(1904, 1, 1, tzinfo=UTC)  # ISO-BMFF times count seconds from here
 

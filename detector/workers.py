@@ -26,8 +26,8 @@ import numpy as np
 import numpy.typing as npt
 
 from plastic_hotspots.detector.chunks import ChunkRows, Detector, detect_chunk, iter_loaded
-from plastic_hotspots.detector.errors import ConfigError
 from plastic_hotspots.detector.ingest import IngestOptions, WorkItem
+from plastic_hotspots.errors import ConfigError
 from plastic_hotspots.records import Detection
 
 

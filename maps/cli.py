@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from plastic_hotspots.maps.errors import ConfigError
+from plastic_hotspots.errors import ConfigError
 
 if TYPE_CHECKING:
     from plastic_hotspots.maps.config import BasinConfig
@@ -114,8 +114,7 @@ def _large(
     scheduler: str | None,
     timeout_s: float,
 ) -> None:
-    from contextlib import ExitStack
-
+    from plastic_hotspots.cluster import check_workers_or_scheduler, optional_cluster
     from plastic_hotspots.maps.large.run import run_large
 
     if tile < 16:
@@ -123,23 +122,14 @@ def _large(
             f"--tile must be at least 16 cells, got {tile}",
             hint="use 512 to 1024 for large basins (a multiple of 256 keeps the GeoTIFF writes aligned)",
         )
-    if scheduler is not None and workers > 1:
-        raise ConfigError(
-            "--workers starts workers on this machine, --scheduler uses an existing cluster's",
-            hint="give one of them: the workers of an existing cluster are started with `dask worker`",
-        )
+    check_workers_or_scheduler(workers, scheduler)
     if basin.observations is not None:
         console.print(
             "[yellow]The large mode does not read the survey (observations): no observed density, "
             "calibration or observed extra source.[/]"
         )
-    with ExitStack() as stack:
-        mapper = None
-        if scheduler is not None or workers > 1:
-            from plastic_hotspots.cluster import ClusterOptions, open_cluster
-
-            options = ClusterOptions(scheduler=scheduler, workers=max(1, workers), timeout_s=timeout_s)
-            mapper = stack.enter_context(open_cluster(options)).map_unordered
+    with optional_cluster(workers, scheduler, timeout_s=timeout_s) as cluster:
+        mapper = cluster.map_unordered if cluster is not None else None
         result = run_large(basin, out, tile=tile, work_dir=work_dir, mapper=mapper)
     n_leak = sum(1 for h in result.hotspots if h.kind == "leakage")
     n_acc = len(result.hotspots) - n_leak

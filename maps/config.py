@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from plastic_hotspots.maps.errors import ConfigError
+from plastic_hotspots.errors import ConfigError
 from plastic_hotspots.maps.params import HotspotParams
 
 LAYER_KEYS = ("dem", "population", "zones", "rivers", "barriers", "observations", "boundaries")

@@ -9,10 +9,6 @@ class MapsError(PlasticHotspotsError):
     """Base class of errors raised by :mod:`maps`."""
 
 
-class ConfigError(MapsError):
-    """A basin configuration file is missing, malformed or names unknown keys."""
-
-
 class LayerError(MapsError):
     """An input layer cannot be used: missing file, no CRS, wrong units, empty area, all nodata."""
 

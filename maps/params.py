@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from plastic_hotspots.maps.errors import ConfigError
+from plastic_hotspots.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)

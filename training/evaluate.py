@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from plastic_hotspots.boxmath import iou
-from plastic_hotspots.detector.boxes import FloatArray
+from plastic_hotspots.boxmath import FloatArray, iou
 from plastic_hotspots.training.errors import TrainingError
 
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.96, 0.05), 2)
@@ -249,11 +248,12 @@ def evaluate(model: Path, folder: Path, *, split: str | None = None, imgsz: int 
     from PIL import Image
 
     from plastic_hotspots.detector.predictor import YoloDetector
+    from plastic_hotspots.detector.settings import DetectorSettings
 
     truths, classes = read_folder(folder, split)
     if not truths:
         raise TrainingError(f"no images in {folder}", hint="point --data at a YOLO folder")
-    det = YoloDetector(model, backend=backend, imgsz=imgsz, conf=0.001, iou=0.6)
+    det = YoloDetector(model, DetectorSettings(backend=backend, imgsz=imgsz, conf=0.001, iou=0.6))
     names = det.names
     predictions = []
     for truth in truths:

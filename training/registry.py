@@ -85,6 +85,7 @@ def register(
 ) -> Registered:
     """Evaluate ``weights`` on ``eval_data`` and store everything about it in the registry."""
     from plastic_hotspots.detector.predictor import YoloDetector
+    from plastic_hotspots.detector.settings import DetectorSettings
 
     weights = Path(weights)
     if not weights.is_file():
@@ -96,7 +97,8 @@ def register(
     if not stored.is_file():
         shutil.copyfile(weights, stored)
     metrics = evaluate(stored, eval_data, split=split, backend="onnx")
-    names = YoloDetector(stored, backend="openvino", imgsz=640).names  # makes the ONNX and OpenVINO exports
+    # Makes the ONNX and OpenVINO exports.
+    names = YoloDetector(stored, DetectorSettings(backend="openvino", imgsz=640)).names
     manifest = dataset / "manifest.json" if dataset else None
     record = {
         "weights_sha256": sha,

@@ -24,12 +24,12 @@ from exif_photos import write_exif_photo
 from fake_detector import FakeDetector, exit_the_process, make_survey
 
 from plastic_hotspots.cluster import Cluster, ClusterOptions, open_cluster
-from plastic_hotspots.detector.errors import ConfigError, ModelError
+from plastic_hotspots.detector.errors import ModelError
 from plastic_hotspots.detector.ingest import IngestOptions, WorkItem
 from plastic_hotspots.detector.predictor import YoloDetector, YoloSpec
 from plastic_hotspots.detector.run import RunOptions, RunSummary, output_paths, run_detection
 from plastic_hotspots.detector.workers import ChunkTask, loaded_detectors
-from plastic_hotspots.errors import ClusterError
+from plastic_hotspots.errors import ClusterError, ConfigError
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from plastic_hotspots.detector.errors import ConfigError
 from plastic_hotspots.detector.gpx import Track, haversine_m, read_gpx
+from plastic_hotspots.errors import ConfigError
 
 T0 = datetime(2026, 3, 14, 1, 0, 0, tzinfo=UTC)
 NAMESPACES = {"1.1": "http://www.topografix.com/GPX/1/1", "1.0": "http://www.topografix.com/GPX/1/0"}

@@ -16,9 +16,10 @@ from fake_detector import FakeDetector
 from PIL import Image
 from pyproj import Transformer
 
-from plastic_hotspots.detector.errors import ConfigError, IngestError
+from plastic_hotspots.detector.errors import IngestError
 from plastic_hotspots.detector.ingest import IngestOptions, discover, load
 from plastic_hotspots.detector.run import RunOptions, output_paths, run_detection
+from plastic_hotspots.errors import ConfigError
 
 
 def _dark(h: int = 128, w: int = 160, seed: int = 0) -> np.ndarray:

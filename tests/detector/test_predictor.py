@@ -96,7 +96,7 @@ def test_sliced_inference_on_a_large_image(weights: Path, tmp_path: Path) -> Non
     assert (raw.boxes[:, [0, 2]] <= 1000).all()
     assert (raw.boxes[:, [1, 3]] >= 0).all()
     assert (raw.boxes[:, [1, 3]] <= 700).all()
-    from plastic_hotspots.detector.boxes import overlap
+    from plastic_hotspots.boxmath import overlap
 
     for i in range(len(raw.scores)):
         same = (raw.classes == raw.classes[i]) & (np.arange(len(raw.scores)) != i)

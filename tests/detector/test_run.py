@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from fake_detector import FakeDetector, make_survey
 
-from plastic_hotspots.detector.errors import ConfigError
 from plastic_hotspots.detector.ingest import IngestOptions
 from plastic_hotspots.detector.run import EXIT_REJECTS, RunOptions, output_paths, run_detection
+from plastic_hotspots.errors import ConfigError
 from plastic_hotspots.geoio import read_provenance
 
 HERE = Path(__file__).resolve().parent

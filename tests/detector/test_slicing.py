@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plastic_hotspots.detector.boxes import nms, overlap
+from plastic_hotspots.boxmath import overlap
+from plastic_hotspots.detector.boxes import nms
 from plastic_hotspots.detector.slicing import (
     clip_boxes,
     merge_tiles,

@@ -14,10 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_gpx import write_gpx
 
-from plastic_hotspots.detector.errors import ConfigError, IngestError
+from plastic_hotspots.detector.errors import IngestError
 from plastic_hotspots.detector.ingest import IngestOptions, discover
 from plastic_hotspots.detector.run import output_paths, run_detection
 from plastic_hotspots.detector.video import MAC_EPOCH, mp4_creation_time, probe, read_frame, sample_times
+from plastic_hotspots.errors import ConfigError
 
 FPS = 10
 SECONDS = 4

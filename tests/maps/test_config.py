@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from plastic_hotspots.errors import ConfigError
 from plastic_hotspots.maps.config import load_config, parse_config
-from plastic_hotspots.maps.errors import ConfigError
 from plastic_hotspots.maps.params import HotspotParams
 
 
