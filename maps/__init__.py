@@ -9,10 +9,9 @@ loads neither numba nor folium nor any ML library::
     render_map(outputs.directory, Path("results/map.html"))
 """
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from plastic_hotspots.lazy import lazy_names
 
 if TYPE_CHECKING:
     from plastic_hotspots.maps.config import BasinConfig, load_config
@@ -22,24 +21,8 @@ if TYPE_CHECKING:
     from plastic_hotspots.maps.render.report import render_report
     from plastic_hotspots.maps.render.webmap import render_map
     from plastic_hotspots.maps.survey.cells import SurveyDensity, density_cells, survey_density
-    from plastic_hotspots.maps.wholegrid.run import HotspotOutputs, run_hotspots
-
-# Public name -> the module that defines it.
-_API = {
-    "BasinConfig": "config",
-    "load_config": "config",
-    "HotspotParams": "params",
-    "run_hotspots": "wholegrid.run",
-    "HotspotOutputs": "wholegrid.run",
-    "run_large": "large.run",
-    "LargeOutputs": "large.run",
-    "survey_density": "survey.cells",
-    "density_cells": "survey.cells",
-    "SurveyDensity": "survey.cells",
-    "render_map": "render.webmap",
-    "render_report": "render.report",
-    "run_demo": "demo",
-}
+    from plastic_hotspots.maps.wholegrid.outputs import HotspotOutputs
+    from plastic_hotspots.maps.wholegrid.run import run_hotspots
 
 __all__ = [
     "BasinConfig",
@@ -57,16 +40,19 @@ __all__ = [
     "survey_density",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use (PEP 562)."""
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+# Hidden from type checkers, which read the imports above (so a misspelt name is still an error).
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = lazy_names(
+        __name__,
+        {
+            "config": ("BasinConfig", "load_config"),
+            "demo": ("run_demo",),
+            "large.run": ("LargeOutputs", "run_large"),
+            "params": ("HotspotParams",),
+            "render.report": ("render_report",),
+            "render.webmap": ("render_map",),
+            "survey.cells": ("SurveyDensity", "density_cells", "survey_density"),
+            "wholegrid.outputs": ("HotspotOutputs",),
+            "wholegrid.run": ("run_hotspots",),
+        },
+    )

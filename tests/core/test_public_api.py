@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ["plastic_hotspots.detector", "plastic_hotspots.training", "plastic_hotspots.annotations"]
+PACKAGES = [
+    "plastic_hotspots.detector",
+    "plastic_hotspots.training",
+    "plastic_hotspots.annotations",
+    "plastic_hotspots.maps",
+]
 HEAVY = ("torch", "ultralytics", "label_studio_sdk")
 
 
