@@ -11,9 +11,12 @@ pickles them works: :func:`serial_map` here, or ``Cluster.map_unordered`` of
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
-__all__ = ["LazyTasks", "Mapper", "serial_map"]
+if TYPE_CHECKING:
+    from plastic_hotspots.maps.large.store import TileLayout
+
+__all__ = ["LazyTasks", "Mapper", "relax_tiles", "serial_map"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -59,3 +62,70 @@ class LazyTasks(Sequence[T]):
         if not -self._length <= index < self._length:
             raise IndexError(f"task {index} out of range (0 to {self._length - 1})")
         return self._make(index % self._length)
+
+
+_COLOURS = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
+def relax_tiles(
+    layout: TileLayout,
+    mapper: Mapper,
+    fn: Callable[[Any], Any],
+    make_task: Callable[[int, int, float | None], Any],
+    check: Callable[[int, int], float | None],
+    store: Callable[[int, int, Any], bool],
+) -> int:
+    """Solve tiles until none is pending; a tile is pending when a neighbour's edges changed.
+
+    ``check(ti, tj)`` says whether a solved tile is still a fixpoint with its current halo (None), or
+    else gives a hint for solving it again (the routing's fill check gives a floor no cell can go
+    below); ``make_task(ti, tj, hint)`` builds a tile's task (``hint`` None: the first solve);
+    ``store(ti, tj, result)`` keeps a result's edges and says whether they changed. With
+    :func:`serial_map` tiles are solved one at a time in raster order and back; with another mapper,
+    in batches of one of four colours (tiles of a colour share no edge).
+
+    Returns:
+        The number of tile solves.
+    """
+    pending = set(layout.tiles())
+    solved: set[tuple[int, int]] = set()
+    solves = 0
+    sweep = 0
+    while pending:
+        backwards = sweep % 2 == 1
+        if mapper is serial_map:
+            # One tile at a time, in raster order and back: each solve sees its neighbours' latest edges.
+            batches = [[t] for t in sorted(pending, reverse=backwards)]
+        else:
+            batches = [
+                sorted((t for t in pending if (t[0] % 2, t[1] % 2) == colour), reverse=backwards)
+                for colour in (reversed(_COLOURS) if backwards else _COLOURS)
+            ]
+        for candidates in batches:
+            batch = [t for t in candidates if t in pending]
+            pending.difference_update(batch)
+            todo: list[tuple[int, int]] = []
+            hints: list[float | None] = []
+            for t in batch:
+                hint = check(*t) if t in solved else None
+                if t not in solved or hint is not None:
+                    todo.append(t)
+                    hints.append(hint)
+            tasks = LazyTasks(len(todo), _task_maker(make_task, todo, hints))
+            for index, result in mapper(fn, tasks):
+                ti, tj = todo[index]
+                solved.add((ti, tj))
+                solves += 1
+                if store(ti, tj, result):
+                    pending.update(layout.neighbours(ti, tj))
+        sweep += 1
+    return solves
+
+
+def _task_maker(
+    make_task: Callable[[int, int, float | None], Any], todo: list[tuple[int, int]], hints: list[float | None]
+) -> Callable[[int], Any]:
+    def make(i: int) -> Any:
+        return make_task(todo[i][0], todo[i][1], hints[i])
+
+    return make

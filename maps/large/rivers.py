@@ -38,8 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from plastic_hotspots.maps.kernels.windows import local_graph
-from plastic_hotspots.maps.large.mapper import LazyTasks, Mapper, serial_map
-from plastic_hotspots.maps.large.routing import _relax
+from plastic_hotspots.maps.large.mapper import LazyTasks, Mapper, relax_tiles, serial_map
 from plastic_hotspots.maps.large.store import Border, Seams, TiledRaster, TileLayout
 from plastic_hotspots.maps.large.sweeps import accumulate_tiled
 from plastic_hotspots.maps.params import HotspotParams
@@ -214,7 +213,7 @@ def strahler_tiled(
     def check(ti: int, tj: int) -> float | None:
         return None if inputs(ti, tj)[2] == used.get((ti, tj)) else 0.0
 
-    solves = _relax(lay, run, strahler_tile, make_task, check, order_seams.store)
+    solves = relax_tiles(lay, run, strahler_tile, make_task, check, order_seams.store)
     return out, solves
 
 

@@ -45,7 +45,6 @@ fixpoint of every tile at once: the whole-grid fixpoint.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,8 +60,8 @@ from plastic_hotspots.maps.kernels.windows import (
     fill_kernel,
     flat_distance_kernel,
 )
-from plastic_hotspots.maps.large.mapper import LazyTasks, Mapper, serial_map
-from plastic_hotspots.maps.large.store import Border, Seams, TiledRaster, TileLayout
+from plastic_hotspots.maps.large.mapper import LazyTasks, Mapper, relax_tiles, serial_map
+from plastic_hotspots.maps.large.store import Border, Seams, TiledRaster
 from plastic_hotspots.maps.large.sweeps import accumulate_tiled, downstream_product_tiled
 from plastic_hotspots.maps.science import terrain
 
@@ -285,75 +284,6 @@ def d8_tile(task: D8Task) -> None:
     task.out.write(task.ti, task.tj, d8_kernel(pf, pd, task.cell_size, (r0, c0), lay.cols))
 
 
-# --------------------------------------------------------------------------------------------------
-# Relaxation over tiles
-# --------------------------------------------------------------------------------------------------
-
-_COLOURS = ((0, 0), (0, 1), (1, 0), (1, 1))
-
-
-def _relax(
-    layout: TileLayout,
-    mapper: Mapper,
-    fn: Callable[[Any], Any],
-    make_task: Callable[[int, int, float | None], Any],
-    check: Callable[[int, int], float | None],
-    store: Callable[[int, int, Any], bool],
-) -> int:
-    """Solve tiles until none is pending; a tile is pending when a neighbour's edges changed.
-
-    ``check(ti, tj)`` says whether a solved tile is still a fixpoint with its current halo (None), or
-    else gives a hint for solving it again (see :func:`_fill_check`); ``make_task(ti, tj, hint)``
-    builds a tile's task (``hint`` None: the first solve); ``store(ti, tj, result)`` keeps a result's
-    edges and says whether they changed.
-
-    Returns:
-        The number of tile solves.
-    """
-    pending = set(layout.tiles())
-    solved: set[tuple[int, int]] = set()
-    solves = 0
-    sweep = 0
-    while pending:
-        backwards = sweep % 2 == 1
-        if mapper is serial_map:
-            # One tile at a time, in raster order and back: each solve sees its neighbours' latest edges.
-            batches = [[t] for t in sorted(pending, reverse=backwards)]
-        else:
-            batches = [
-                sorted((t for t in pending if (t[0] % 2, t[1] % 2) == colour), reverse=backwards)
-                for colour in (reversed(_COLOURS) if backwards else _COLOURS)
-            ]
-        for candidates in batches:
-            batch = [t for t in candidates if t in pending]
-            pending.difference_update(batch)
-            todo: list[tuple[int, int]] = []
-            hints: list[float | None] = []
-            for t in batch:
-                hint = check(*t) if t in solved else None
-                if t not in solved or hint is not None:
-                    todo.append(t)
-                    hints.append(hint)
-            tasks = LazyTasks(len(todo), _task_maker(make_task, todo, hints))
-            for index, result in mapper(fn, tasks):
-                ti, tj = todo[index]
-                solved.add((ti, tj))
-                solves += 1
-                if store(ti, tj, result):
-                    pending.update(layout.neighbours(ti, tj))
-        sweep += 1
-    return solves
-
-
-def _task_maker(
-    make_task: Callable[[int, int, float | None], Any], todo: list[tuple[int, int]], hints: list[float | None]
-) -> Callable[[int], Any]:
-    def make(i: int) -> Any:
-        return make_task(todo[i][0], todo[i][1], hints[i])
-
-    return make
-
-
 def _ring_mask(shape: tuple[int, ...]) -> BoolArray:
     mask = np.zeros(shape, dtype=np.bool_)
     mask[0, :] = mask[-1, :] = True
@@ -443,7 +373,7 @@ def route_tiled(
         z_seams.store(ti, tj, result[0])
         return f_seams.store(ti, tj, result[1])
 
-    fill_solves = _relax(
+    fill_solves = relax_tiles(
         lay,
         run,
         fill_tile,
@@ -454,7 +384,7 @@ def route_tiled(
 
     distance = TiledRaster.create(work / "flat_distance.tiles", lay, np.int32)
     d_seams = Seams(lay, np.int32, UNKNOWN_DISTANCE)
-    flat_solves = _relax(
+    flat_solves = relax_tiles(
         lay,
         run,
         flat_tile,
