@@ -73,6 +73,18 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
+def private_imports(path: Path) -> list[str]:
+    """``module.name`` of each private name (one leading underscore) a file imports from the project."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return [
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("plastic_hotspots")
+        for alias in node.names
+        if alias.name.startswith("_") and not alias.name.startswith("__")
+    ]
+
+
 def maps_part(module: str) -> str:
     """The layer key of a module under plastic_hotspots.maps: its subpackage, or its own name at the root."""
     rest = module[len(MAPS) + 1 :].split(".") if module != MAPS else ["__init__"]
@@ -140,6 +152,7 @@ def rule_violations(root: Path) -> list[str]:
                 problems.append(
                     f"{rel} may import only the standard library and numpy, imports {sorted(extra)}"
                 )
+        problems += [f"{rel} imports the private {name}" for name in private_imports(path)]
         if module.startswith(MAPS):
             if roots & set(ML):
                 problems.append(f"{rel} (map stack) imports the ML stack: {sorted(roots & set(ML))}")
@@ -204,6 +217,9 @@ def test_the_checker_catches_imports_against_the_layers(tmp_path: Path) -> None:
     (root / "maps" / "render" / "bad.py").write_text("import plastic_hotspots.maps.science.terrain\n")
     (root / "maps" / "grid.py").write_text("from plastic_hotspots.maps.io import bands\n")
     (root / "detector" / "old.py").write_text("from maps.grid import rowcol\n")
+    (root / "maps" / "science" / "peek.py").write_text(
+        "from plastic_hotspots.maps.kernels.compiled import _flood\n"
+    )
     for i in range(8):
         (root / "maps" / f"extra{i}.py").write_text("")
     (root / "maps" / "misc").mkdir()
@@ -215,6 +231,10 @@ def test_the_checker_catches_imports_against_the_layers(tmp_path: Path) -> None:
     assert any("maps/render/bad.py (render reads result files only)" in p for p in problems)
     assert any("maps/grid.py (layer grid) imports plastic_hotspots.maps.io.bands" in p for p in problems)
     assert any("detector/old.py imports ['maps']" in p for p in problems)
+    assert any(
+        "maps/science/peek.py imports the private plastic_hotspots.maps.kernels.compiled._flood" in p
+        for p in problems
+    )
     assert any("modules at its root" in p for p in problems)
     assert any("maps/misc/ has no place" in p for p in problems)
 
