@@ -19,3 +19,7 @@ class CRSError(LayerError):
 
 class RenderError(MapsError):
     """A map or report cannot be rendered from a result directory."""
+
+
+class ModelError(MapsError):
+    """The model's results break one of its own invariants (e.g. plastic vanishes between the stages)."""

@@ -399,7 +399,7 @@ class LoadTask:
 
 
 def load_tile(task: LoadTask) -> float:
-    """Run a :class:`LoadTask`: ``load``, ``retained`` and the kg/yr leaving the grid from this tile."""
+    """Run a :class:`LoadTask`: ``load``, ``retained`` and the kg/yr leaving the network from this tile."""
     ti, tj = task.ti, task.tj
     rivers = task.rivers.read(ti, tj).astype(np.bool_)
     passf = task.pass_factor.read(ti, tj)
@@ -407,8 +407,26 @@ def load_tile(task: LoadTask) -> float:
     retained = np.where(rivers, load * (1.0 - passf), 0.0)
     task.load_out.write(ti, tj, load)
     task.retained_out.write(ti, tj, retained)
-    exits = rivers & (task.down.read(ti, tj) < 0)
+    exits = _network_exits(task.down.read(ti, tj), rivers, task.rivers, ti, tj)
     return float(np.sum(load[exits] * passf[exits]))
+
+
+def _network_exits(
+    down: npt.NDArray[np.int64], rivers: npt.NDArray[np.bool_], every: TiledRaster, ti: int, tj: int
+) -> npt.NDArray[np.bool_]:
+    """The tile's river cells whose downstream cell is not a river cell (in this tile or the next).
+
+    :func:`plastic_hotspots.maps.science.model.network_exits` on one tile: ``down`` holds flat grid
+    indices, and a downstream cell is at most one cell outside the tile.
+    """
+    lay = every.layout
+    r0, r1, c0, c1 = lay.window(ti, tj)
+    near = every.read_window(r0 - 1, r1 + 1, c0 - 1, c1 + 1).astype(np.bool_)  # clipped to the grid
+    exits = rivers & (down < 0)
+    inner = rivers & (down >= 0)
+    t_row, t_col = np.divmod(down[inner], lay.cols)
+    exits[inner] = ~near[t_row - max(r0 - 1, 0), t_col - max(c0 - 1, 0)]
+    return exits
 
 
 def route_rivers_tiled(

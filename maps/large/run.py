@@ -73,6 +73,7 @@ from plastic_hotspots.maps.science.basin import (
     barrier_kinds,
     basin_grid,
     check_basin_size,
+    check_mass_balance,
     driver_reference,
     outlet_cell,
     river_threshold_km2,
@@ -356,6 +357,8 @@ def _run_tiles(
     )
     step("Routing along rivers")
     network = _route_rivers(config, grid, work, run, routing, made, p_land)
+    leakage_total, retained_total = _total(network.layers["leakage"]), _total(network.retained)
+    check_mass_balance(leakage_total, retained_total, network.exported)
     step("Ranking hotspots")
     hotspots = _rank_hotspots(config.params, grid, run, made, population, p_land, network)
     step("Writing outputs")
@@ -396,8 +399,8 @@ def _run_tiles(
         "river_cells": river_cells,
         "population": people_total,
         "mismanaged_kg_yr": source_total,
-        "leakage_kg_yr": _total(network.layers["leakage"]),
-        "retained_kg_yr": _total(network.retained),
+        "leakage_kg_yr": leakage_total,
+        "retained_kg_yr": retained_total,
         "exported_kg_yr": network.exported,
     }
     prov_path = write_provenance_json(out / "provenance.json", provenance, {"totals": summary})

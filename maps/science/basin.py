@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from plastic_hotspots.maps.config import BasinConfig
-from plastic_hotspots.maps.errors import LayerError
+from plastic_hotspots.maps.errors import LayerError, ModelError
 from plastic_hotspots.maps.grid import grid_for_bounds, lonlat_to_grid, rowcol
 from plastic_hotspots.maps.inputs.rasters import raster_bounds_lonlat
 from plastic_hotspots.maps.inputs.vectors import Barriers
@@ -35,6 +35,8 @@ BARRIER_SNAP_CELLS = 3
 """A barrier sits on the nearest river cell within this many cells, or on none."""
 MAPPED_RIVER_THRESHOLD_FACTOR = 4
 """Where rivers are mapped, derived rivers start at this multiple of the threshold (mapped ones lead)."""
+MASS_BALANCE_TOLERANCE = 1e-3
+"""Largest share of the plastic entering rivers that may be unaccounted for (retained + exported)."""
 HOTSPOT_TOOL = "maps.hotspots"
 """The ``tool`` of a hotspot run's provenance (the large mode appends ``.large``)."""
 
@@ -148,3 +150,22 @@ def run_provenance(
         parameters={**config.params.flat(), "basin": config.name, "grid_crs": grid.crs, **figures},
         inputs=config.inputs(),
     )
+
+
+def check_mass_balance(leakage_kg_yr: float, retained_kg_yr: float, exported_kg_yr: float) -> float:
+    """Check that what enters the rivers is retained or exported; return the unaccounted share.
+
+    Raises:
+        ModelError: More than :data:`MASS_BALANCE_TOLERANCE` of the leakage is unaccounted for (or a
+            figure is not a finite number).
+    """
+    gap = leakage_kg_yr - retained_kg_yr - exported_kg_yr
+    share = abs(gap) / leakage_kg_yr if leakage_kg_yr > 0 else abs(gap)
+    if not share <= MASS_BALANCE_TOLERANCE:
+        raise ModelError(
+            f"the mass balance does not close: {leakage_kg_yr:,.0f} kg/yr enter the rivers, "
+            f"{retained_kg_yr:,.0f} are retained and {exported_kg_yr:,.0f} exported "
+            f"({gap:,.0f} kg/yr, {share:.2%}, unaccounted for)",
+            hint="this is a fault of the model, not of the inputs: please report it with the basin config",
+        )
+    return share

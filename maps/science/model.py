@@ -142,7 +142,8 @@ class RiverRouting:
     Attributes:
         load: kg/yr carried through each river cell (inflow plus what arrives from upstream).
         retained: kg/yr retained in each river cell (the accumulation strength).
-        exported: kg/yr leaving the grid through river cells at the edge.
+        exported: kg/yr leaving the river network: at the grid's edge, at the basin's outlet, or into
+            nodata (see :func:`network_exits`).
     """
 
     load: FloatArray
@@ -171,6 +172,20 @@ def river_pass_factor(
     return factor
 
 
+def network_exits(down: npt.NDArray[np.int64], rivers: BoolArray) -> npt.NDArray[np.int64]:
+    """Flat indices of the river cells whose downstream cell is not a river cell (ascending).
+
+    There the load leaves the network: at the grid's edge, at the basin's outlet (the rivers stop at
+    the basin), or into nodata such as the sea. What passes such a cell is exported.
+    """
+    flat = rivers.ravel()
+    cells = np.flatnonzero(flat)
+    target = down[cells]
+    leaves = target < 0
+    leaves[~leaves] = ~flat[target[~leaves]]
+    return cells[leaves]
+
+
 def route_rivers(
     graph: FlowGraph, rivers: BoolArray, leakage: FloatArray, pass_factor: FloatArray
 ) -> RiverRouting:
@@ -197,7 +212,7 @@ def route_rivers(
     retained = 1.0 - pass_factor.ravel()
     retained *= load
     retained[off_rivers] = 0.0
-    exits = flat_rivers & (graph.down < 0)
+    exits = network_exits(graph.down, flat_rivers)
     exported = float(np.sum(load[exits] * pass_factor.ravel()[exits]))
     return RiverRouting(
         load=load.reshape(graph.shape),

@@ -36,6 +36,7 @@ from plastic_hotspots.maps.science.basin import (
     barrier_kinds,
     basin_grid,
     check_basin_size,
+    check_mass_balance,
     driver_reference,
     outlet_cell,
     river_threshold_km2,
@@ -105,6 +106,8 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
         leakage = _leakage(l_src, p_land, basin, survey)
         step("Routing along rivers")
         network, passf = _route_rivers(config, grid, graph, rivers, leakage)
+        routing = network.routing
+        check_mass_balance(float(leakage.sum()), float(routing.retained.sum()), routing.exported)
         step("Sub-basins")
         sub_labels = _subbasins(graph, network, basin, outlet)
         step("Ranking hotspots")
