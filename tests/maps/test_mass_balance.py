@@ -69,3 +69,47 @@ def test_an_outlet_inside_the_grid_exports_what_passes_it(inland_outlet: Path, t
     assert large.totals["exported_kg_yr"] == pytest.approx(exported, rel=1e-9)
     assert large.totals["leakage_kg_yr"] == pytest.approx(leakage, rel=1e-9)
     assert large.totals["retained_kg_yr"] == pytest.approx(retained, rel=1e-9)
+
+
+@pytest.mark.realdata
+def test_the_maha_oya_exports_at_its_mouth_on_the_coast(shared_data: Path, tmp_path: Path) -> None:
+    """The real basin: its mouth on the coast (the sea is 0 m in SRTM), the load carried past it exported.
+
+    The two SRTM tiles are mosaicked here and people spread evenly (50 per 3" pixel): this checks the
+    routing and the balance on real terrain, not the leakage figures.
+    """
+    import geopandas as gpd
+    import rasterio
+    from rasterio.merge import merge
+
+    data = shared_data / "maha_oya_srilanka"
+    tiles = [rasterio.open(data / "dem" / name) for name in ("n07_e079_3arc_v2.tif", "n07_e080_3arc_v2.tif")]
+    mosaic, transform = merge(tiles, bounds=(79.8, 7.05, 80.65, 7.55))
+    profile = {**tiles[0].profile, "driver": "GTiff", "height": mosaic.shape[1], "width": mosaic.shape[2]}
+    profile["transform"] = transform
+    with rasterio.open(tmp_path / "dem.tif", "w", **profile) as dst:
+        dst.write(mosaic)
+    profile.update(dtype="float32", nodata=-1.0)
+    with rasterio.open(tmp_path / "population.tif", "w", **profile) as dst:
+        dst.write(np.full(mosaic.shape[1:], 50.0, dtype=np.float32), 1)
+    rivers = data / "rivers" / "hydrorivers_maha_oya_41404427.geojson"
+    config = {
+        "name": "Maha Oya (terrain check)",
+        "cell_size_m": 200,
+        "outlet": [79.844, 7.273],  # the mouth (SOURCE.md)
+        "layers": {"dem": "dem.tif", "population": "population.tif", "rivers": str(rivers)},
+    }
+    (tmp_path / "basin.yaml").write_text(yaml.safe_dump(config))
+    result, outputs = run_hotspots(load_config(tmp_path / "basin.yaml"), tmp_path / "out")
+    leakage = float(result.layers["leakage_index"].values.sum())
+    retained = float(result.layers["accumulation"].values.sum())
+    exported = float(result.provenance.parameters["exported_kg_yr"] or 0.0)
+    area = float(gpd.read_file(outputs.vectors, layer="basin")["area_km2"].iloc[0])
+    published = float(gpd.read_file(rivers)["UPLAND_SKM"].max())
+    print(
+        f"Maha Oya: basin {area:.0f} km2 (HydroRIVERS {published:.0f}); into rivers {leakage:,.0f} kg/yr, "
+        f"retained {retained:,.0f}, exported {exported:,.0f}"
+    )
+    assert exported > 0.3 * leakage
+    assert abs(leakage - retained - exported) <= 1e-6 * leakage
+    assert abs(area - published) < 0.1 * published
