@@ -235,7 +235,7 @@ def observed_density(
     where = where.astype(np.int64).reshape(-1)
     m = int(cells.size)
     count = np.bincount(where, minlength=m).astype(np.float64)
-    items = _sum_by(where, obs.items, m)
+    items = sum_by(where, obs.items, m)
     total_obs = float(count.sum())
     area_rate = float(items.sum() / total_obs) if total_obs > 0 else 0.0
     exposure, strength, effects = _exposure_on_cells(
@@ -255,9 +255,9 @@ def observed_density(
         shape=(int(shape[0]), int(shape[1])),
         cells=cells,
         cell_observations=count.astype(np.int64),
-        cell_effort_km=_sum_by(where, obs.effort_km, m),
+        cell_effort_km=sum_by(where, obs.effort_km, m),
         cell_items=items,
-        cell_classes={name: _sum_by(where, v, m) for name, v in obs.classes.items()},
+        cell_classes={name: sum_by(where, v, m) for name, v in obs.classes.items()},
         cell_rate=rate,
         cell_rate_lo=rate_lo,
         cell_rate_hi=rate_hi,
@@ -281,7 +281,8 @@ def _on_grid(
     return out.reshape(shape)
 
 
-def _sum_by(index: IntArray, weights: FloatArray, size: int) -> FloatArray:
+def sum_by(index: IntArray, weights: FloatArray, size: int) -> FloatArray:
+    """Sum of ``weights`` per value of ``index`` (``0 .. size - 1``), as float64."""
     return np.asarray(np.bincount(index, weights=weights, minlength=size), dtype=np.float64)
 
 
@@ -341,7 +342,7 @@ def _exposure_on_cells(
 ) -> tuple[FloatArray, float, dict[str, float]]:
     """:func:`track_adjusted_exposure` on compact cell indices ``0 .. cells - 1`` (the used cells)."""
     count = np.bincount(cell, minlength=cells).astype(np.float64)
-    seen = _sum_by(cell, items, cells)
+    seen = sum_by(cell, items, cells)
     total = float(count.sum())
     area_rate = float(seen.sum() / total) if total > 0 else 0.0
 
@@ -354,14 +355,14 @@ def _exposure_on_cells(
     if names.size < 2 or area_rate == 0.0:
         return count, strength(count), {str(n): 1.0 for n in names.tolist()}
     per_track = np.bincount(which, minlength=names.size).astype(np.float64)
-    track_items = _sum_by(which, items, names.size)
+    track_items = sum_by(which, items, names.size)
     effect: FloatArray = np.ones(names.size)
     exposure, k = count, strength(count)
     for _ in range(iterations):
-        exposure = _sum_by(cell, effect[which], cells)
+        exposure = sum_by(cell, effect[which], cells)
         k = strength(exposure)
         rate = (area_rate * k + seen) / (k + exposure)
-        expected = _sum_by(which, rate[cell], names.size)
+        expected = sum_by(which, rate[cell], names.size)
         tau = estimate_prior_strength(track_items, expected, floor=1.0)
         new = (track_items + tau) / (expected + tau)
         new /= float(np.average(new, weights=per_track))
@@ -369,7 +370,7 @@ def _exposure_on_cells(
         effect = new
         if done:
             break
-    exposure = _sum_by(cell, effect[which], cells)
+    exposure = sum_by(cell, effect[which], cells)
     return exposure, strength(exposure), dict(zip(names.tolist(), effect.tolist(), strict=True))
 
 

@@ -42,6 +42,7 @@ from plastic_hotspots.maps.survey.density import (
     DensityGrid,
     estimate_prior_strength,
     poisson_deviance,
+    sum_by,
     track_adjusted_exposure,
 )
 
@@ -185,7 +186,7 @@ def interval_bounds(
     return np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
 
 
-def track_folds(track_codes: IntArray, max_folds: int = MAX_FOLDS) -> list[npt.NDArray[np.bool_]]:
+def leave_out_folds(track_codes: IntArray, max_folds: int = MAX_FOLDS) -> list[npt.NDArray[np.bool_]]:
     """Masks of the observations left out in each fold: one track a fold, or tracks dealt into folds."""
     tracks = np.unique(track_codes)
     if tracks.size <= max_folds:
@@ -240,7 +241,7 @@ def choose_smoothing(
     if float(items.sum()) == 0.0:
         note = "no litter seen: the area-wide rate (0) is used"
         return SmoothingChoice(0.0, math.inf, 1.0, 0, math.nan, math.nan, math.nan, note)
-    folds = track_folds(track_codes)
+    folds = leave_out_folds(track_codes)
     if len(folds) < 2:
         return _single_track_choice(rows, cols, items)
     pad = math.ceil(TRUNCATE * max(bandwidths, default=0.0)) + 1
@@ -278,6 +279,8 @@ def _single_track_choice(rows: IntArray, cols: IntArray, items: FloatArray) -> S
     return SmoothingChoice(0.0, strength, 1.0, 0, math.nan, math.nan, math.nan, note)
 
 
+# The fold grids are built again here rather than kept from the deviance pass: four window-sized grids
+# per fold for up to MAX_FOLDS folds would be held at once, and rebuilding them is a few bincounts.
 def _choose_dispersion(
     window: _Window,
     items: FloatArray,
@@ -402,8 +405,8 @@ def smoothed_density(
         shape=(int(shape[0]), int(shape[1])),
         cells=cells.astype(np.int64),
         cell_observations=count.astype(np.int64),
-        cell_effort_km=_sum_by(where, obs.effort_km, m),
-        cell_items=_sum_by(where, items, m),
+        cell_effort_km=sum_by(where, obs.effort_km, m),
+        cell_items=sum_by(where, items, m),
         cell_classes={
             name: np.bincount(where, weights=v, minlength=m).astype(np.float64)
             for name, v in obs.classes.items()
@@ -418,7 +421,3 @@ def smoothed_density(
         track_effects=effects,
     )
     return density, choice
-
-
-def _sum_by(index: IntArray, weights: FloatArray, size: int) -> FloatArray:
-    return np.bincount(index, weights=weights, minlength=size).astype(np.float64)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from plastic_hotspots.maps.survey.density import poisson_deviance
+from plastic_hotspots.maps.survey.density import poisson_deviance, sparse_values_at, sum_by
 from plastic_hotspots.maps.survey.smoothing import (
     COVERAGE_MIN_OBSERVATIONS,
     SmoothingChoice,
@@ -88,15 +88,14 @@ def score_split(
     choice = choose_smoothing(rows[fit], cols[fit], items[fit], codes, interval=interval)
     cells, rates = smoothed_rates(rows[fit], cols[fit], items[fit], choice, width, interval)
     flat_fit = rows[fit].astype(np.int64) * width + cols[fit]
-    fit_items = np.bincount(
-        np.searchsorted(cells, flat_fit), weights=items[fit], minlength=cells.size
-    ).astype(np.float64)
+    fit_items = sum_by(
+        np.searchsorted(cells, flat_fit), items[fit], cells.size
+    )  # every fitted cell is in cells
     flat_held = rows[held].astype(np.int64) * width + cols[held]
-    at = np.minimum(np.searchsorted(cells, flat_held), max(cells.size - 1, 0))
-    both = cells[at] == flat_held if cells.size else np.zeros(flat_held.size, dtype=np.bool_)
-    idx = at[both]
-    held_obs = np.bincount(idx, minlength=cells.size).astype(np.float64)
-    held_items = np.bincount(idx, weights=items[held][both], minlength=cells.size).astype(np.float64)
+    position = sparse_values_at(cells, np.arange(cells.size), flat_held, -1)  # -1: a cell the fit never saw
+    both = position >= 0
+    held_obs = np.bincount(position[both], minlength=cells.size).astype(np.float64)
+    held_items = sum_by(position[both], items[held][both], cells.size)
     seen = held_obs > 0
     y, n = held_items[seen], held_obs[seen]
     raw_scale = float(y.sum()) / max(float(fit_items[seen].sum()), 1e-12)
