@@ -203,7 +203,8 @@ def density(
 
     from plastic_hotspots.geoio import atomic_path
     from plastic_hotspots.maps.inputs.observations import read_observations
-    from plastic_hotspots.maps.survey.cells import FDR, density_cells, survey_density, track_lines
+    from plastic_hotspots.maps.params import GI_FDR
+    from plastic_hotspots.maps.survey.cells import density_cells, survey_density, track_lines
     from plastic_hotspots.provenance import make_provenance
 
     if not (math.isfinite(cell_size) and cell_size >= 1.0):
@@ -233,18 +234,18 @@ def density(
         cells.to_file(tmp, layer="cells", driver="GPKG", engine="pyogrio", metadata=meta)
         tracks.to_file(tmp, layer="tracks", driver="GPKG", engine="pyogrio", metadata=meta)
     surveyed = ~cells["low_effort"]
-    hot = int(((cells["gi_q"] <= FDR) & (cells["gi_z"] > 0) & surveyed).sum())
-    cold = int(((cells["gi_q"] <= FDR) & (cells["gi_z"] < 0) & surveyed).sum())
-    uncorrected = int(((cells["gi_p"] <= FDR) & (cells["gi_z"] > 0) & surveyed).sum())
+    hot = int(((cells["gi_q"] <= GI_FDR) & (cells["gi_z"] > 0) & surveyed).sum())
+    cold = int(((cells["gi_q"] <= GI_FDR) & (cells["gi_z"] < 0) & surveyed).sum())
+    uncorrected = int(((cells["gi_p"] <= GI_FDR) & (cells["gi_z"] > 0) & surveyed).sum())
     typer.echo(
         f"{len(frame)} observations in {len(cells)} cells ({int(cells['low_effort'].sum())} low effort); "
         f"area rate {result.density.area_rate:.3f} items per observation"
     )
     typer.echo(f"rate: {choice.describe(cell_size)}")
     typer.echo(
-        f"Gi*: {hot} hot-spot and {cold} cold-spot cells at a false-discovery rate of {FDR:.0%} "
+        f"Gi*: {hot} hot-spot and {cold} cold-spot cells at a false-discovery rate of {GI_FDR:.0%} "
         f"(Benjamini-Hochberg over {int(np.isfinite(cells['gi_p']).sum())} cells tested); "
-        f"{uncorrected} hot-spot cells with the uncorrected p below {FDR:g}"
+        f"{uncorrected} hot-spot cells with the uncorrected p below {GI_FDR:g}"
     )
     effects = tracks["effect"]
     if len(tracks) > 1:

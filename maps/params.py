@@ -21,6 +21,9 @@ from typing import Any
 
 from plastic_hotspots.errors import ConfigError
 
+GI_FDR = 0.05
+"""False-discovery rate of the Gi* hot and cold spots (Benjamini-Hochberg over the cells tested)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ZoneDefaults:

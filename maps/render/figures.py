@@ -16,6 +16,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 
+from plastic_hotspots.maps.params import GI_FDR
 from plastic_hotspots.maps.render.text import REPORT_NUMBERS, as_number, as_text, fmt
 
 MAX_BARS = 20
@@ -43,7 +44,10 @@ class SurveyCoverage:
         surveyed_km2: Area of the surveyed cells inside the basin.
         basin_km2: Area of the basin.
         far_above_model: Surveyed cells with far more litter than the calibrated model expects.
-        hot_cells: Surveyed cells with Getis-Ord Gi* z above 1.96, or None without ``gi_z``.
+        hot_cells: Surveyed cells in a significant Getis-Ord Gi* hot spot, or None without ``gi_z``:
+            false-discovery corrected (``gi_q`` at most :data:`GI_FDR`) where the layer has
+            q-values, else the uncorrected p below 0.05.
+        hot_corrected: Whether ``hot_cells`` is false-discovery corrected.
         photos: Survey points (images), or None without the ``survey_points`` layer.
         tracks: Distinct survey tracks, or None when unknown.
         first_date: Earliest capture date (``YYYY-MM-DD``), or "" when unknown.
@@ -64,6 +68,7 @@ class SurveyCoverage:
     tracks: int | None
     first_date: str
     last_date: str
+    hot_corrected: bool = False
 
     @property
     def surveyed_share(self) -> float:
@@ -93,9 +98,14 @@ def survey_coverage(
     in_basin = cells.to_crs(metric).geometry.intersection(basin_shape).area.to_numpy() / 1e6
     far = bool_column(cells, "far_above_model", default=False) & surveyed
     hot: int | None = None
+    corrected = "gi_q" in cells.columns
     if "gi_z" in cells.columns:
         gi_z = np.asarray(cells["gi_z"].to_numpy(dtype=np.float64, na_value=np.nan))
-        hot = int((np.nan_to_num(gi_z, nan=0.0) > 1.96)[surveyed].sum())
+        test = np.asarray(cells["gi_q" if corrected else "gi_p"].to_numpy(dtype=np.float64, na_value=np.nan))
+        level = GI_FDR if corrected else 0.05
+        hot = int(
+            ((np.nan_to_num(gi_z, nan=0.0) > 0) & (np.nan_to_num(test, nan=1.0) <= level))[surveyed].sum()
+        )
     photos = tracks = None
     first = last = ""
     if points is not None:
@@ -117,6 +127,7 @@ def survey_coverage(
         basin_km2=basin_km2,
         far_above_model=int(far.sum()),
         hot_cells=hot,
+        hot_corrected=corrected,
         photos=photos,
         tracks=tracks,
         first_date=first,

@@ -23,6 +23,7 @@ import pandas as pd
 from matplotlib import colormaps
 from shapely.geometry import box
 
+from plastic_hotspots.maps.params import GI_FDR
 from plastic_hotspots.maps.render.columns import (
     ColumnData,
     PopupSpec,
@@ -214,37 +215,51 @@ def density_layer(cells: gpd.GeoDataFrame, legend: Legend, pane: str) -> ColumnD
 
 
 def gi_layer(cells: gpd.GeoDataFrame, legend: Legend, pane: str) -> ColumnData | None:
-    """Cells that are significant Getis-Ord Gi* hot or cold spots (p < 0.05), or None if none are."""
+    """Cells that are significant Getis-Ord Gi* hot or cold spots, or None if none are.
+
+    Significant after the false-discovery correction (``gi_q`` at most :data:`GI_FDR`) where the
+    layer has q-values; files without them are drawn by the uncorrected p below 0.05, and the legend
+    says which.
+    """
     if "gi_z" not in cells.columns:
         return None
     z, p = _column(cells, "gi_z"), _column(cells, "gi_p")
-    keep = _surveyed(cells) & np.isfinite(z) & np.isfinite(p) & (p < 0.05)
+    corrected = "gi_q" in cells.columns
+    q = _column(cells, "gi_q") if corrected else p
+    what = (
+        f"false-discovery rate {GI_FDR:.0%} over the {int(np.isfinite(q).sum())} cells tested"
+        if corrected
+        else "uncorrected p < 0.05"
+    )
+    keep = _surveyed(cells) & np.isfinite(z) & np.isfinite(q) & (q <= GI_FDR)
     if not keep.any():
-        legend.add(LAYER_GI, note="no significant hot or cold spot (Gi*, p < 0.05)")
+        legend.add(LAYER_GI, note=f"no significant hot or cold spot (Gi*, {what})")
         return None
     sub = cells[keep]
-    z, p = z[keep], p[keep]
-    fill = np.where(z > 0, np.where(p < 0.01, 0, 1), np.where(p < 0.01, 3, 2)).astype(int).tolist()
+    z, p, q = z[keep], p[keep], q[keep]
+    strong = q <= GI_FDR / 5
+    fill = np.where(z > 0, np.where(strong, 0, 1), np.where(strong, 3, 2)).astype(int).tolist()
     kind = np.where(z > 0, "hot spot", "cold spot")
-    level = np.where(p < 0.01, "99 %", "95 %")
     columns: dict[str, list[Any]] = {
-        "kind": texts([f"{k} ({lv} confidence)" for k, lv in zip(kind, level, strict=True)]),
+        "kind": texts(kind.tolist()),
         "z": numbers(z, 3),
         "p": numbers(p, 2),
+        "q": numbers(q, 2),
         "rate": numbers(_column(sub, "rate")),
     }
     popup = (
         PopupSpec("Getis-Ord Gi*")
         .text("Cluster", "kind")
         .num("z-score", "z")
-        .num("p-value", "p")
+        .num("p-value (uncorrected)", "p")
+        .num("q-value (false-discovery corrected)" if corrected else "p-value used", "q")
         .num("Rate", "rate", "items/photo")
     )
     swatches = "".join(f'<span class="ph-swatch" style="background:{c}"></span>' for c in GI_PALETTE)
     legend.add(
         LAYER_GI,
         symbol=swatches,
-        note="clusters of high (red) or low (blue) litter rates, 99 % / 95 % confidence",
+        note=f"clusters of high (red) or low (blue) litter rates; drawn: {what} (dark: 5 times stricter)",
     )
     style = {"color": "#222222", "weight": 1.2, "fillOpacity": 0.7, "fill": True}
     return cells_layer(

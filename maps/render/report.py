@@ -40,6 +40,7 @@ from plastic_hotspots.maps.io.results import (
     read_json,
     read_result_layers,
 )
+from plastic_hotspots.maps.params import GI_FDR
 from plastic_hotspots.maps.render.figures import (
     SurveyCoverage,
     column_sum,
@@ -276,18 +277,25 @@ def limits(
             f"not absent. The survey covers {format_percent(coverage.surveyed_share)} of the basin "
             "area; the rest is model only."
         )
-        if coverage.far_above_model:
-            out.append(
-                f"{coverage.far_above_model} surveyed cell(s) hold far more litter than the model "
-                "expects (dumps, markets or other sources the input layers do not show); their excess "
-                "is added as an observed source, but sources in unsurveyed places stay unseen."
-            )
     held_out = _calibration_figure(params, fusion, "held_out_deviance")
     held_null = _calibration_figure(params, fusion, "held_out_null_deviance")
-    if held_out is not None and held_null is not None and held_out >= held_null:
+    explains = not (held_out is not None and held_null is not None and held_out >= held_null)
+    if coverage is not None and coverage.far_above_model:
         out.append(
-            "On held-out survey tracks the calibrated model predicts litter no better than one "
-            "area-wide rate: the layers explain little of where litter is seen."
+            f"{coverage.far_above_model} surveyed cell(s) hold far more litter than the model "
+            "expects (dumps, markets or other sources the input layers do not show); "
+            + (
+                "their excess is added as an observed source, but sources in unsurveyed places stay unseen."
+                if explains
+                else "their litter is not converted to kg/yr (see below)."
+            )
+        )
+    if not explains:
+        out.append(
+            "The layers do not explain the survey: on held-out survey tracks the calibrated model "
+            "predicts litter no better than one area-wide rate. Observed litter is therefore shown as "
+            "a density only; it is not converted to kg/yr, not added to the leakage, and no hotspot is "
+            "ranked by it."
         )
     barriers = layers.get("barriers")
     passes = {str(k).split(".", 1)[1]: v for k, v in params.items() if str(k).startswith("barrier_pass.")}
@@ -561,7 +569,12 @@ def _survey_html(
         ("surveyed cells far above the model", format_number(c.far_above_model)),
     ]
     if c.hot_cells is not None:
-        rows.append(("surveyed cells in a Gi* hot spot (z > 1.96)", format_number(c.hot_cells)))
+        test = (
+            f"false-discovery rate {format_percent(GI_FDR)}, Benjamini-Hochberg"
+            if c.hot_corrected
+            else "uncorrected p < 0.05"
+        )
+        rows.append((f"surveyed cells in a Gi* hot spot ({test})", format_number(c.hot_cells)))
     if c.tracks is not None:
         rows.append(("survey tracks", format_number(c.tracks)))
     if c.first_date:

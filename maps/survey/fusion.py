@@ -2,22 +2,28 @@
 
 Street litter seen per image is modelled as ``rate = background + scale x L_src``: ``L_src`` is the
 mismanaged plastic the model puts in the cell (kg/yr), ``scale`` turns it into items per image and
-``background`` is litter seen anywhere. Both are fitted by Poisson maximum likelihood to the item
-counts of the surveyed cells, given each cell's number of observations, with intervals widened for
-overdispersion (quasi-Poisson). The fit is reported in-sample and on held-out survey tracks, against
-a single area-wide rate, so a user can see whether the model explains what was seen.
+``background`` is litter seen anywhere. Both are fitted by maximum likelihood to the item counts of
+every surveyed cell, given each cell's number of observations. The likelihood is a mixture: most
+cells' counts scatter around the modelled rate (a negative binomial, its shape fitted), and a share
+of cells (fitted too) hold a source the layers do not show, a dump or a market, whose counts come
+from a broad component far above the model. Such cells neither bend the link nor are left out of
+the fit; a cell more likely than not to be one is flagged. The single area-wide rate is the model
+with ``scale = 0``, nested in it: in sample the fit is never worse. The fit is also scored on
+held-out survey tracks against a single area-wide rate, so a user can see whether the layers
+explain what was seen.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.maps.io.results import FUSION_JSON, FUSION_PNG
@@ -48,18 +54,26 @@ class Calibration:
         background_lo: Lower end of its interval.
         background_hi: Upper end.
         interval: Central probability of the intervals.
-        dispersion: Pearson chi-square per degree of freedom (1 for pure Poisson counts).
-        cells: Surveyed cells used.
-        excess_cells: Cells with far more litter than the fit expects (p < 1e-6), left out of the
-            fit: sources the layers do not show, such as dumps.
+        shape: Negative-binomial shape of the counts of cells the layers describe (large: Poisson;
+            small: what the layers miss varies much from cell to cell).
+        source_share: Share of cells holding a source the layers do not show (the mixture's weight
+            of its unmodelled-source component).
+        source_rate: Mean rate (items per observation) of the unmodelled-source component.
+        dispersion: Pearson chi-square per degree of freedom of the cells the layers describe,
+            under the fitted likelihood (about 1 when the likelihood describes their spread).
+        cells: Surveyed cells used (all of them: none is left out of the fit).
+        excess_cells: Cells more likely than not to hold a source the layers do not show, such as
+            a dump (the unmodelled-source component's posterior probability over 0.5).
         observations: Observations in them.
         items: Items counted in them.
-        deviance: Poisson deviance of the calibrated model.
-        null_deviance: Poisson deviance of a single area-wide rate.
-        deviance_explained: ``1 - deviance / null_deviance``.
+        deviance: Twice the log-likelihood the fit falls short of the counts' own Poisson
+            likelihood (the saturated reference).
+        null_deviance: The same for the best single area-wide rate (the same mixture with
+            ``scale = 0``), a model nested in this one.
+        deviance_explained: ``1 - deviance / null_deviance``; never below 0 (the null is nested).
         spearman: Rank correlation of modelled and observed rates over the cells.
-        held_out_deviance: Deviance on held-out tracks (model fitted on the other tracks), summed
-            over folds; NaN when the survey has fewer than two tracks.
+        held_out_deviance: Poisson deviance of the rates on held-out tracks (model fitted on the
+            other tracks), summed over folds; NaN when the survey has fewer than two tracks.
         held_out_null_deviance: The same for a single area-wide rate.
     """
 
@@ -70,6 +84,9 @@ class Calibration:
     background_lo: float
     background_hi: float
     interval: float
+    shape: float
+    source_share: float
+    source_rate: float
     dispersion: float
     cells: int
     excess_cells: int
@@ -86,6 +103,18 @@ class Calibration:
         """Expected items per observation for modelled mismanaged plastic ``l_src`` (kg/yr)."""
         return self.background + self.scale * l_src
 
+    @property
+    def explains_survey(self) -> bool:
+        """Whether the layers predict the survey: better than one area-wide rate on held-out tracks.
+
+        Without held-out tracks (one track), whether the link's interval excludes zero.
+        """
+        if self.scale <= 0:
+            return False
+        if np.isfinite(self.held_out_deviance) and np.isfinite(self.held_out_null_deviance):
+            return self.held_out_deviance < self.held_out_null_deviance
+        return self.scale_lo > 0
+
     def summary(self) -> str:
         """One line for people: the calibration and how well it fits."""
         line = (
@@ -100,86 +129,231 @@ class Calibration:
                 f"; held-out tracks: deviance {self.held_out_deviance:.0f} "
                 f"vs {self.held_out_null_deviance:.0f} for one area-wide rate"
             )
+        if not self.explains_survey:
+            line += "; the layers do not explain the survey: observed litter is not converted to kg/yr"
         return line
 
-    def to_dict(self) -> dict[str, float | int | None]:
+    def to_dict(self) -> dict[str, float | int | bool | None]:
         """Plain figures for JSON and provenance (NaN as None)."""
-        return {
+        out: dict[str, float | int | bool | None] = {
             k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()
         }
+        out["explains_survey"] = self.explains_survey
+        return out
 
 
-def _fit(l_src: FloatArray, items: FloatArray, n: FloatArray) -> tuple[float, float]:
-    """Poisson ML of ``items ~ Poisson(n x (b + s x l_src))`` with ``s, b >= 0``."""
-    total_rate = float(items.sum() / n.sum())
-    unit = float(l_src[l_src > 0].mean()) if (l_src > 0).any() else 1.0
-    x = l_src / unit  # O(1) for a well-conditioned search
+def _nb_logpmf(items: FloatArray, mean: FloatArray, shape: float) -> FloatArray:
+    """Log-probability of counts ``items`` under negative binomials of ``mean`` and ``shape``."""
+    k, m = shape, np.maximum(mean, 1e-12)
+    return np.asarray(
+        special.gammaln(items + k)
+        - special.gammaln(k)
+        - special.gammaln(items + 1.0)
+        + k * np.log(k / (k + m))
+        + items * np.log(m / (k + m)),
+        dtype=np.float64,
+    )
+
+
+SOURCE_FACTOR = 10.0
+"""Mean rate of the unmodelled-source component: this many times the survey's area-wide rate.
+
+It is fixed by the survey, not by the link, so that cells with such a source carry no weight in the
+link's fit (a component tied to the modelled rate would pull the background up to meet a dump)."""
+SOURCE_SHAPE = 0.5
+"""Shape of the unmodelled-source component: broad, from a little above the model to far above it."""
+MAX_SOURCE_SHARE = 0.5
+"""Largest share of cells the unmodelled-source component may take (the model explains the rest)."""
+LOG_SHAPE_BOUNDS = (-3.0, 12.0)
+"""Search range of the logarithm of the main component's shape: from a wide spread to Poisson."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Mixture:
+    """A fitted likelihood: the link, the main component's shape and the unmodelled sources' share."""
+
+    scale: float
+    background: float
+    shape: float
+    share: float
+    loglik: float
+
+
+def source_rate(items: FloatArray, n: FloatArray) -> float:
+    """Mean rate of the unmodelled-source component for a survey (:data:`SOURCE_FACTOR`)."""
+    return SOURCE_FACTOR * max(float(items.sum() / n.sum()), 1e-9)
+
+
+def _loglik(
+    x: FloatArray, items: FloatArray, n: FloatArray, s: float, b: float, shape: float, share: float
+) -> float:
+    """Log-likelihood of the mixture (``x``: the modelled source in units of the link's ``s``)."""
+    return _loglik_grad(x, items, n, s, b, shape, share)[0]
+
+
+def _loglik_grad(
+    x: FloatArray, items: FloatArray, n: FloatArray, s: float, b: float, shape: float, share: float
+) -> tuple[float, FloatArray]:
+    """Log-likelihood of the mixture and its gradient in ``(s, log b, log shape, share)``."""
+    k = shape
+    m = n * np.maximum(b + s * x, 1e-12)
+    main = _nb_logpmf(items, m, k)
+    d_main_dm = items / m - (items + k) / (k + m)
+    d_main_dk = special.digamma(items + k) - special.digamma(k) + np.log(k / (k + m)) + (m - items) / (k + m)
+    if share <= 0:
+        w = np.ones(items.shape)
+        source = _nb_logpmf(items, n * source_rate(items, n), SOURCE_SHAPE)
+        d_share = float(np.sum(np.expm1(np.minimum(source - main, 50.0))))
+        total = float(main.sum())
+    else:
+        source = _nb_logpmf(items, n * source_rate(items, n), SOURCE_SHAPE)
+        both = np.logaddexp(math.log1p(-share) + main, math.log(share) + source)
+        w = np.exp(math.log1p(-share) + main - both)  # each cell's weight of the modelled component
+        d_share = float(np.sum(np.exp(source - both) - np.exp(main - both)))
+        total = float(both.sum())
+    grad = np.array(
+        [
+            float(np.sum(w * d_main_dm * n * x)),
+            float(np.sum(w * d_main_dm * n)) * b,
+            float(np.sum(w * d_main_dk)) * k,
+            d_share,
+        ]
+    )
+    return total, grad
+
+
+def _fit_mixture(
+    x: FloatArray, items: FloatArray, n: FloatArray, *, with_link: bool, start: _Mixture | None = None
+) -> _Mixture:
+    """Maximum likelihood of the mixture; with ``with_link`` False, the null (``scale = 0``).
+
+    ``start`` (the null's fit, for the full model) is always among the starting points and kept if no
+    other point beats it, so that the full model is never worse than its null in sample.
+    """
+    area = max(float(items.sum() / n.sum()), 1e-9)
+
+    def unpack(theta: FloatArray) -> tuple[float, float, float, float]:
+        if with_link:
+            return float(theta[0]), math.exp(float(theta[1])), math.exp(float(theta[2])), float(theta[3])
+        return 0.0, math.exp(float(theta[0])), math.exp(float(theta[1])), float(theta[2])
 
     def objective(theta: FloatArray) -> tuple[float, FloatArray]:
-        s, b = float(theta[0]), float(theta[1])
-        mu = np.maximum(b + s * x, 1e-12)
-        value = float(np.sum(n * mu - items * np.log(mu)))
-        ratio = items / mu
-        grad = np.array([np.sum((n - ratio) * x), np.sum(n - ratio)])
-        return value, grad
+        value, grad = _loglik_grad(x, items, n, *unpack(theta))
+        return -value, -(grad if with_link else grad[1:])
 
-    starts = (np.array([0.0, total_rate]), np.array([total_rate, max(total_rate * 0.1, 1e-6)]))
-    best: tuple[float, FloatArray] | None = None
-    for start in starts:
-        result = optimize.minimize(
-            objective, start, jac=True, method="L-BFGS-B", bounds=[(0.0, None), (1e-12, None)]
-        )
-        if best is None or float(result.fun) < best[0]:
-            best = (float(result.fun), np.asarray(result.x, dtype=np.float64))
+    log_b = (math.log(area) - 12.0, math.log(area) + 3.0)
+    bounds = ([(0.0, None)] if with_link else []) + [log_b, LOG_SHAPE_BOUNDS, (0.0, MAX_SOURCE_SHARE)]
+    starts = []
+    for shape0 in (1.0, 100.0):
+        null0 = [math.log(area), math.log(shape0), 0.05]
+        starts += [np.array(([0.0] if with_link else []) + null0)]
+        if with_link:
+            starts.append(np.array([0.5 * area, math.log(0.5 * area), math.log(shape0), 0.05]))
+    best = start
+    if start is not None:
+        starts.append(np.array([start.scale, math.log(start.background), math.log(start.shape), start.share]))
+    for theta0 in starts:
+        result = optimize.minimize(objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds)
+        s, b, shape, share = unpack(np.asarray(result.x, dtype=np.float64))
+        ll = -float(result.fun)
+        if best is None or ll > best.loglik:
+            best = _Mixture(s, b, shape, share, ll)
     assert best is not None
-    return float(best[1][0]) / unit, float(best[1][1])
+    return best
 
 
-EXCESS_P = 1e-6
-"""A cell whose count is this improbable under the fit is an unmodelled source, not evidence about it."""
+def _fit(l_src: FloatArray, items: FloatArray, n: FloatArray) -> tuple[_Mixture, _Mixture, float]:
+    """The null's and the link's maximum-likelihood mixtures, and the unit ``l_src`` was divided by.
 
-
-def far_above(items: FloatArray, expected: FloatArray) -> BoolArray:
-    """Counts so far above their Poisson expectation (p < :data:`EXCESS_P`) that something else is there."""
-    return np.asarray(stats.poisson.sf(items - 1, expected) < EXCESS_P, dtype=bool)
-
-
-def _robust_fit(l_src: FloatArray, items: FloatArray, n: FloatArray) -> tuple[float, float, BoolArray]:
-    """:func:`_fit`, refitted without cells far above it (e.g. a dump the layers do not show).
-
-    Returns:
-        ``(scale, background, kept)``: ``kept`` marks the cells the final fit used.
+    The link's ``scale`` is per unit of ``l_src / unit`` (a well-conditioned search); divide by ``unit``.
     """
-    keep = np.ones(l_src.shape, dtype=bool)
-    scale, background = _fit(l_src, items, n)
-    for _ in range(5):
-        new_keep = ~far_above(items, n * np.maximum(background + scale * l_src, 1e-12))
-        if new_keep.sum() < 2 or np.array_equal(new_keep, keep):
-            break
-        keep = new_keep
-        scale, background = _fit(l_src[keep], items[keep], n[keep])
-    return scale, background, keep
+    unit = float(l_src[l_src > 0].mean()) if (l_src > 0).any() else 1.0
+    x = l_src / unit
+    null = _fit_mixture(x, items, n, with_link=False)
+    return null, _fit_mixture(x, items, n, with_link=True, start=null), unit
+
+
+def source_probability(
+    items: FloatArray, observations: FloatArray, modelled: FloatArray, calibration: Calibration
+) -> FloatArray:
+    """Each cell's probability of holding a source the layers do not show, given its count."""
+    return _source_probability(
+        items, observations, modelled, calibration.shape, calibration.source_share, calibration.source_rate
+    )
+
+
+def _source_probability(
+    items: FloatArray, observations: FloatArray, modelled: FloatArray, shape: float, share: float, rate: float
+) -> FloatArray:
+    """:func:`source_probability` from the mixture's figures."""
+    if share <= 0:
+        return np.zeros(items.shape)
+    m = observations * np.maximum(modelled, 1e-12)
+    main = math.log1p(-share) + _nb_logpmf(items, m, shape)
+    source = math.log(share) + _nb_logpmf(items, observations * rate, SOURCE_SHAPE)
+    return np.asarray(np.exp(source - np.logaddexp(main, source)), dtype=np.float64)
+
+
+def far_above(
+    items: FloatArray, observations: FloatArray, modelled: FloatArray, calibration: Calibration
+) -> BoolArray:
+    """Cells more likely than not to hold a source the layers do not show, and above the model."""
+    p = source_probability(items, observations, modelled, calibration)
+    return np.asarray((p > 0.5) & (items > observations * modelled), dtype=bool)
+
+
+def posterior_rate_lo(items: FloatArray, observations: FloatArray, calibration: Calibration) -> FloatArray:
+    """Lower end of the rate of cells with an unmodelled source, given their counts.
+
+    The gamma posterior under the unmodelled-source component (mean ``calibration.source_rate``,
+    shape :data:`SOURCE_SHAPE`): with many observations, close to the counts' own rate.
+    """
+    interval = calibration.interval
+    alpha = SOURCE_SHAPE + items
+    beta = SOURCE_SHAPE / calibration.source_rate + observations
+    return np.asarray(stats.gamma.ppf(0.5 - interval / 2.0, alpha, scale=1.0 / beta), dtype=np.float64)
 
 
 def _intervals(
-    l_src: FloatArray, items: FloatArray, n: FloatArray, scale: float, background: float, interval: float
-) -> tuple[tuple[float, float], tuple[float, float], float]:
-    """Quasi-Poisson Wald intervals of (scale, background) and the dispersion."""
-    mu = np.maximum(background + scale * l_src, 1e-12)
-    expected = n * mu
-    dof = max(int(l_src.size) - 2, 1)
-    dispersion = max(float(np.sum((items - expected) ** 2 / expected)) / dof, 1.0)
-    design = np.column_stack([l_src, np.ones_like(l_src)])
-    info = (design * (n / mu)[:, None]).T @ design  # expected Fisher information
+    x: FloatArray, items: FloatArray, n: FloatArray, fit: _Mixture, interval: float
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Wald intervals of (scale per unit, background) from the observed information of the mixture.
+
+    The information is the numerical second derivative of the log-likelihood in (scale, background),
+    the shape and the share held at their fit.
+    """
+    theta = np.array([fit.scale, fit.background])
+    step = np.maximum(1e-4 * np.abs(theta), 1e-7)
+
+    def nll(t: FloatArray) -> float:
+        return -_loglik(x, items, n, max(float(t[0]), 0.0), max(float(t[1]), 1e-12), fit.shape, fit.share)
+
+    hess = np.zeros((2, 2))
+    for i in range(2):
+        for j in range(2):
+            e_i, e_j = np.eye(2)[i] * step[i], np.eye(2)[j] * step[j]
+            hess[i, j] = (
+                nll(theta + e_i + e_j)
+                - nll(theta + e_i - e_j)
+                - nll(theta - e_i + e_j)
+                + nll(theta - e_i - e_j)
+            ) / (4.0 * step[i] * step[j])
     try:
-        cov = np.linalg.inv(info) * dispersion
-        se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        se = np.sqrt(np.clip(np.diag(np.linalg.inv(hess)), 0.0, None))
     except np.linalg.LinAlgError:
         se = np.array([np.inf, np.inf])
+    if not np.all(np.isfinite(se)):
+        se = np.array([np.inf, np.inf])
     z = float(stats.norm.ppf(0.5 + interval / 2.0))
-    s_int = (max(scale - z * se[0], 0.0), scale + z * se[0])
-    b_int = (max(background - z * se[1], 0.0), background + z * se[1])
-    return s_int, b_int, dispersion
+    return (
+        (max(fit.scale - z * se[0], 0.0), fit.scale + z * se[0]),
+        (max(fit.background - z * se[1], 0.0), fit.background + z * se[1]),
+    )
+
+
+def _saturated_loglik(items: FloatArray) -> float:
+    """Log-likelihood of Poisson counts at their own values: the reference of the deviances."""
+    return float(np.sum(stats.poisson.logpmf(items, items)))
 
 
 def calibrate(
@@ -191,6 +365,10 @@ def calibrate(
     folds: list[tuple[FloatArray, FloatArray, FloatArray, FloatArray]] | None = None,
 ) -> Calibration:
     """Fit ``rate = background + scale x l_src`` to surveyed cells and report the fit.
+
+    A maximum-likelihood fit over every surveyed cell with a negative-binomial likelihood: cells far
+    above the model (dumps) are explained by its spread rather than left out, and the single
+    area-wide rate is the nested null (``scale = 0``), so the fit is never worse than it in sample.
 
     Args:
         l_src: Modelled mismanaged plastic (kg/yr) of each surveyed cell.
@@ -206,12 +384,17 @@ def calibrate(
     n = observations.astype(np.float64)
     if l_src.size == 0 or float(n.sum()) == 0:
         raise ValueError("calibration needs at least one surveyed cell")
-    scale, background, keep = _robust_fit(l_src, items, n)
-    s_int, b_int, dispersion = _intervals(l_src[keep], items[keep], n[keep], scale, background, interval)
-    modelled = background + scale * l_src
-    area_rate = float(items.sum() / n.sum())
-    deviance = poisson_deviance(items, n * modelled)
-    null = poisson_deviance(items, n * area_rate)
+    null, fit, unit = _fit(l_src, items, n)
+    s_int, b_int = _intervals(l_src / unit, items, n, fit, interval)
+    scale = fit.scale / unit
+    modelled = fit.background + scale * l_src
+    saturated = _saturated_loglik(items)
+    deviance, null_deviance = 2.0 * (saturated - fit.loglik), 2.0 * (saturated - null.loglik)
+    m = n * np.maximum(modelled, 1e-12)
+    p_source = _source_probability(items, n, modelled, fit.shape, fit.share, source_rate(items, n))
+    main = p_source <= 0.5
+    dof = max(int(main.sum()) - 2, 1)
+    dispersion = float(np.sum((items - m)[main] ** 2 / (m + m * m / fit.shape)[main])) / dof
     rho = float(stats.spearmanr(modelled, items / n).statistic) if l_src.size > 2 else float("nan")
     held, held_null = float("nan"), float("nan")
     if folds:
@@ -220,27 +403,31 @@ def calibrate(
             fit_on = train_obs > 0
             if not fit_on.any():
                 continue
-            s, b, _ = _robust_fit(l_src[fit_on], train_items[fit_on], train_obs[fit_on])
+            _, part, part_unit = _fit(l_src[fit_on], train_items[fit_on], train_obs[fit_on])
             rate = float(train_items.sum() / train_obs.sum())
             test = test_obs > 0
-            held += poisson_deviance(test_items[test], test_obs[test] * (b + s * l_src[test]))
+            predicted = part.background + part.scale / part_unit * l_src[test]
+            held += poisson_deviance(test_items[test], test_obs[test] * predicted)
             held_null += poisson_deviance(test_items[test], test_obs[test] * rate)
     return Calibration(
         scale=scale,
-        scale_lo=s_int[0],
-        scale_hi=s_int[1],
-        background=background,
+        scale_lo=s_int[0] / unit,
+        scale_hi=s_int[1] / unit,
+        background=fit.background,
         background_lo=b_int[0],
         background_hi=b_int[1],
         interval=interval,
+        shape=fit.shape,
+        source_share=fit.share,
+        source_rate=source_rate(items, n),
         dispersion=dispersion,
         cells=int(l_src.size),
-        excess_cells=int((~keep).sum()),
+        excess_cells=int(((p_source > 0.5) & (items > m)).sum()),
         observations=int(n.sum()),
         items=float(items.sum()),
         deviance=deviance,
-        null_deviance=null,
-        deviance_explained=1.0 - deviance / null if null > 0 else float("nan"),
+        null_deviance=null_deviance,
+        deviance_explained=1.0 - deviance / null_deviance if null_deviance > 0 else float("nan"),
         spearman=rho if np.isfinite(rho) else float("nan"),
         held_out_deviance=held,
         held_out_null_deviance=held_null,

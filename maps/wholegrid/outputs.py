@@ -30,9 +30,10 @@ from plastic_hotspots.maps.science.vectors import (
     river_chains,
     river_lines_frame,
 )
-from plastic_hotspots.maps.survey.cells import cells_frame, gi_star_at
+from plastic_hotspots.maps.survey.cells import benjamini_hochberg, cells_frame, gi_star_permuted_at
 from plastic_hotspots.maps.survey.density import DensityGrid, sparse_values_at
-from plastic_hotspots.maps.survey.fusion import Calibration, far_above, write_fusion_report
+from plastic_hotspots.maps.survey.fusion import Calibration, write_fusion_report
+from plastic_hotspots.maps.survey.smoothing import SmoothingChoice
 from plastic_hotspots.records import GridSpec, HotspotGrid
 
 FloatArray = npt.NDArray[np.float64]
@@ -77,14 +78,19 @@ class SurveyFit:
     Attributes:
         obs: The observations inside the grid, or None without a survey.
         density: Effort-normalised density on the grid.
+        smoothing: The smoothing the survey's tracks chose for the density.
         calibration: The fit of the model to the surveyed cells of the basin.
-        extra_cells: Flat cells of the observed extra source (kg/yr).
+        far_cells: Flat surveyed cells far above the calibrated model (a source the layers miss).
+        extra_cells: Flat cells of the observed extra source (kg/yr); none where the layers do not
+            explain the survey (the calibration's conversion to kg/yr is then not a leakage figure).
         extra: Its value on each of ``extra_cells``.
     """
 
     obs: Observations | None = None
     density: DensityGrid | None = None
+    smoothing: SmoothingChoice | None = None
     calibration: Calibration | None = None
+    far_cells: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     extra_cells: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     extra: FloatArray = field(default_factory=lambda: np.zeros(0))
 
@@ -124,9 +130,7 @@ def write_outputs(
         vectors[f"{kind}_hotspots"] = hotspot_frame([h for h in result.hotspots if h.kind == kind])
     fusion: tuple[Path, Path] | None = None
     if survey.density is not None:
-        vectors["observed_density"], fusion = _observed_density(
-            result, out_dir, basin, survey.density, survey.calibration
-        )
+        vectors["observed_density"], fusion = _observed_density(result, out_dir, basin, survey)
     if boundaries is not None:
         vectors["admin_boundaries"] = boundaries
     if survey.obs is not None:
@@ -207,29 +211,31 @@ def _river_lines(
 
 
 def _observed_density(
-    result: HotspotGrid,
-    out_dir: Path,
-    basin: BoolArray,
-    density: DensityGrid,
-    calibration: Calibration | None,
+    result: HotspotGrid, out_dir: Path, basin: BoolArray, survey: SurveyFit
 ) -> tuple[gpd.GeoDataFrame, tuple[Path, Path] | None]:
-    """The ``observed_density`` layer (Gi*; the modelled rate when calibrated) and the fusion report."""
+    """The ``observed_density`` layer (Gi*; the modelled rate when calibrated) and the fusion report.
+
+    Gi* runs on each surveyed cell's own rate, with pseudo p-values by conditional randomisation
+    and Benjamini-Hochberg q-values over the cells tested (``gi_q``), as ``density`` does.
+    """
+    density, calibration = survey.density, survey.calibration
+    assert density is not None
     grid = result.grid
     l_src = result.layers["mismanaged_plastic"].values
     cells = cells_frame(density, grid)
     rr, cc = cells["row"].to_numpy(), cells["col"].to_numpy()
     # Gi* over the surveyed cells, without grids; observed cells that are not surveyed get NaN.
     surveyed = density.surveyed_cells()
-    gi_z, gi_p = gi_star_at(*np.divmod(surveyed, grid.width), density.at("rate", surveyed), grid.shape)
-    cells["gi_z"] = sparse_values_at(surveyed, gi_z, density.observed_cells(), np.nan)
-    cells["gi_p"] = sparse_values_at(surveyed, gi_p, density.observed_cells(), np.nan)
+    own = density.at("items", surveyed) / np.maximum(density.at("observations", surveyed), 1)
+    gi_z, gi_p = gi_star_permuted_at(*np.divmod(surveyed, grid.width), own, grid.shape)
+    observed = density.observed_cells()
+    cells["gi_z"] = sparse_values_at(surveyed, gi_z, observed, np.nan)
+    cells["gi_p"] = sparse_values_at(surveyed, gi_p, observed, np.nan)
+    cells["gi_q"] = sparse_values_at(surveyed, benjamini_hochberg(gi_p), observed, np.nan)
     if calibration is None:
         return cells, None
-    modelled = calibration.modelled_rate(l_src[rr, cc])
-    cells["modelled_rate"] = modelled
-    cells["far_above_model"] = cells["surveyed"].to_numpy() & far_above(
-        cells["items"].to_numpy(), cells["observations"].to_numpy() * modelled
-    )
+    cells["modelled_rate"] = calibration.modelled_rate(l_src[rr, cc])
+    cells["far_above_model"] = np.isin(observed, survey.far_cells)
     in_basin = surveyed[basin.ravel()[surveyed]]
     fusion = write_fusion_report(
         out_dir,

@@ -43,8 +43,9 @@ from plastic_hotspots.maps.science.basin import (
     run_provenance,
     snap_barriers,
 )
-from plastic_hotspots.maps.survey.density import observed_density, sparse_values_at
-from plastic_hotspots.maps.survey.fusion import calibrate, track_folds
+from plastic_hotspots.maps.survey.density import sparse_values_at
+from plastic_hotspots.maps.survey.fusion import calibrate, far_above, posterior_rate_lo, track_folds
+from plastic_hotspots.maps.survey.smoothing import smoothed_density
 from plastic_hotspots.maps.wholegrid.outputs import HotspotOutputs, RiverNetwork, SurveyFit, write_outputs
 from plastic_hotspots.memory import reuse_freed_memory
 from plastic_hotspots.progress import progress_bar
@@ -200,38 +201,43 @@ def _observed_survey(config: BasinConfig, grid: GridSpec, basin: BoolArray, l_sr
         )
     obs = obs.subset(oin)
     orow, ocol = orow[oin], ocol[oin]
-    density = observed_density(
-        orow,
-        ocol,
-        obs,
-        grid.shape,
-        min_observations=params.min_observations,
-        prior_strength=None,
-        prior_floor=params.prior_strength_obs,
-        interval=params.interval,
+    density, smoothing = smoothed_density(
+        orow, ocol, obs, grid.shape, min_observations=params.min_observations, interval=params.interval
     )
     surveyed_cells = density.surveyed_cells()
     surveyed_cells = surveyed_cells[basin.ravel()[surveyed_cells]]
     if not surveyed_cells.size:
-        return SurveyFit(obs=obs, density=density)
+        return SurveyFit(obs=obs, density=density, smoothing=smoothing)
+    # The calibration is fitted to the cells' own counts (a likelihood needs counts, not smoothed rates).
+    items = density.at("items", surveyed_cells)
+    n_obs = density.at("observations", surveyed_cells).astype(np.float64)
+    populated = l_src.ravel()[surveyed_cells]
     calibration = calibrate(
-        l_src.ravel()[surveyed_cells],
-        density.at("items", surveyed_cells),
-        density.at("observations", surveyed_cells).astype(np.float64),
+        populated,
+        items,
+        n_obs,
         interval=params.interval,
         folds=track_folds(orow * grid.width + ocol, obs.items, obs.track, surveyed_cells),
     )
-    # Litter seen beyond what the calibrated model expects (even at the low end of its interval) is a
-    # source the layers miss, e.g. an illegal dump: add it, in kg/yr.
-    populated = l_src.ravel()[surveyed_cells]
     expected = calibration.modelled_rate(populated)
-    excess = np.maximum(density.at("rate_lo", surveyed_cells) - expected, 0.0)
-    per_kg = calibration.scale if calibration.scale > 0 else None
-    if per_kg is None:
-        per_kg = density.area_rate / max(float(populated.mean()), 1e-9)
-    extra = params.observed_source_weight * excess / max(per_kg, 1e-12)
+    far = far_above(items, n_obs, expected, calibration)
+    extra_cells: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+    extra: FloatArray = np.zeros(0)
+    if calibration.explains_survey and far.any():
+        # Litter in cells holding a source the layers miss (e.g. an illegal dump), beyond what the
+        # calibrated model expects even at the low end of the cell's rate: added, in kg/yr.
+        low = posterior_rate_lo(items[far], n_obs[far], calibration)
+        excess = np.maximum(low - expected[far], 0.0)
+        extra_cells = surveyed_cells[far]
+        extra = params.observed_source_weight * excess / calibration.scale
     return SurveyFit(
-        obs=obs, density=density, calibration=calibration, extra_cells=surveyed_cells, extra=extra
+        obs=obs,
+        density=density,
+        smoothing=smoothing,
+        calibration=calibration,
+        far_cells=surveyed_cells[far],
+        extra_cells=extra_cells,
+        extra=extra,
     )
 
 
@@ -367,15 +373,15 @@ def _accumulation_hotspots(
 
 
 def _run_figures(survey: SurveyFit, network: RiverNetwork) -> dict[str, float | int | str | bool | None]:
-    """The run's figures recorded in its provenance: the calibration, the prior, the export."""
-    calibration, density = survey.calibration, survey.density
+    """The run's figures recorded in its provenance: the calibration, the smoothing, the export."""
+    calibration, smoothing = survey.calibration, survey.smoothing
     return {
         **(
             {f"calibration.{k}": v for k, v in calibration.to_dict().items()}
             if calibration is not None
             else {}
         ),
-        "observed.prior_strength_obs": density.prior_strength if density is not None else None,
+        **({f"smoothing.{k}": v for k, v in smoothing.to_dict().items()} if smoothing is not None else {}),
         "exported_kg_yr": network.routing.exported,
     }
 

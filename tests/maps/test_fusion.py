@@ -1,4 +1,4 @@
-"""Calibration of modelled sources against observed litter: Poisson fit, intervals, excess cells, folds."""
+"""Calibration of modelled sources against observed litter: mixture fit, intervals, excess cells, folds."""
 
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ def test_a_dump_is_flagged_and_does_not_bend_the_fit() -> None:
     assert fit.excess_cells == 1
     assert fit.scale == pytest.approx(clean.scale, rel=0.02)
     assert fit.background == pytest.approx(clean.background, abs=0.01)
-    assert far_above(items, n * fit.modelled_rate(l_src))[7]
+    assert far_above(items, n, fit.modelled_rate(l_src), fit)[7]
+    assert fit.deviance_explained > 0.5  # the dump is inside the fit, not left out of it or of its measure
 
 
 def test_no_signal_explains_nothing() -> None:
@@ -64,8 +65,46 @@ def test_no_signal_explains_nothing() -> None:
     n = np.full(300, 10.0)
     items = rng.poisson(n * 0.5).astype(float)
     fit = calibrate(l_src, items, n)
-    assert fit.deviance_explained < 0.03
+    assert 0.0 <= fit.deviance_explained < 0.03
     assert fit.scale_lo == 0.0  # the interval does not exclude "no link"
+    assert not fit.explains_survey
+    assert "not converted to kg/yr" in fit.summary()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.0, 0.01), st.integers(0, 5), st.sampled_from([0.3, 3.0, 1e4]))
+def test_the_fit_is_never_worse_than_its_nested_null(
+    seed: int, link: float, dumps: int, spread: float
+) -> None:
+    """Whatever the counts (a link or none, dumps, overdispersion), the null is never better in sample."""
+    rng = np.random.default_rng(seed)
+    cells = 120
+    l_src = rng.gamma(0.8, 300.0, cells)
+    n = rng.integers(1, 25, cells).astype(float)
+    rate = rng.gamma(spread, (0.2 + link * l_src) / spread)
+    items = rng.poisson(n * rate).astype(float)
+    items[rng.choice(cells, dumps, replace=False)] += rng.integers(50, 500, dumps)
+    fit = calibrate(l_src, items, n)
+    assert fit.deviance <= fit.null_deviance + 1e-6
+    assert 0.0 <= fit.deviance_explained <= 1.0
+    assert np.isfinite([fit.scale, fit.background, fit.shape, fit.source_share]).all()
+
+
+def test_dumps_are_found_inside_the_fit_over_many_surveys() -> None:
+    """Planted dumps are flagged and clean cells are not, while the link stays where it was planted."""
+    found = false = 0
+    for seed in range(10):
+        l_src, items, n = _survey(seed)
+        items = items.copy()
+        dumps = np.random.default_rng(100 + seed).choice(items.size, 3, replace=False)
+        items[dumps] += n[dumps] * 3.0  # three items per photo more than the layers say
+        fit = calibrate(l_src, items, n)
+        flagged = far_above(items, n, fit.modelled_rate(l_src), fit)
+        found += int(flagged[dumps].sum())
+        false += int(flagged.sum() - flagged[dumps].sum())
+        assert fit.scale == pytest.approx(0.004, rel=0.1)
+    assert found >= 27, (found, false)
+    assert false <= 3, (found, false)
 
 
 def test_track_folds_split_every_observation_once() -> None:

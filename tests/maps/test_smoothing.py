@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from plastic_hotspots.errors import PlasticHotspotsError
 from plastic_hotspots.maps.inputs.observations import Observations, read_plitter_tracks
-from plastic_hotspots.maps.survey.cells import FDR, benjamini_hochberg, survey_density, survey_grid
+from plastic_hotspots.maps.params import GI_FDR as FDR
+from plastic_hotspots.maps.survey.cells import benjamini_hochberg, survey_density, survey_grid
 from plastic_hotspots.maps.survey.smoothing import choose_smoothing, smoothed_density
 from plastic_hotspots.maps.survey.validation import score_split, split_tracks
 
