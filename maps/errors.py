@@ -23,3 +23,7 @@ class RenderError(MapsError):
 
 class ModelError(MapsError):
     """The model's results break one of its own invariants (e.g. plastic vanishes between the stages)."""
+
+
+class LayerWarning(UserWarning):
+    """An input layer was used after a repair or with rows left out (the message says how many)."""

@@ -11,7 +11,9 @@ import numpy.typing as npt
 import rasterio
 from rasterio.transform import Affine
 
+from plastic_hotspots.maps.config import PopulationPolygons, PopulationSource
 from plastic_hotspots.maps.errors import LayerError
+from plastic_hotspots.maps.inputs.divisions import load_population_polygons
 from plastic_hotspots.maps.inputs.rasters import check_raster_crs, require_file
 from plastic_hotspots.maps.io.bands import read_band_nan
 from plastic_hotspots.maps.kernels import compiled
@@ -286,8 +288,14 @@ def check_population_range(path: Path, src: rasterio.io.DatasetReader, lowest: f
         )
 
 
-def load_population(path: Path, grid: GridSpec) -> FloatArray:
-    """Load a people-per-pixel raster onto the grid, sum-preserving (see :func:`splat_counts`)."""
+def load_population(path: PopulationSource, grid: GridSpec) -> FloatArray:
+    """Load a people-per-pixel raster onto the grid, sum-preserving (see :func:`splat_counts`).
+
+    Population given as polygons with a count is spread over them by area
+    (:func:`plastic_hotspots.maps.inputs.divisions.load_population_polygons`).
+    """
+    if isinstance(path, PopulationPolygons):
+        return load_population_polygons(path, grid)
     require_file(path, "population")
     with rasterio.open(path) as src:
         check_raster_crs(src, path, "population", POPULATION_CRS_HINT)

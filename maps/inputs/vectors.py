@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,14 @@ import pandas as pd
 from rasterio import features
 from rasterio.transform import Affine
 
-from plastic_hotspots.maps.errors import CRSError, LayerError
+from plastic_hotspots.maps.config import (
+    FRACTION_ATTRIBUTES,
+    ZONE_ATTRIBUTES,
+    ZoneSource,
+    ZoneTable,
+    ZoneValue,
+)
+from plastic_hotspots.maps.errors import CRSError, LayerError, LayerWarning
 from plastic_hotspots.maps.inputs.rasters import require_file
 from plastic_hotspots.maps.params import BarrierPass, ZoneDefaults
 from plastic_hotspots.records import GridSpec
@@ -52,7 +60,133 @@ class ZoneRasters:
     by_zone: dict[str, FloatArray]
 
 
-ZONE_COLUMNS = ("generation_kg_per_cap_day", "plastic_share", "collection_rate")
+ZONE_COLUMNS = ZONE_ATTRIBUTES
+
+
+def repair_polygons(frame: gpd.GeoDataFrame, path: Path, what: str) -> gpd.GeoDataFrame:
+    """The polygons of a layer made valid and wound the standard way (exteriors counter-clockwise).
+
+    Invalid geometries (self-intersections, ...) are repaired by ``shapely.make_valid``, keeping their
+    polygonal parts (``buffer(0)`` where that leaves none); rows without a polygon are left out. A
+    :class:`~plastic_hotspots.maps.errors.LayerWarning` says how many of each.
+    """
+    import shapely
+
+    geoms = frame.geometry.to_numpy()
+    missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    invalid = ~missing & ~shapely.is_valid(geoms)
+    fixed = geoms.copy()
+    for i in np.flatnonzero(invalid):
+        fixed[i] = _polygonal(shapely.make_valid(geoms[i])) or _polygonal(shapely.buffer(geoms[i], 0))
+    oriented = np.array(fixed, dtype=object)
+    keep = ~missing
+    oriented[keep] = shapely.orient_polygons(fixed[keep])
+    rewound = int(np.count_nonzero(keep & ~invalid & ~shapely.equals_exact(oriented, geoms, tolerance=0)))
+    polygonal = np.array([_polygonal(g) is not None for g in oriented], dtype=bool)
+    dropped = int(np.count_nonzero(~polygonal))
+    if invalid.any() or rewound or dropped:
+        warnings.warn(
+            f"the {what} layer {path}: {int(invalid.sum())} invalid geometries repaired, "
+            f"{rewound} rings rewound, {dropped} rows without a polygon left out",
+            LayerWarning,
+            stacklevel=3,
+        )
+    out = frame.iloc[np.flatnonzero(polygonal)].copy()
+    out = out.set_geometry(gpd.GeoSeries(oriented[polygonal], index=out.index, crs=frame.crs))
+    return out
+
+
+def _polygonal(geom: object) -> object | None:
+    """The polygon or multipolygon parts of a geometry, or None where it has none."""
+    import shapely
+    from shapely.geometry import GeometryCollection, MultiPolygon, Polygon
+
+    if geom is None or shapely.is_empty(geom):
+        return None
+    if isinstance(geom, Polygon | MultiPolygon):
+        polygon: object = geom
+        return polygon
+    if isinstance(geom, GeometryCollection):
+        parts = [g for g in geom.geoms if isinstance(g, Polygon | MultiPolygon) and not g.is_empty]
+        union: object = shapely.union_all(parts)
+        return union if parts else None
+    return None
+
+
+def read_zones(source: ZoneSource, defaults: ZoneDefaults | None = None) -> gpd.GeoDataFrame:
+    """Service zones with the columns :func:`rasterize_zones` reads.
+
+    A plain path is read as it is (its columns named as in :data:`ZONE_COLUMNS`). A
+    :class:`~plastic_hotspots.maps.config.ZoneTable` reads any polygon layer: each figure it names is
+    a column, the ratio of two columns, or one number for every zone. Invalid geometries are
+    repaired (:func:`repair_polygons`); a figure that comes out NaN or infinite (a ratio over 0
+    households) is left NaN, so that :func:`rasterize_zones` uses the default there, with a warning
+    saying how many.
+
+    Raises:
+        LayerError: A column is missing, or a fraction (plastic share, collection rate) falls outside
+            [0, 1].
+    """
+    if not isinstance(source, ZoneTable):
+        return read_vector(source, "zones")
+    frame = repair_polygons(read_vector(source.path, "zones"), source.path, "zones")
+    out = gpd.GeoDataFrame(geometry=frame.geometry.to_numpy(), crs=frame.crs)
+    for name in ZONE_COLUMNS:
+        how = source.get(name)
+        if how is None:
+            continue
+        values = _zone_values(frame, how, source.path, name)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            fallback = getattr(defaults, name) if defaults is not None else "the default"
+            warnings.warn(
+                f"the zones layer {source.path}: {int(bad.sum())} of {values.size} zones have no finite "
+                f"{name} ({how}); {fallback} is used there",
+                LayerWarning,
+                stacklevel=2,
+            )
+            values[bad] = np.nan
+        if name in FRACTION_ATTRIBUTES:
+            outside = np.isfinite(values) & ((values < 0) | (values > 1))
+            if outside.any():
+                raise LayerError(
+                    f"the zones' {name} from {how!s} in {source.path} must be a fraction in [0, 1]; "
+                    f"{int(outside.sum())} zones have values from {np.nanmin(values):g} to "
+                    f"{np.nanmax(values):g}",
+                    hint="check the columns (a share of households: served / all households), "
+                    "or give fractions, not percentages",
+                )
+        out[name] = values
+    return out
+
+
+def _zone_values(frame: gpd.GeoDataFrame, how: ZoneValue, path: Path, name: str) -> FloatArray:
+    """One zone figure per row of ``frame``, as ``how`` says (float64; NaN where a value is missing)."""
+    if how.number is not None:
+        return np.full(len(frame), how.number, dtype=np.float64)
+    columns = [c for c in (how.column, how.denominator) if c is not None]
+    # A column whose name holds a slash is taken whole, not as a ratio.
+    whole = f"{how.column}/{how.denominator}"
+    if how.denominator is not None and whole not in frame.columns:
+        spaced = f"{how.column} / {how.denominator}"
+        whole = spaced if spaced in frame.columns else whole
+    if how.denominator is not None and whole in frame.columns:
+        columns = [whole]
+    for column in columns:
+        if column not in frame.columns:
+            known = ", ".join(str(c) for c in frame.columns if c != frame.geometry.name)
+            raise LayerError(
+                f"the zones layer {path} has no column {column!r} (for {name})",
+                hint=f"its columns: {known}",
+            )
+    numbers: list[FloatArray] = [
+        np.asarray(pd.to_numeric(frame[c], errors="coerce"), dtype=np.float64) for c in columns
+    ]
+    if len(numbers) == 1:
+        return numbers[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio: FloatArray = numbers[0] / numbers[1]
+    return ratio
 
 
 def rasterize_zones(zones: gpd.GeoDataFrame, grid: GridSpec, defaults: ZoneDefaults) -> ZoneRasters:

@@ -27,7 +27,8 @@ strips.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import geopandas as gpd
@@ -40,9 +41,18 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import Resampling, transform_bounds
 from rasterio.windows import Window
 
+from plastic_hotspots.maps.config import DemSource, PopulationPolygons, PopulationSource
 from plastic_hotspots.maps.errors import LayerError
+from plastic_hotspots.maps.inputs.divisions import DivisionPeople, read_divisions, spread_population
 from plastic_hotspots.maps.inputs.population import POPULATION_CRS_HINT, check_population_range
-from plastic_hotspots.maps.inputs.rasters import check_raster_crs, require_file
+from plastic_hotspots.maps.inputs.rasters import (
+    check_dem_range,
+    check_raster_crs,
+    dem_tiles,
+    fill_gaps,
+    open_mosaic,
+    require_file,
+)
 from plastic_hotspots.maps.inputs.vectors import ZoneRasters, rasterize_zones
 from plastic_hotspots.maps.io.bands import read_band_nan
 from plastic_hotspots.maps.large.store import TiledRaster, TileLayout
@@ -80,13 +90,15 @@ def _strips(src: rasterio.io.DatasetReader, max_cells: int) -> Iterator[FloatArr
         yield read_band_nan(src, window)
 
 
-def read_dem_tiled(path: Path, grid: GridSpec, out_path: Path, tile: int) -> TiledRaster:
+def read_dem_tiled(dem: DemSource | Sequence[Path], grid: GridSpec, out_path: Path, tile: int) -> TiledRaster:
     """Load a DEM (metres) onto ``grid`` by bilinear resampling, tile by tile.
 
-    As :func:`plastic_hotspots.maps.inputs.rasters.load_dem` (the same values, the same checks).
+    As :func:`plastic_hotspots.maps.inputs.rasters.load_dem` (the same values, the same checks). A DEM
+    given as tiles is opened as :func:`plastic_hotspots.maps.inputs.rasters.open_mosaic` groups them,
+    one warped VRT per group; a cell takes the first group with data there.
 
     Args:
-        path: The DEM raster (any CRS).
+        dem: The DEM raster (any CRS), or its tiles (any CRSs).
         grid: The grid.
         out_path: File of the tiled result.
         tile: Tile edge in cells.
@@ -95,47 +107,50 @@ def read_dem_tiled(path: Path, grid: GridSpec, out_path: Path, tile: int) -> Til
         The DEM on the grid, float64, NaN for nodata.
 
     Raises:
-        LayerError: The file is missing, has no CRS, holds nodata everywhere, does not overlap the
+        LayerError: A file is missing, has no CRS, holds nodata everywhere, does not overlap the
             grid, or is not in metres.
     """
-    require_file(path, "DEM")
+    tiles = dem_tiles(dem)
     layout = TileLayout(grid.height, grid.width, tile)
     out = TiledRaster.create(out_path, layout, np.float64)
     lo, hi = math.inf, -math.inf
-    with rasterio.open(path) as src:
-        check_raster_crs(src, path, "DEM")
-        with WarpedVRT(
-            src,
-            crs=grid.crs,
-            transform=Affine(*grid.transform),
-            width=grid.width,
-            height=grid.height,
-            resampling=Resampling.bilinear,
-            nodata=np.nan,
-            dtype="float64",
-        ) as vrt:
-            for ti, tj in layout.tiles():
-                r0, r1, c0, c1 = layout.window(ti, tj)
-                window = Window(c0, r0, c1 - c0, r1 - r0)
-                values = vrt.read(1, window=window, masked=True).astype(np.float64).filled(np.nan)
-                out.write(ti, tj, values)
-                finite = values[np.isfinite(values)]
-                if finite.size:
-                    lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
-        if not math.isfinite(lo):
-            if not any(np.isfinite(strip).any() for strip in _strips(src, tile * tile)):
-                raise LayerError(
-                    f"the DEM raster {path} holds nodata everywhere", hint="check its nodata value"
+    with open_mosaic(tiles) as groups, ExitStack() as stack:
+        vrts = [
+            stack.enter_context(
+                WarpedVRT(
+                    src,
+                    crs=grid.crs,
+                    transform=Affine(*grid.transform),
+                    width=grid.width,
+                    height=grid.height,
+                    resampling=Resampling.bilinear,
+                    nodata=np.nan,
+                    dtype="float64",
                 )
+            )
+            for src, _ in groups
+        ]
+        for ti, tj in layout.tiles():
+            r0, r1, c0, c1 = layout.window(ti, tj)
+            window = Window(c0, r0, c1 - c0, r1 - r0)
+            values = vrts[0].read(1, window=window, masked=True).astype(np.float64).filled(np.nan)
+            for vrt in vrts[1:]:
+                fill_gaps(values, vrt.read(1, window=window, masked=True).astype(np.float64).filled(np.nan))
+            out.write(ti, tj, values)
+            finite = values[np.isfinite(values)]
+            if finite.size:
+                lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+        if not math.isfinite(lo):
+            for src, label in groups:
+                if not any(np.isfinite(strip).any() for strip in _strips(src, tile * tile)):
+                    raise LayerError(
+                        f"the DEM raster {label} holds nodata everywhere", hint="check its nodata value"
+                    )
             raise LayerError(
-                f"the DEM raster {path} does not overlap the basin grid",
+                f"the DEM raster {', '.join(str(p) for p in tiles)} does not overlap the basin grid",
                 hint="check the area of interest and the raster's extent and CRS",
             )
-    if hi > 9000.0 or lo < -500.0:
-        raise LayerError(
-            f"the DEM {path} has elevations from {lo:.0f} to {hi:.0f}; expected metres",
-            hint="convert it to metres above sea level",
-        )
+    check_dem_range(tiles, lo, hi)
     return out
 
 
@@ -167,11 +182,13 @@ def _source_window(
     return Window(col0, row0, col1 - col0, row1 - row0)
 
 
-def regrid_population_tiled(path: Path, grid: GridSpec, out_path: Path, tile: int) -> TiledRaster:
+def regrid_population_tiled(path: PopulationSource, grid: GridSpec, out_path: Path, tile: int) -> TiledRaster:
     """Load a people-per-pixel raster onto ``grid``, sum-preserving, tile by tile.
 
     Equal, bit for bit, to :func:`plastic_hotspots.maps.inputs.population.load_population` (see the module
-    docstring).
+    docstring). Population given as polygons is spread on each tile by
+    :func:`plastic_hotspots.maps.inputs.divisions.spread_population` (each polygon measured on the whole
+    grid, so again equal to the whole grid's).
 
     Args:
         path: The population raster (people per pixel, any CRS; WorldPop is EPSG:4326).
@@ -186,8 +203,10 @@ def regrid_population_tiled(path: Path, grid: GridSpec, out_path: Path, tile: in
         LayerError: The file is missing, has no CRS, holds nodata everywhere or negative counts,
             looks like a density, or does not overlap the grid.
     """
-    require_file(path, "population")
     layout = TileLayout(grid.height, grid.width, tile)
+    if isinstance(path, PopulationPolygons):
+        return _spread_divisions_tiled(read_divisions(path, grid), layout, out_path)
+    require_file(path, "population")
     out = TiledRaster.create(out_path, layout, np.float64)
     with rasterio.open(path) as src:
         check_raster_crs(src, path, "population", POPULATION_CRS_HINT)
@@ -216,6 +235,14 @@ def regrid_population_tiled(path: Path, grid: GridSpec, out_path: Path, tile: in
             f"the population raster {path} does not overlap the basin grid",
             hint="check the area of interest and the raster's extent and CRS",
         )
+    return out
+
+
+def _spread_divisions_tiled(divisions: DivisionPeople, layout: TileLayout, out_path: Path) -> TiledRaster:
+    """People of population polygons on each tile of ``layout``."""
+    out = TiledRaster.create(out_path, layout, np.float64)
+    for ti, tj in layout.tiles():
+        out.write(ti, tj, spread_population(divisions, layout.window(ti, tj)))
     return out
 
 

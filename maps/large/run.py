@@ -46,7 +46,13 @@ import numpy.typing as npt
 import rasterio
 
 from plastic_hotspots.maps.config import BasinConfig
-from plastic_hotspots.maps.inputs.vectors import Barriers, load_barriers, rasterize_lines, read_vector
+from plastic_hotspots.maps.inputs.vectors import (
+    Barriers,
+    load_barriers,
+    rasterize_lines,
+    read_vector,
+    read_zones,
+)
 from plastic_hotspots.maps.io.results import RASTERS
 from plastic_hotspots.maps.io.writers import write_provenance_json
 from plastic_hotspots.maps.large.hotspots import medians_tiled, pick_peaks_tiled
@@ -430,7 +436,7 @@ def _prepare_tiles(
     params = config.params
     tiles = list(layout.tiles())
     zones = (
-        read_vector(config.zones, "zones").to_crs(grid.crs)
+        read_zones(config.zones, params.zone_defaults).to_crs(grid.crs)
         if config.zones
         else gpd.GeoDataFrame(geometry=[], crs=grid.crs)
     )

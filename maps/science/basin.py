@@ -17,11 +17,11 @@ import numpy.typing as npt
 from plastic_hotspots.maps.config import BasinConfig
 from plastic_hotspots.maps.errors import LayerError, ModelError
 from plastic_hotspots.maps.grid import grid_for_bounds, lonlat_to_grid, rowcol
-from plastic_hotspots.maps.inputs.rasters import raster_bounds_lonlat
+from plastic_hotspots.maps.inputs.rasters import dem_bounds_lonlat
 from plastic_hotspots.maps.inputs.vectors import Barriers
 from plastic_hotspots.maps.params import HotspotParams
 from plastic_hotspots.maps.science import terrain
-from plastic_hotspots.provenance import make_provenance
+from plastic_hotspots.provenance import file_sha256, make_provenance
 from plastic_hotspots.records import GridSpec, Provenance, Scalar
 
 WindowReader = Callable[[int, int, int, int], npt.NDArray[Any]]
@@ -42,8 +42,8 @@ HOTSPOT_TOOL = "maps.hotspots"
 
 
 def basin_grid(config: BasinConfig) -> GridSpec:
-    """The projected grid of a basin config: its area of interest, or the DEM's extent."""
-    bounds = config.area_of_interest or raster_bounds_lonlat(config.dem)
+    """The projected grid of a basin config: its area of interest, or the DEM's extent (all its tiles)."""
+    bounds = config.area_of_interest or dem_bounds_lonlat(config.dem)
     return grid_for_bounds(bounds, config.params.cell_size_m, config.crs)
 
 
@@ -144,10 +144,19 @@ def driver_reference(
 def run_provenance(
     config: BasinConfig, grid: GridSpec, figures: Mapping[str, Scalar], *, tool_suffix: str = ""
 ) -> Provenance:
-    """Provenance of a hotspot run: every parameter, the basin, its grid, the run's figures, the inputs."""
+    """Provenance of a hotspot run: every parameter, the basin, its grid, the run's figures, the inputs.
+
+    A DEM given as tiles lists every tile among the inputs, and each tile's SHA-256 as the parameter
+    ``dem_tile_sha256.<file name>``, so that a run says which tiles of a re-published set it read.
+    """
+    tiles: dict[str, Scalar] = (
+        {f"dem_tile_sha256.{path.name}": file_sha256(path) for path in config.dem}
+        if isinstance(config.dem, tuple)
+        else {}
+    )
     return make_provenance(
         f"{HOTSPOT_TOOL}.{tool_suffix}" if tool_suffix else HOTSPOT_TOOL,
-        parameters={**config.params.flat(), "basin": config.name, "grid_crs": grid.crs, **figures},
+        parameters={**config.params.flat(), "basin": config.name, "grid_crs": grid.crs, **tiles, **figures},
         inputs=config.inputs(),
     )
 

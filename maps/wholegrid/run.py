@@ -27,6 +27,7 @@ from plastic_hotspots.maps.inputs.vectors import (
     rasterize_lines,
     rasterize_zones,
     read_vector,
+    read_zones,
 )
 from plastic_hotspots.maps.io.results import RASTERS
 from plastic_hotspots.maps.params import HotspotParams
@@ -172,7 +173,7 @@ def _mismanaged_plastic(
     """Population, mismanaged plastic ``L_src`` (kg/yr, 0 outside the basin) and the collection rate."""
     population = load_population(config.population, grid) if config.population else np.zeros(grid.shape)
     zones = rasterize_zones(
-        read_vector(config.zones, "zones")
+        read_zones(config.zones, config.params.zone_defaults)
         if config.zones
         else gpd.GeoDataFrame(geometry=[], crs="EPSG:4326"),
         grid,
