@@ -88,6 +88,11 @@ class HotspotParams:
         interval: Central probability of the reported rate interval.
         observed_source_weight: How strongly an observed excess of litter over the modelled
             expectation is added as an extra source (0 ignores observations).
+        sea_level_m: The sea's level in the DEM, metres (0 in SRTM, where the sea is 0 m, not
+            nodata). Flat open water at the grid's edge (at or below this level, or lower than all
+            land beside it) is made nodata before routing, so that coasts drain into the sea and
+            their load is exported (:mod:`plastic_hotspots.maps.science.openwater` gives the rule).
+            ``null`` (or ``false``) in a config turns the rule off: the whole DEM is land.
     """
 
     cell_size_m: float = 100.0
@@ -106,6 +111,7 @@ class HotspotParams:
     prior_strength_obs: float = 5.0
     interval: float = 0.9
     observed_source_weight: float = 1.0
+    sea_level_m: float | None = 0.0
 
     def __post_init__(self) -> None:
         positive = (
@@ -124,10 +130,18 @@ class HotspotParams:
                 raise ConfigError(f"{name} must lie in (0, 1], got {value!r}")
         if self.top_n < 1:
             raise ConfigError(f"top_n must be >= 1, got {self.top_n!r}")
+        sea = self.sea_level_m
+        if sea is not None and (
+            isinstance(sea, bool) or not isinstance(sea, int | float) or not -500 < sea < 9000
+        ):
+            raise ConfigError(
+                f"sea_level_m must be a level in metres or null, got {sea!r}",
+                hint="give the sea's level in the DEM (0 for SRTM), or null to treat no water as sea",
+            )
 
-    def flat(self) -> dict[str, float | int]:
+    def flat(self) -> dict[str, float | int | None]:
         """All parameters as one flat mapping (nested groups as ``group.name``), for provenance."""
-        out: dict[str, float | int] = {}
+        out: dict[str, float | int | None] = {}
         for key, value in asdict(self).items():
             if isinstance(value, dict):
                 for sub, subvalue in value.items():
@@ -147,6 +161,8 @@ class HotspotParams:
                 hint=f"known parameters: {', '.join(sorted(known))}",
             )
         values = dict(raw)
+        if values.get("sea_level_m") is False:
+            values["sea_level_m"] = None  # ``false`` in a config: no sea
         for name, group in (("barrier_pass", BarrierPass), ("zone_defaults", ZoneDefaults)):
             if name in values:
                 sub = values[name]

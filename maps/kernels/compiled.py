@@ -31,6 +31,7 @@ __all__ = [
     "d8_directions",
     "first_along",
     "flat_distances",
+    "flat_labels",
     "flood_levels",
     "product_along",
     "splat_add",
@@ -362,6 +363,75 @@ def flat_distances(dist: IntArray, level: FloatArray, eligible: BoolArray, unkno
         _DR,
         _DC,
     )
+
+
+@njit(cache=True, nogil=True)
+def _flat_labels(
+    z: FloatArray, labels: IntArray, tol: float, none: int, dr: IntArray, dc: IntArray
+) -> IntArray:
+    rows, cols = z.shape
+    h, w = rows - 2, cols - 2
+    out = np.full((h, w), none, dtype=np.int64)
+    seen = np.zeros((h, w), dtype=np.bool_)
+    stack = np.empty(h * w, dtype=np.int64)
+    members = np.empty(h * w, dtype=np.int64)
+    for start in range(h * w):
+        r0, c0 = start // w, start % w
+        if seen[r0, c0] or not np.isfinite(z[r0 + 1, c0 + 1]):
+            continue
+        seen[r0, c0] = True
+        stack[0] = start
+        top = 1
+        count = 0
+        best = none
+        while top > 0:
+            top -= 1
+            i = stack[top]
+            members[count] = i
+            count += 1
+            r, c = i // w + 1, i % w + 1
+            zi = z[r, c]
+            best = min(best, labels[r, c])
+            for k in range(8):
+                rr, cc = r + dr[k], c + dc[k]
+                zj = z[rr, cc]
+                if not np.isfinite(zj) or abs(zj - zi) > tol:
+                    continue
+                if rr == 0 or rr == rows - 1 or cc == 0 or cc == cols - 1:
+                    best = min(best, labels[rr, cc])
+                elif not seen[rr - 1, cc - 1]:
+                    seen[rr - 1, cc - 1] = True
+                    stack[top] = (rr - 1) * w + (cc - 1)
+                    top += 1
+        for m in range(count):
+            out[members[m] // w, members[m] % w] = best
+    return out
+
+
+def flat_labels(padded_z: FloatArray, padded_labels: IntArray, tol: float, none: int) -> IntArray:
+    """The least label over each group of cells of one level, in one window with its halo.
+
+    Cells are joined when they are 8-neighbours whose elevations differ by at most ``tol``. Every
+    cell of the window gets the least label found among its group's own cells (``padded_labels``
+    inside the halo) and the halo cells next to the group at the same level (``padded_labels`` on
+    the ring): the group's fixpoint given its halo, in one pass.
+
+    Args:
+        padded_z: Elevations, ``(h + 2, w + 2)``; NaN is nodata or off the grid (joins nothing).
+        padded_labels: int64 labels of the same shape: the window's starting labels inside, the
+            neighbours' labels on the ring; ``none`` where there is none.
+        tol: Largest difference of elevation between joined neighbours, metres.
+        none: The label meaning "none" (larger than every label).
+
+    Returns:
+        The labels of the window, int64, ``(h, w)``; ``none`` on nodata cells and on groups with none.
+    """
+    z = np.ascontiguousarray(padded_z, dtype=np.float64)
+    labels = np.ascontiguousarray(padded_labels, dtype=np.int64)
+    if z.ndim != 2 or z.shape != labels.shape or z.shape[0] < 3 or z.shape[1] < 3:
+        raise ValueError("padded_z and padded_labels must be 2-D arrays of one shape, at least 3 x 3")
+    out: IntArray = _flat_labels(z, labels, float(tol), int(none), _DR, _DC)
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -708,6 +778,7 @@ def warm_up() -> None:
     dist = np.zeros((3, 3), dtype=np.int64)
     dist[1, 1] = 1 << 30
     flat_distances(dist, np.zeros((3, 3)), dist > 0, 1 << 30)
+    flat_labels(np.zeros((3, 3)), dist, 0.0, 1 << 30)
     d8_directions(np.where(cost == -np.inf, np.nan, cost), dist, 1.0, (0, 0), 1)
     down = np.array([1, -1], dtype=np.int64)
     levels = topological_levels(down)

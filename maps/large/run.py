@@ -63,6 +63,7 @@ from plastic_hotspots.maps.large.inputs import (
     zones_for_tile,
 )
 from plastic_hotspots.maps.large.mapper import LazyTasks, Mapper, serial_map
+from plastic_hotspots.maps.large.openwater import mask_open_water_tiled
 from plastic_hotspots.maps.large.outputs import (
     basin_polygon,
     river_lines,
@@ -343,6 +344,7 @@ def _run_tiles(
 ) -> LargeOutputs:
     """The body of :func:`run_large`, under the run's GDAL settings; ``step`` names each step begun."""
     dem = read_dem_tiled(config.dem, grid, work / "dem_input.tiles", layout.tile)
+    dem = mask_open_water_tiled(dem, config.params.sea_level_m, work, mapper=run)  # the sea drains out
     mapped: TiledRaster | None = None
     if touched is not None:
         dem, mapped = _burn_rivers(dem, touched, config.params.stream_burn_m, work)

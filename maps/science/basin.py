@@ -64,6 +64,11 @@ def array_window(values: npt.NDArray[Any]) -> WindowReader:
 def outlet_cell(outlet: tuple[float, float], grid: GridSpec, read_accumulation: WindowReader) -> int:
     """Flat index of an outlet (lon, lat), moved to the largest flow within :data:`OUTLET_SNAP_CELLS`.
 
+    Only cells with data can be picked (their upstream area counts themselves, so it is at least 1;
+    nodata, and the open water made nodata at the grid's edge, have none): an outlet given a little
+    offshore, within :data:`OUTLET_SNAP_CELLS` of the coast, snaps to the river mouth there (the
+    coast's cell of largest flow), never into the sea.
+
     Raises:
         LayerError: The outlet lies outside the grid.
     """
@@ -76,7 +81,9 @@ def outlet_cell(outlet: tuple[float, float], grid: GridSpec, read_accumulation: 
         )
     r, c, k = int(rows[0]), int(cols[0]), OUTLET_SNAP_CELLS
     r0, c0 = max(r - k, 0), max(c - k, 0)
-    sr, sc = terrain.snap_to_max(read_accumulation(r - k, r + k + 1, c - k, c + k + 1), r - r0, c - c0, k)
+    window = np.asarray(read_accumulation(r - k, r + k + 1, c - k, c + k + 1), dtype=np.float64)
+    window = np.where(window >= 1, window, np.nan)  # cells without data cannot be the outlet
+    sr, sc = terrain.snap_to_max(window, r - r0, c - c0, k)
     return (sr + r0) * grid.width + (sc + c0)
 
 

@@ -44,6 +44,7 @@ from plastic_hotspots.maps.science.basin import (
     run_provenance,
     snap_barriers,
 )
+from plastic_hotspots.maps.science.openwater import mask_open_water
 from plastic_hotspots.maps.survey.density import sparse_values_at
 from plastic_hotspots.maps.survey.fusion import calibrate, far_above, posterior_rate_lo, track_folds
 from plastic_hotspots.maps.survey.smoothing import smoothed_density
@@ -90,7 +91,7 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
             bar.update(task, advance=1, description=name)
 
         grid = basin_grid(config)
-        dem = load_dem(config.dem, grid)
+        dem = mask_open_water(load_dem(config.dem, grid), params.sea_level_m)  # the sea drains out
         mapped_rivers = _mapped_rivers(config, grid, dem)
         step("Conditioning the DEM and routing flow")
         graph = model.build_flow_graph(dem, grid.cell_size, mapped_rivers, params.stream_burn_m)
