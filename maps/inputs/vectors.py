@@ -286,7 +286,19 @@ def load_barriers(path: Path, grid: GridSpec, passes: BarrierPass) -> Barriers:
     )
 
 
-BOUNDARY_NAME_COLUMNS = ("name", "NAME", "ADM3_EN", "ADM2_EN", "ADM1_EN", "shapeName", "NAME_2", "NAME_1")
+BOUNDARY_NAME_COLUMNS = (
+    "name",
+    "NAME",
+    "ADM3_EN",
+    "ADM2_EN",
+    "ADM1_EN",
+    "adm3_name",
+    "adm2_name",
+    "adm1_name",
+    "shapeName",
+    "NAME_2",
+    "NAME_1",
+)
 """Columns tried, in order, for an administrative unit's name (OCHA COD, geoBoundaries, GADM)."""
 
 
@@ -306,6 +318,7 @@ def load_boundaries(path: Path, bounds_lonlat: tuple[float, float, float, float]
     frame = read_vector(path, "boundaries").to_crs("EPSG:4326")
     frame = frame[frame.geometry.notna() & frame.geometry.geom_type.isin(["Polygon", "MultiPolygon"])]
     area = box(*bounds_lonlat)
+    frame = repair_polygons(frame[frame.geometry.intersects(area)], path, "boundaries")
     frame = frame[frame.geometry.intersects(area)]
     if frame.empty:
         raise LayerError(
