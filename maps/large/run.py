@@ -47,8 +47,8 @@ import rasterio
 
 from plastic_hotspots.maps.config import BasinConfig
 from plastic_hotspots.maps.inputs.vectors import Barriers, load_barriers, rasterize_lines, read_vector
-from plastic_hotspots.maps.io.results import RASTERS
-from plastic_hotspots.maps.io.writers import write_provenance_json
+from plastic_hotspots.maps.io.results import RASTERS, UNCERTAINTY_JSON
+from plastic_hotspots.maps.io.writers import write_json, write_provenance_json
 from plastic_hotspots.maps.large.hotspots import medians_tiled, pick_peaks_tiled
 from plastic_hotspots.maps.large.inputs import (
     read_dem_tiled,
@@ -80,6 +80,7 @@ from plastic_hotspots.maps.science.basin import (
     run_provenance,
     snap_barriers,
 )
+from plastic_hotspots.maps.science.uncertainty import LARGE_MODE_UNCERTAINTY_NOTE, skipped_document
 from plastic_hotspots.maps.science.vectors import barrier_frame, basin_frame, hotspot_frame
 from plastic_hotspots.progress import progress_bar
 from plastic_hotspots.records import GridSpec, Hotspot, Provenance
@@ -404,6 +405,10 @@ def _run_tiles(
         "exported_kg_yr": network.exported,
     }
     prov_path = write_provenance_json(out / "provenance.json", provenance, {"totals": summary})
+    write_json(
+        UNCERTAINTY_JSON.path(out),
+        skipped_document(config.uncertainty, config.params, LARGE_MODE_UNCERTAINTY_NOTE),
+    )
     return LargeOutputs(
         directory=out,
         rasters=rasters,
