@@ -225,10 +225,11 @@ def uncertainty_document(
 
     Returns:
         ``draws``, ``seed``, ``top_n`` (a rank of ``top_n + 1``: not ranked), ``parameters``,
-        ``totals`` (value, p5, p50, p95 and whether the percentiles were widened to take in the value), ``hotspots`` (rank, its 5-95 % range and extremes, the share
-        of draws out of the top, ``unstable``) and ``sensitivity`` (sorted by how far the parameter moves
-        the total entering rivers, then the export; ``rank_changes``: the run's hotspots ranked
-        otherwise at either end), and the rule of ``unstable``.
+        ``totals`` (value, p5, p50, p95 and whether the percentiles were widened to take in the
+        value), ``hotspots`` (rank, its 5-95 % range and extremes, the share of draws out of the top,
+        ``unstable``) and ``sensitivity`` (sorted by how far the parameter moves the total entering
+        rivers, then the export; ``rank_changes``: the run's hotspots ranked otherwise at either end),
+        and the rule of ``unstable``.
     """
     totals = {name: _spread(point.totals[name], [d.totals[name] for d in draws]) for name in TOTALS}
     per_draw = [_ranks(point, d, params, cell_size) for d in draws]
