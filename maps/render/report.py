@@ -399,8 +399,8 @@ def _headline_html(
         return f" ({format_percent(value / totals.leakage)} of leakage)"
 
     def kg(value: float | None, name: str) -> str:
-        """A total in kg/yr; with its 5-95 % range (HTML) where ``uncertainty.json`` gives one."""
-        spread = total_range(uncertainty, name)
+        """A total in kg/yr (HTML); where known, with the 5-95 % range of ``uncertainty.json``."""
+        spread = total_range(uncertainty, name) if value is not None else None
         if spread is None:
             return escape(format_number(value, "kg/yr"))
         text = format_range(*spread, unit="kg/yr")
