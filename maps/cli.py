@@ -71,23 +71,37 @@ def hotspots(
     scheduler_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the scheduler to answer and a worker to join.")
     ] = 10.0,
+    uncertainty: Annotated[
+        int | None,
+        typer.Option(
+            "--uncertainty",
+            help="Parameter sets drawn over plausible ranges for the totals' 5-95 % ranges, hotspot rank "
+            "stability and a sensitivity table, in uncertainty.json (default: the config's "
+            "uncertainty: draws, else 16; 0: none).",
+        ),
+    ] = None,
 ) -> None:
     """Run the hotspot model (leakage sources, river routing, accumulation) for one basin.
 
     With --tile N it runs the large mode: the grid is cut into tiles of N x N cells kept on disk, for
     basins too large for memory. See docs/scale-out.md.
     """
+    from dataclasses import replace
+
     from plastic_hotspots.maps.config import load_config
 
+    basin = load_config(config)
+    if uncertainty is not None:
+        basin = replace(basin, uncertainty=replace(basin.uncertainty, draws=uncertainty))
     if tile is None:
         if workers > 1 or scheduler is not None or work_dir is not None:
             raise ConfigError(
                 "--workers, --scheduler and --work-dir are options of the large mode",
                 hint="add --tile N (e.g. --tile 1024) to run tile by tile, or leave them out",
             )
-        _whole_grid(load_config(config), out)
+        _whole_grid(basin, out)
         return
-    _large(load_config(config), out, tile, work_dir, workers, scheduler, scheduler_timeout)
+    _large(basin, out, tile, work_dir, workers, scheduler, scheduler_timeout)
 
 
 def _whole_grid(basin: BasinConfig, out: Path) -> None:
@@ -98,6 +112,8 @@ def _whole_grid(basin: BasinConfig, out: Path) -> None:
     n_acc = len(result.hotspots) - n_leak
     console.print(f"[bold green]{n_leak} leakage and {n_acc} accumulation hotspots ranked.[/]")
     typer.echo(f"vectors:  {outputs.vectors}")
+    if outputs.uncertainty is not None:
+        typer.echo(f"ranges:   {outputs.uncertainty} ({basin.uncertainty.draws} parameter sets drawn)")
     if outputs.fusion is not None:
         import json
 
@@ -126,6 +142,11 @@ def _large(
             hint="use 512 to 1024 for large basins (a multiple of 256 keeps the GeoTIFF writes aligned)",
         )
     check_workers_or_scheduler(workers, scheduler)
+    if basin.uncertainty.draws > 0:
+        console.print(
+            "[yellow]The large mode draws no parameter sets: its uncertainty.json says so (draws: 0); "
+            "run the whole-grid mode on a coarser grid (cell_size_m) for ranges.[/]"
+        )
     if basin.observations is not None:
         console.print(
             "[yellow]The large mode does not read the survey (observations): no observed density, "

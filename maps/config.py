@@ -18,6 +18,10 @@ Example::
       boundaries: districts.gpkg         # optional administrative boundaries, drawn on the map
     params:                              # optional overrides of plastic_hotspots.maps.params.HotspotParams
       land_lambda_m: 300
+    uncertainty:                         # optional: parameter sets drawn over plausible ranges
+      draws: 16                          # 0: none (default 16)
+      seed: 20240601
+      ranges: {river_mu_km: [20, 80]}    # optional overrides of maps.params.UNCERTAIN_PARAMETERS
 
 Relative paths are read relative to the config file. Unknown keys are rejected.
 """
@@ -32,10 +36,10 @@ from typing import Any
 import yaml
 
 from plastic_hotspots.errors import ConfigError
-from plastic_hotspots.maps.params import HotspotParams
+from plastic_hotspots.maps.params import HotspotParams, UncertaintySettings
 
 LAYER_KEYS = ("dem", "population", "zones", "rivers", "barriers", "observations", "boundaries")
-TOP_KEYS = ("name", "cell_size_m", "crs", "area_of_interest", "outlet", "layers", "params")
+TOP_KEYS = ("name", "cell_size_m", "crs", "area_of_interest", "outlet", "layers", "params", "uncertainty")
 ZONE_ATTRIBUTES = ("generation_kg_per_cap_day", "plastic_share", "collection_rate")
 """The waste figures a zone layer gives (each a column, a ratio of two columns, or a number)."""
 FRACTION_ATTRIBUTES = ("plastic_share", "collection_rate")
@@ -148,6 +152,7 @@ class BasinConfig:
     outlet: tuple[float, float] | None = None
     params: HotspotParams = field(default_factory=HotspotParams)
     source: Path | None = None
+    uncertainty: UncertaintySettings = field(default_factory=UncertaintySettings)
 
     def inputs(self) -> list[str]:
         """Paths of the layers used (every DEM tile), for provenance."""
@@ -301,6 +306,7 @@ def parse_config(raw: Any, base_dir: Path, source: Path | None = None) -> BasinC
         outlet=_floats(outlet, 2, "outlet") if outlet is not None else None,  # type: ignore[arg-type]
         params=params,
         source=source,
+        uncertainty=UncertaintySettings.from_mapping(raw.get("uncertainty")),
     )
 
 

@@ -16,8 +16,9 @@ litter density where observations exist.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
 from plastic_hotspots.errors import ConfigError
 
@@ -178,3 +179,209 @@ class HotspotParams:
             return cls(**values)
         except TypeError as exc:
             raise ConfigError(f"bad model parameters: {exc}") from exc
+
+
+RangeScale = Literal["linear", "log"]
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterRange:
+    """The plausible range of one uncertain parameter of the model.
+
+    Attributes:
+        name: What it sets (see :data:`UNCERTAIN_PARAMETERS`): a parameter of :class:`HotspotParams`
+            (``land_lambda_m``, ``barrier_pass.dam``), or a multiplier or shift applied to one
+            (``river_threshold_factor``, ``generation_factor``, ``collection_shift``).
+        low: Lowest plausible value.
+        high: Highest plausible value (``low == high`` holds the parameter fixed).
+        scale: How draws spread over the range: ``linear`` (uniform) or ``log`` (uniform in log).
+        doc: One line on why this range: a published anchor, or that it is a guess.
+    """
+
+    name: str
+    low: float
+    high: float
+    scale: RangeScale = "linear"
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)) or self.low > self.high:
+            raise ConfigError(
+                f"the range of {self.name} must be two finite numbers, low <= high; got "
+                f"[{self.low!r}, {self.high!r}]"
+            )
+        if self.scale not in ("linear", "log"):
+            raise ConfigError(f"the scale of {self.name}'s range must be linear or log, got {self.scale!r}")
+        if self.scale == "log" and self.low <= 0:
+            raise ConfigError(
+                f"a log range must be positive: {self.name} has low {self.low!r}",
+                hint="give a positive low end, or use scale linear",
+            )
+
+    def at(self, quantile: float) -> float:
+        """The value at ``quantile`` (0: low, 1: high) of the range, uniform on its scale."""
+        if self.scale == "log":
+            return float(math.exp(math.log(self.low) + quantile * (math.log(self.high) - math.log(self.low))))
+        return self.low + quantile * (self.high - self.low)
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` lies in the range (ends included)."""
+        return self.low <= value <= self.high
+
+    def containing(self, value: float) -> ParameterRange:
+        """This range, widened (if needed) to take in ``value``: a configured value outside it."""
+        if self.contains(value):
+            return self
+        return ParameterRange(self.name, min(self.low, value), max(self.high, value), self.scale, self.doc)
+
+
+UNCERTAIN_PARAMETERS: tuple[ParameterRange, ...] = (
+    ParameterRange(
+        "land_lambda_m",
+        100.0,
+        1600.0,
+        "log",
+        "guess: a factor 4 either side of 400 m; the published global models' land constants were not "
+        "verified (SCIENCE.md)",
+    ),
+    ParameterRange(
+        "land_lambda_slope_gain",
+        0.0,
+        16.0,
+        "linear",
+        "guess: from no effect of slope to twice the default",
+    ),
+    ParameterRange(
+        "river_mu_km",
+        10.0,
+        160.0,
+        "log",
+        "guess: a factor 4 either side of 40 km; uncalibrated until checked against river flux (SCIENCE.md)",
+    ),
+    ParameterRange(
+        "river_threshold_factor",
+        0.5,
+        2.0,
+        "log",
+        "guess: half to twice the upstream area from which a cell is a river (river_threshold_km2)",
+    ),
+    ParameterRange(
+        "low_slope_pass",
+        0.9,
+        1.0,
+        "linear",
+        "guess: a low-slope reach cell holds 0 to 10 % of its load",
+    ),
+    ParameterRange("barrier_pass.dam", 0.05, 0.4, "linear", "guess: dams hold most floating plastic"),
+    ParameterRange("barrier_pass.weir", 0.3, 0.8, "linear", "guess: weirs hold some, spilling in floods"),
+    ParameterRange("barrier_pass.bridge", 0.7, 1.0, "linear", "guess: bridges hold little, at piers"),
+    ParameterRange("barrier_pass.lock", 0.4, 0.8, "linear", "guess: between a weir and a port"),
+    ParameterRange("barrier_pass.port", 0.5, 0.9, "linear", "guess: ports and piers hold some"),
+    ParameterRange(
+        "generation_factor",
+        0.7,
+        1.4,
+        "log",
+        "multiplier on waste generated per person; the defaults are regional averages (World Bank "
+        "'What a Waste 2.0'), a place's own figure off by this much is a guess",
+    ),
+    ParameterRange(
+        "plastic_share_factor",
+        0.67,
+        1.5,
+        "log",
+        "multiplier on the plastic share (about 12 % worldwide, 'What a Waste 2.0'): 8 to 18 %, a guess",
+    ),
+    ParameterRange(
+        "collection_shift",
+        -0.1,
+        0.1,
+        "linear",
+        "added to every collection rate, clipped to [0, 1]: a guess at how far reported rates are off",
+    ),
+)
+"""The uncertain parameters of the model, each with the range its draws span and why (docs: Uncertainty)."""
+
+MULTIPLIERS = {"river_threshold_factor": 1.0, "generation_factor": 1.0, "plastic_share_factor": 1.0}
+"""The parameters that multiply a figure of the model, at their neutral value."""
+SHIFTS = {"collection_shift": 0.0}
+"""The parameters added to a figure of the model, at their neutral value."""
+
+
+def point_value(params: HotspotParams, name: str) -> float:
+    """The value of an uncertain parameter in a run with ``params`` (1 for multipliers, 0 for shifts).
+
+    Raises:
+        ConfigError: ``name`` is no uncertain parameter.
+    """
+    if name in MULTIPLIERS:
+        return MULTIPLIERS[name]
+    if name in SHIFTS:
+        return SHIFTS[name]
+    if name.startswith("barrier_pass."):
+        return params.barrier_pass.for_kind(name.split(".", 1)[1])
+    if name in ("land_lambda_m", "land_lambda_slope_gain", "river_mu_km", "low_slope_pass"):
+        return float(getattr(params, name))
+    known = ", ".join(r.name for r in UNCERTAIN_PARAMETERS)
+    raise ConfigError(f"unknown uncertain parameter {name!r}", hint=f"known: {known}")
+
+
+@dataclass(frozen=True, slots=True)
+class UncertaintySettings:
+    """How many parameter sets a run draws, from which seed, over which ranges.
+
+    Attributes:
+        draws: Parameter sets drawn by Latin hypercube sampling (0: no draws, no sensitivity).
+        seed: Seed of the draws: the same seed gives the same draws.
+        ranges: The range of each uncertain parameter (:data:`UNCERTAIN_PARAMETERS` unless
+            the config's ``uncertainty: ranges:`` overrides some).
+    """
+
+    draws: int = 16
+    seed: int = 20240601
+    ranges: tuple[ParameterRange, ...] = UNCERTAIN_PARAMETERS
+
+    def __post_init__(self) -> None:
+        if isinstance(self.draws, bool) or not isinstance(self.draws, int) or self.draws < 0:
+            raise ConfigError(f"uncertainty draws must be a whole number >= 0, got {self.draws!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"the uncertainty seed must be a whole number >= 0, got {self.seed!r}")
+
+    @classmethod
+    def from_mapping(cls, raw: Any) -> UncertaintySettings:
+        """Settings from the config's ``uncertainty:`` mapping (``draws``, ``seed``, ``ranges``).
+
+        ``ranges`` maps a parameter's name to ``[low, high]``; the others keep their ranges.
+        """
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise ConfigError(
+                "`uncertainty` must be a mapping", hint="e.g. uncertainty: {draws: 16, seed: 1}"
+            )
+        unknown = sorted(set(raw) - {"draws", "seed", "ranges"})
+        if unknown:
+            raise ConfigError(
+                f"unknown uncertainty key(s): {', '.join(unknown)}", hint="known: draws, seed, ranges"
+            )
+        base = cls()
+        ranges = {r.name: r for r in base.ranges}
+        given = raw.get("ranges") or {}
+        if not isinstance(given, dict):
+            raise ConfigError("`uncertainty: ranges` must map parameter names to [low, high]")
+        for name, ends in given.items():
+            if name not in ranges:
+                raise ConfigError(f"unknown uncertain parameter {name!r}", hint=f"known: {', '.join(ranges)}")
+            if not isinstance(ends, list | tuple) or len(ends) != 2:
+                raise ConfigError(f"the range of {name} must be [low, high], got {ends!r}")
+            old = ranges[name]
+            try:
+                ranges[name] = ParameterRange(name, float(ends[0]), float(ends[1]), old.scale, old.doc)
+            except (TypeError, ValueError):
+                raise ConfigError(f"the range of {name} must be two numbers, got {ends!r}") from None
+        draws, seed = raw.get("draws", base.draws), raw.get("seed", base.seed)
+        return cls(draws=draws, seed=seed, ranges=tuple(ranges.values()))
+
+    def around(self, params: HotspotParams) -> tuple[ParameterRange, ...]:
+        """The ranges, each widened to take in the run's own value of its parameter."""
+        return tuple(r.containing(point_value(params, r.name)) for r in self.ranges)

@@ -1,10 +1,10 @@
 """The hotspot result directory (``plastic-hotspots hotspots --out DIR``): what it holds, and reading it.
 
 :data:`RASTERS`, :data:`VECTORS` and the files beside them (:data:`GEOPACKAGE`, :data:`PROVENANCE_FILE`,
-:data:`FUSION_JSON`, :data:`FUSION_PNG`, the large mode's :data:`WORK_FOLDER`) are the one schema of
-the directory: every file and layer the model writes, with its name, unit and description. Writers
-take names, band descriptions and unit tags from here (``RASTERS["river_load"].description``); the
-map and the report find files through it.
+:data:`FUSION_JSON`, :data:`FUSION_PNG`, :data:`UNCERTAINTY_JSON`, the large mode's :data:`WORK_FOLDER`)
+are the one schema of the directory: every file and layer the model writes, with its name, unit and
+description. Writers take names, band descriptions and unit tags from here
+(``RASTERS["river_load"].description``); the map and the report find files through it.
 """
 
 from __future__ import annotations
@@ -175,7 +175,12 @@ FUSION_JSON = ResultFile("fusion.json", "the calibration against the survey and 
 FUSION_PNG = ResultFile(
     "fusion.png", "modelled and observed litter rates side by side, and one against the other"
 )
-FILES: tuple[ResultFile, ...] = (GEOPACKAGE, PROVENANCE_FILE, FUSION_JSON, FUSION_PNG)
+UNCERTAINTY_JSON = ResultFile(
+    "uncertainty.json",
+    "basin totals and hotspot ranks over parameter sets drawn from plausible ranges, and each "
+    "parameter's one-at-a-time sensitivity ('draws': 0 and a 'note' where none were drawn)",
+)
+FILES: tuple[ResultFile, ...] = (GEOPACKAGE, PROVENANCE_FILE, FUSION_JSON, FUSION_PNG, UNCERTAINTY_JSON)
 """The files beside the rasters; the fusion files only where a survey calibrated the model."""
 WORK_FOLDER = ResultFile(".work", "the large mode's intermediate tiles (a folder), kept after the run")
 

@@ -105,3 +105,10 @@ def write_provenance_json(path: Path, provenance: Provenance, extra: Mapping[str
         document = {**json.loads(provenance.to_json()), **(extra or {})}
         tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def write_json(path: Path, document: Mapping[str, Any]) -> Path:
+    """Write a JSON document (indented), atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return path

@@ -53,8 +53,8 @@ from plastic_hotspots.maps.inputs.vectors import (
     read_vector,
     read_zones,
 )
-from plastic_hotspots.maps.io.results import RASTERS
-from plastic_hotspots.maps.io.writers import write_provenance_json
+from plastic_hotspots.maps.io.results import RASTERS, UNCERTAINTY_JSON
+from plastic_hotspots.maps.io.writers import write_json, write_provenance_json
 from plastic_hotspots.maps.large.hotspots import medians_tiled, pick_peaks_tiled
 from plastic_hotspots.maps.large.inputs import (
     read_dem_tiled,
@@ -87,6 +87,7 @@ from plastic_hotspots.maps.science.basin import (
     run_provenance,
     snap_barriers,
 )
+from plastic_hotspots.maps.science.uncertainty import LARGE_MODE_UNCERTAINTY_NOTE, skipped_document
 from plastic_hotspots.maps.science.vectors import barrier_frame, basin_frame, hotspot_frame
 from plastic_hotspots.progress import progress_bar
 from plastic_hotspots.records import GridSpec, Hotspot, Provenance
@@ -412,6 +413,10 @@ def _run_tiles(
         "exported_kg_yr": network.exported,
     }
     prov_path = write_provenance_json(out / "provenance.json", provenance, {"totals": summary})
+    write_json(
+        UNCERTAINTY_JSON.path(out),
+        skipped_document(config.uncertainty, config.params, LARGE_MODE_UNCERTAINTY_NOTE),
+    )
     return LargeOutputs(
         directory=out,
         rasters=rasters,

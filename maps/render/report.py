@@ -52,6 +52,14 @@ from plastic_hotspots.maps.render.figures import (
     survey_coverage,
 )
 from plastic_hotspots.maps.render.text import as_number, as_text
+from plastic_hotspots.maps.render.uncertainty import (
+    format_range,
+    has_draws,
+    rank_html,
+    read_uncertainty,
+    total_range,
+    uncertainty_html,
+)
 
 KEY_PARAMETERS = (
     ("cell_size_m", "grid cell, m"),
@@ -84,7 +92,9 @@ h3 { font-size: 14px; margin: 6px 0 4px 0; }
   font-size: 13px; margin: 0 0 10px 0; }
 .figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(140px, 1fr)); gap: 8px; }
 .figure { border: 1px solid #d5d5d5; border-left: 5px solid #777; border-radius: 3px; padding: 5px 8px; }
-.figure .value { font-size: 19px; font-weight: bold; } .figure .label { font-size: 12px; color: #444; }
+.figure .value { font-size: 19px; font-weight: bold; }
+.figure .range { font-size: 13px; font-weight: normal; }
+.unstable { color: #b30000; font-weight: bold; } .figure .label { font-size: 12px; color: #444; }
 .figure.leak { border-left-color: #d7301f; } .figure.acc { border-left-color: #6a3d9a; }
 .figure.survey { border-left-color: #238b45; }
 .two { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
@@ -143,6 +153,7 @@ def render_report(result_dir: Path, out_html: Path, *, title: str = "Plastic hot
     layers = read_result_layers(check_result_dir(result_dir), RESULT_LAYERS)
     provenance = read_json(PROVENANCE_FILE.path(result_dir))
     fusion = read_json(FUSION_JSON.path(result_dir))
+    uncertainty = read_uncertainty(result_dir)
     params: Mapping[str, Any] = {}
     if provenance is not None and isinstance(provenance.get("parameters"), dict):
         params = provenance["parameters"]
@@ -152,12 +163,13 @@ def render_report(result_dir: Path, out_html: Path, *, title: str = "Plastic hot
     body = "\n".join(
         (
             _header_html(title, basin_name, provenance),
-            _headline_html(layers, result_dir, params, coverage),
-            _hotspots_html(layers, params),
+            _headline_html(layers, result_dir, params, coverage, uncertainty),
+            _hotspots_html(layers, params, uncertainty),
+            uncertainty_html(uncertainty),
             _subbasins_html(layers),
             _survey_html(coverage, fusion, FUSION_PNG.path(result_dir), params),
             _provenance_html(provenance, result_dir),
-            _limits_html(limits(layers, params, coverage, fusion)),
+            _limits_html(limits(layers, params, coverage, fusion, uncertainty)),
             f"<footer>Report made by plastic-hotspots {escape(__version__)} from the result directory "
             f"<b>{escape(result_dir.name)}</b>. Its interactive map: <code>plastic-hotspots map DIR</code>."
             "</footer>",
@@ -234,6 +246,7 @@ def limits(
     params: Mapping[str, Any],
     coverage: SurveyCoverage | None,
     fusion: Mapping[str, Any] | None,
+    uncertainty: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """The limits of this result, in plain words, chosen by what the directory holds.
 
@@ -242,6 +255,7 @@ def limits(
         params: The run's parameters (``provenance.json``), empty when unknown.
         coverage: The survey coverage, None without a survey.
         fusion: ``fusion.json``, None without a calibration.
+        uncertainty: ``uncertainty.json``, None without it.
 
     Returns:
         One sentence (plain text, not yet escaped) per limit.
@@ -265,11 +279,19 @@ def limits(
             "litter travels over land and along rivers, and what barriers retain, are default or "
             "configured values, not fitted ones."
         )
-    out.append(
-        "The kg/yr figures of hotspots, sub-basins and the basin are model estimates without an "
-        "uncertainty interval; only observed rates and the calibration carry intervals "
-        f"({format_percent(as_number(params.get('interval')) or 0.9)}). Treat the ranking as the result."
-    )
+    if has_draws(uncertainty):
+        out.append(
+            "The basin totals' ranges cover only the model's parameters over their plausible ranges (each "
+            "a documented guess until calibrated against river flux), not errors of the input layers "
+            "(population, DEM, zones) nor of the model's form; the kg/yr of single hotspots and "
+            "sub-basins carry no range. Treat the ranking, where stable, as the result."
+        )
+    else:
+        out.append(
+            "The kg/yr figures of hotspots, sub-basins and the basin are model estimates without an "
+            "uncertainty interval; only observed rates and the calibration carry intervals "
+            f"({format_percent(as_number(params.get('interval')) or 0.9)}). Treat the ranking as the result."
+        )
     if coverage is not None:
         min_obs = as_text(params.get("min_observations")) or "the minimum number of"
         out.append(
@@ -371,6 +393,7 @@ def _headline_html(
     result_dir: Path,
     params: Mapping[str, Any],
     coverage: SurveyCoverage | None,
+    uncertainty: Mapping[str, Any] | None = None,
 ) -> str:
     totals = basin_totals(layers, result_dir, params)
     basin = layers["basin"]
@@ -383,30 +406,45 @@ def _headline_html(
             return ""
         return f" ({format_percent(value / totals.leakage)} of leakage)"
 
-    cards = [("", format_number(area, "km²"), "basin area")]
+    def kg(value: float | None, name: str) -> str:
+        """A total in kg/yr (HTML); where known, with the 5-95 % range of ``uncertainty.json``."""
+        spread = total_range(uncertainty, name) if value is not None else None
+        if spread is None:
+            return escape(format_number(value, "kg/yr"))
+        text = format_range(*spread, unit="kg/yr")
+        main, _, bracket = text.partition(" (")
+        return f'{escape(main)} <span class="range">({escape(bracket)}</span>'
+
+    cards = [("", escape(format_number(area, "km²")), "basin area")]
     if totals.mismanaged is not None:
-        cards.append(("", format_number(totals.mismanaged, "kg/yr"), "mismanaged plastic on land"))
-    cards.append(("leak", format_number(totals.leakage, "kg/yr"), "leakage into rivers"))
+        cards.append(("", kg(totals.mismanaged, "mismanaged_kg_yr"), "mismanaged plastic on land"))
+    cards.append(("leak", kg(totals.leakage, "into_rivers_kg_yr"), "leakage into rivers"))
     cards.append(
-        ("acc", format_number(totals.retained, "kg/yr"), "retained in the basin" + share(totals.retained))
+        ("acc", kg(totals.retained, "retained_kg_yr"), "retained in the basin" + share(totals.retained))
     )
     if totals.exported is not None:
         cards.append(
-            ("", format_number(totals.exported, "kg/yr"), "exported at the outlet" + share(totals.exported))
+            ("", kg(totals.exported, "exported_kg_yr"), "exported at the outlet" + share(totals.exported))
         )
     if coverage is None:
         cards.append(("survey", "no survey", "no litter observations given"))
     else:
-        cards.append(("survey", format_percent(coverage.surveyed_share), "of the basin area surveyed"))
+        cards.append(
+            ("survey", escape(format_percent(coverage.surveyed_share)), "of the basin area surveyed")
+        )
     items = "".join(
-        f'<div class="figure {cls}"><div class="value">{escape(value)}</div>'
+        f'<div class="figure {cls}"><div class="value">{value}</div>'
         f'<div class="label">{escape(label)}</div></div>'
         for cls, value, label in cards
     )
     return f'<section id="headline"><h2>The basin in figures</h2><div class="figures">{items}</div></section>'
 
 
-def _hotspots_html(layers: Mapping[str, gpd.GeoDataFrame], params: Mapping[str, Any]) -> str:
+def _hotspots_html(
+    layers: Mapping[str, gpd.GeoDataFrame],
+    params: Mapping[str, Any],
+    uncertainty: Mapping[str, Any] | None = None,
+) -> str:
     subs = layers.get("subbasins")
     leak = _hotspot_table(
         "leakage-table",
@@ -415,6 +453,7 @@ def _hotspots_html(layers: Mapping[str, gpd.GeoDataFrame], params: Mapping[str, 
         layers.get("leakage_hotspots"),
         subs,
         _leakage_figures,
+        lambda rank: rank_html(uncertainty, "leakage", rank),
     )
     barriers = layers.get("barriers")
     cell = as_number(params.get("cell_size_m")) or 100.0
@@ -425,12 +464,19 @@ def _hotspots_html(layers: Mapping[str, gpd.GeoDataFrame], params: Mapping[str, 
         layers.get("accumulation_hotspots"),
         subs,
         lambda row: _accumulation_figures(row, barriers, cell),
+        lambda rank: rank_html(uncertainty, "accumulation", rank),
     )
     apart = as_number(params.get("hotspot_separation_m"))
     return (
         '<section id="hotspots"><h2>Hotspots</h2><p class="note">Ranked by kg/yr'
         + (f", at least {escape(format_number(apart, 'm'))} apart" if apart else "")
-        + "; the driver is the factor that lifts the place most above the basin's typical cell. "
+        + "; the driver is the factor that lifts the place most above the basin's typical cell"
+        + (
+            "; in brackets, the rank's 5-95 % range over the parameter draws (unstable: it moves much)"
+            if has_draws(uncertainty)
+            else ""
+        )
+        + ". "
         "Longitude and latitude in WGS 84 (EPSG:4326).</p>"
         f"{leak}{acc}</section>"
     )
@@ -443,6 +489,7 @@ def _hotspot_table(
     frame: gpd.GeoDataFrame | None,
     subs: gpd.GeoDataFrame | None,
     figures: Callable[[Any], tuple[str, str]],
+    rank_cell: Callable[[str], str] = escape,
 ) -> str:
     if frame is None:
         return f'<h3>{escape(caption)}</h3><p class="missing">None ranked in this result.</p>'
@@ -455,7 +502,7 @@ def _hotspot_table(
         sub = _containing_name(point, subs)
         driver, details = figures(row)
         rows.append(
-            f'<tr><td class="num">{escape(rank)}</td><td class="num">{point.x:.5f}</td>'
+            f'<tr><td class="num">{rank_cell(rank)}</td><td class="num">{point.x:.5f}</td>'
             f'<td class="num">{point.y:.5f}</td>'
             f'<td class="num">{escape(format_number(row.get("value")))}</td>'
             f'<td>{escape(driver)}</td><td>{escape(details)}</td><td class="nowrap">{escape(sub)}</td></tr>'

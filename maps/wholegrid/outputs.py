@@ -50,6 +50,7 @@ class HotspotOutputs:
     vectors: Path
     provenance: Path
     fusion: tuple[Path, Path] | None = None
+    uncertainty: Path | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)

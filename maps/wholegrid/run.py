@@ -7,7 +7,8 @@ river routing with retention at barriers -> sub-basin totals -> ranked hotspots 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from plastic_hotspots.maps.inputs.vectors import (
     read_vector,
     read_zones,
 )
-from plastic_hotspots.maps.io.results import RASTERS
+from plastic_hotspots.maps.io.results import RASTERS, UNCERTAINTY_JSON
+from plastic_hotspots.maps.io.writers import write_json
 from plastic_hotspots.maps.params import HotspotParams
 from plastic_hotspots.maps.science import model, terrain
 from plastic_hotspots.maps.science.basin import (
@@ -49,6 +51,7 @@ from plastic_hotspots.maps.survey.density import sparse_values_at
 from plastic_hotspots.maps.survey.fusion import calibrate, far_above, posterior_rate_lo, track_folds
 from plastic_hotspots.maps.survey.smoothing import smoothed_density
 from plastic_hotspots.maps.wholegrid.outputs import HotspotOutputs, RiverNetwork, SurveyFit, write_outputs
+from plastic_hotspots.maps.wholegrid.uncertainty import PointRun, point_outcome, run_uncertainty
 from plastic_hotspots.memory import reuse_freed_memory
 from plastic_hotspots.progress import progress_bar
 from plastic_hotspots.records import GridSpec, Hotspot, HotspotGrid, Layer
@@ -58,15 +61,19 @@ __all__ = ["HotspotOutputs", "run_hotspots"]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-STEPS = 9
+STEPS = 10
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ZoneCollection:
-    """The collection rate of a run's service zones: each cell's zone number and a rate per zone."""
+    """The collection rate of a run's service zones: each cell's zone number and a rate per zone.
+
+    ``figures`` holds each of the zones' figures per zone number (for the uncertainty draws).
+    """
 
     zone_id: npt.NDArray[np.int32]
     by_zone: FloatArray
+    figures: dict[str, FloatArray]
 
     def at(self, where: Any) -> Any:
         """The rate at cells picked by ``where`` (an index into the grid: a mask, or a ``(row, col)``)."""
@@ -118,6 +125,24 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
         hotspots = _leakage_hotspots(grid, params, leakage, population, collection, p_land, survey, reference)
         hotspots += _accumulation_hotspots(grid, params, graph, network, passf)
         del passf
+        step("Parameter uncertainty")
+        uncertainty = run_uncertainty(
+            PointRun(
+                grid,
+                params,
+                graph,
+                basin,
+                population,
+                l_src,
+                collection.zone_id,
+                collection.figures,
+                network.barriers,
+                rivers_of=partial(_rivers, graph, mapped_rivers),
+                leakage_of=lambda src, p: _leakage(src, p, basin, survey),
+                outcome=point_outcome(l_src, leakage, network.routing, hotspots),
+            ),
+            config.uncertainty,
+        )
         provenance = run_provenance(config, grid, _run_figures(survey, network))
         layers = _result_layers(grid, graph, population, l_src, p_land, leakage, network)
         result = HotspotGrid(grid=grid, layers=layers, hotspots=tuple(hotspots), provenance=provenance)
@@ -139,6 +164,7 @@ def run_hotspots(config: BasinConfig, out_dir: Path) -> tuple[HotspotGrid, Hotsp
                 load_boundaries(config.boundaries, grid_bounds_lonlat(grid)) if config.boundaries else None
             ),
         )
+        outputs = replace(outputs, uncertainty=write_json(UNCERTAINTY_JSON.path(out_dir), uncertainty))
         bar.update(task, description="Hotspot model done")
     return result, outputs
 
@@ -186,7 +212,7 @@ def _mismanaged_plastic(
     l_src[~basin] = 0.0
     # The collection rate is read again only at a few cells: kept as zone numbers and a table (the
     # zones' grids are let go).
-    return population, l_src, ZoneCollection(zones.zone_id, zones.by_zone["collection_rate"])
+    return population, l_src, ZoneCollection(zones.zone_id, zones.by_zone["collection_rate"], zones.by_zone)
 
 
 def _observed_survey(config: BasinConfig, grid: GridSpec, basin: BoolArray, l_src: FloatArray) -> SurveyFit:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -169,8 +170,12 @@ def test_the_cli_runs_the_large_mode(
     assert written == {f"{name}.tif" for name, _, _ in LARGE_LAYERS} | {
         "hotspots.gpkg",
         "provenance.json",
+        "uncertainty.json",
         ".work",
     }
+    uncertainty = json.loads((tmp_path / "out" / "uncertainty.json").read_text(encoding="utf-8"))
+    assert uncertainty["draws"] == 0
+    assert "large (tiled) mode draws no parameter sets" in uncertainty["note"]
     layers = {name for name, _ in pyogrio.list_layers(tmp_path / "out" / "hotspots.gpkg")}
     assert {"basin", "rivers", "barriers", "leakage_hotspots", "accumulation_hotspots"} <= layers
     assert "raster:   " + str(tmp_path / "out" / "river_load.tif") in captured.out

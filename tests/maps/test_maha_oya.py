@@ -62,11 +62,16 @@ def test_the_maha_oya_from_its_public_layers(shared_data: Path, tmp_path: Path) 
     figures = result.provenance.parameters
     exported = float(figures["exported_kg_yr"] or 0.0)
     fusion = json.loads((tmp_path / "out" / "fusion.json").read_text())["calibration"]
+    uncertainty = json.loads((tmp_path / "out" / "uncertainty.json").read_text())
+    for name, total in uncertainty["totals"].items():
+        print(f"{name}: {total['value']:,.0f} kg/yr, 5-95 % {total['p5']:,.0f} to {total['p95']:,.0f}")
+        assert total["p5"] <= total["value"] <= total["p95"], name
+    assert uncertainty["draws"] > 0
     print(
         f"Maha Oya: into rivers {leakage:,.0f} kg/yr, retained {retained:,.0f}, exported {exported:,.0f}; "
         f"calibration deviance explained {fusion['deviance_explained']:.4f} in sample, held out "
-        f"{fusion['held_out_deviance']:,.0f} against {fusion['held_out_null_deviance']:,.0f} for one area-wide "
-        f"rate, explains the survey: {fusion['explains_survey']}"
+        f"{fusion['held_out_deviance']:,.0f} against {fusion['held_out_null_deviance']:,.0f} for one "
+        f"area-wide rate, explains the survey: {fusion['explains_survey']}"
     )
     assert exported > 0
     assert abs(leakage - retained - exported) <= 1e-3 * leakage

@@ -26,6 +26,7 @@ from plastic_hotspots.maps.render.figures import (
     survey_coverage,
 )
 from plastic_hotspots.maps.render.report import limits, render_report
+from plastic_hotspots.maps.render.uncertainty import format_range
 
 HOSTILE = "<script>alert('x')</script>"
 HOSTILE_DRIVER = "<img src=x onerror=alert(2)>"
@@ -153,7 +154,8 @@ def test_hotspot_tables_hold_the_ranked_hotspots(demo_dir: Path, text: str, kind
     barriers = layer(demo_dir, "barriers")
     for row, (_, spot) in zip(rows, expected.iterrows(), strict=True):
         rank, lon, lat, value, driver, figures, subbasin = row
-        assert int(rank) == spot["rank"]
+        assert int(rank.split()[0]) == spot["rank"]  # then its range over the parameter draws
+        assert re.fullmatch(r"\d+ \(\d+\u2013(\d+|unranked)\)(, unstable)?", rank), rank
         assert float(lon) == pytest.approx(spot.geometry.x, abs=1e-5)
         assert float(lat) == pytest.approx(spot.geometry.y, abs=1e-5)
         assert float(value.replace(",", "")) == pytest.approx(spot["value"], abs=0.51)
@@ -181,8 +183,14 @@ def test_headline_figures_add_up(demo_dir: Path, text: str) -> None:
     exported = prov["parameters"]["exported_kg_yr"]
     assert leak == pytest.approx(kept + exported, rel=1e-6)  # the budget closes
     section = text[text.index('id="headline"') : text.index('id="hotspots"')]
-    for figure in (f"{leak:,.0f} kg/yr", f"{kept:,.0f} kg/yr", f"{exported:,.0f} kg/yr", "400 km²"):
-        assert figure in section, figure
+    ranges = json.loads((demo_dir / "uncertainty.json").read_text(encoding="utf-8"))["totals"]
+    for value, name in ((leak, "into_rivers_kg_yr"), (kept, "retained_kg_yr"), (exported, "exported_kg_yr")):
+        spread = ranges[name]
+        assert spread["value"] == pytest.approx(value, rel=1e-6)
+        # two significant figures and the 5-95 % range over the parameter draws
+        main, _, bracket = format_range(spread["value"], spread["p5"], spread["p95"], "kg/yr").partition(" (")
+        assert f'{main} <span class="range">({bracket}</span>' in section, main
+    assert "400 km²" in section
     assert f"({format_percent(kept / leak)} of leakage)" in section
     assert "of the basin area surveyed" in section
 
