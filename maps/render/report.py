@@ -645,7 +645,8 @@ def _survey_html(
     return (
         '<section id="survey"><h2>Survey coverage</h2><div class="two">'
         f'<table id="survey-table">{table}</table><div>{calib}<p class="note">Rates are litter items per '
-        "observation, shrunk towards the area's mean where effort is low, with intervals. A cell that "
+        "observation, smoothed over neighbouring cells and shrunk towards the area's rate as "
+        "cross-validation over the survey's tracks chose, with intervals. A cell that "
         "was not surveyed is unknown, never clean.</p></div></div>"
         f"{image}</section>"
     )
