@@ -1,5 +1,6 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   creates .venv, installs the map stack, runs the demo basin (writes demo-output/)
+#               (make demo-maha-oya: the same on the packaged real basin, writes maha-oya-output/)
 #   make test   creates .venv, installs everything (ML stack, Label Studio client, Dask, dev tools) and a
 #               Label Studio server in its own .venv-labelstudio (its pins fight the ML stack), runs the tests
 # Both need only Python 3.11 and the package registries.
@@ -9,9 +10,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check --progress-bar off
 DEMO_OUT ?= demo-output
+MAHA_OYA_OUT ?= maha-oya-output
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint check clean
+.PHONY: demo demo-maha-oya test lint check clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 1; }
@@ -46,6 +48,9 @@ $(VENV)/.all-installed: $(BIN)/python pyproject.toml
 demo: $(VENV)/.maps-installed $(VENV)/.linked
 	$(BIN)/plastic-hotspots demo --out $(DEMO_OUT)
 
+demo-maha-oya: $(VENV)/.maps-installed $(VENV)/.linked
+	$(BIN)/plastic-hotspots demo --basin maha-oya --out $(MAHA_OYA_OUT)
+
 test: $(VENV)/.all-installed $(VENV)/.linked $(LS_VENV)/bin/label-studio
 	PLASTIC_HOTSPOTS_LABEL_STUDIO=$(abspath $(LS_VENV))/bin/label-studio $(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -57,4 +62,4 @@ lint: $(VENV)/.all-installed $(VENV)/.linked
 check: lint test
 
 clean:
-	rm -rf $(VENV) $(LS_VENV) $(DEMO_OUT) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LS_VENV) $(DEMO_OUT) $(MAHA_OYA_OUT) build .pytest_cache .mypy_cache .ruff_cache

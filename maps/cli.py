@@ -24,17 +24,29 @@ def demo(
         Path, typer.Option("--out", "-o", help="Directory to write the demo basin and its results into.")
     ] = Path("demo"),
     seed: Annotated[int, typer.Option(help="Random seed of the generated basin.")] = 20240601,
+    basin: Annotated[
+        str,
+        typer.Option(
+            help="Which basin: 'generated' (a synthetic basin with planted truth) or 'maha-oya' (a real "
+            "basin in Sri Lanka, shipped with the package: terrain, rivers, census, a litter survey)."
+        ),
+    ] = "generated",
 ) -> None:
-    """Generate a demo river basin, run the hotspot model on it and write its interactive map."""
-    from plastic_hotspots.maps.demo import run_demo
+    """Generate a demo river basin (or copy a real one), run the hotspot model on it and write its map."""
+    from plastic_hotspots.maps.demo import BASINS, run_demo
 
-    result = run_demo(out, seed)
+    if basin not in BASINS:
+        raise ConfigError(f"--basin {basin!r} is not a demo basin", hint=f"choose one of {', '.join(BASINS)}")
+    result = run_demo(out, seed, basin=basin)
     console.print("[bold green]Demo basin done.[/]")
     typer.echo(f"map:      {result.map_html}")
     typer.echo(f"report:   {result.report_html}")
     typer.echo(f"hotspots: {result.hotspots_dir}")
     typer.echo(f"config:   {result.config}")
-    typer.echo(f"truth:    {result.truth}")
+    if result.truth is not None:
+        typer.echo(f"truth:    {result.truth}")
+    else:
+        typer.echo(f"sources:  {result.config.parent / 'ATTRIBUTION.md'} (licences and attributions)")
 
 
 def hotspots(

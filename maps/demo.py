@@ -15,15 +15,21 @@ start from, in the formats users bring:
 find (``truth.gpkg``, ``truth.json``) and the planted litter field (``planted_litter_rate.tif``).
 
 The demo then runs the real pipeline (``hotspots`` + ``map``) on these inputs.
+
+``plastic-hotspots demo --basin maha-oya`` runs the same pipeline on a real basin instead: a compact
+extract of the Maha Oya, Sri Lanka, shipped inside the package (``plastic_hotspots.maps.examples``,
+with its sources and licences in ``ATTRIBUTION.md``), copied to ``DIR/inputs``. It has no planted truth.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 
 import geopandas as gpd
@@ -38,6 +44,7 @@ from scipy import ndimage
 from shapely.geometry import LineString, Point
 from shapely.geometry import box as shapely_box
 
+from plastic_hotspots.errors import ConfigError
 from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.records import GridSpec
 
@@ -471,24 +478,59 @@ def _write_truth(
             frame.to_file(tmp, layer=f"planted_{layer}", driver="GPKG", engine="pyogrio")
 
 
+GENERATED = "generated"
+EXAMPLE_BASINS = {"maha-oya": ("maha_oya", "Maha Oya, Sri Lanka")}
+"""Real example basins shipped in ``plastic_hotspots.maps.examples``: CLI name -> (folder, title)."""
+BASINS = (GENERATED, *EXAMPLE_BASINS)
+
+
+def copy_example_basin(name: str, out_dir: Path) -> Path:
+    """Copy a packaged example basin (data, config, attribution) to ``out_dir``; return its config path.
+
+    Args:
+        name: One of :data:`EXAMPLE_BASINS` (``maha-oya``).
+        out_dir: Directory to copy the files into (created).
+
+    Returns:
+        The copied ``basin.yaml``, whose layer paths are relative to it.
+    """
+    if name not in EXAMPLE_BASINS:
+        raise ConfigError(f"no example basin named {name!r}", hint=f"choose one of {', '.join(BASINS)}")
+    folder = resources.files("plastic_hotspots.maps.examples").joinpath(EXAMPLE_BASINS[name][0])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for item in folder.iterdir():
+        if item.is_file():
+            with item.open("rb") as src, atomic_path(out_dir / item.name) as tmp, tmp.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+    config = out_dir / "basin.yaml"
+    if not config.is_file():
+        raise ConfigError(
+            f"the packaged example basin {name!r} has no basin.yaml",
+            hint="reinstall plastic-hotspots (the package data is missing)",
+        )
+    return config
+
+
 @dataclass(frozen=True, slots=True)
 class DemoOutputs:
-    """What the demo wrote."""
+    """What the demo wrote (``truth`` only for the generated basin)."""
 
     config: Path
     hotspots_dir: Path
     map_html: Path
     report_html: Path
-    truth: Path
+    truth: Path | None
 
 
-def run_demo(out_dir: Path, seed: int = SEED) -> DemoOutputs:
-    """Generate the demo basin, run the hotspot model on it and render its map.
+def run_demo(out_dir: Path, seed: int = SEED, basin: str = GENERATED) -> DemoOutputs:
+    """Generate the demo basin (or copy a packaged real one), run the hotspot model and render its map.
 
     Args:
         out_dir: Directory to write into (``inputs/``, ``truth/``, ``hotspots/``, ``map.html``,
             ``report.html``).
-        seed: Random seed of the generator; the same seed gives the same basin.
+        seed: Random seed of the generator; the same seed gives the same basin (generated basin only).
+        basin: ``generated`` (the default), or the name of a packaged real basin (:data:`EXAMPLE_BASINS`),
+            which has no planted truth.
 
     Returns:
         The paths written.
@@ -498,15 +540,16 @@ def run_demo(out_dir: Path, seed: int = SEED) -> DemoOutputs:
     from plastic_hotspots.maps.render.webmap import render_map
     from plastic_hotspots.maps.wholegrid.run import run_hotspots
 
-    config_path = generate_demo_basin(out_dir, seed)
+    if basin == GENERATED:
+        config_path = generate_demo_basin(out_dir, seed)
+        title, truth = "Demo basin", out_dir / "truth" / "truth.gpkg"
+    else:
+        config_path = copy_example_basin(basin, out_dir / "inputs")
+        title, truth = EXAMPLE_BASINS[basin][1], None
     hotspots_dir = out_dir / "hotspots"
     run_hotspots(load_config(config_path), hotspots_dir)
-    html = render_map(hotspots_dir, out_dir / "map.html", title="Demo basin: plastic hotspots")
-    report = render_report(hotspots_dir, out_dir / "report.html", title="Demo basin: plastic hotspots report")
+    html = render_map(hotspots_dir, out_dir / "map.html", title=f"{title}: plastic hotspots")
+    report = render_report(hotspots_dir, out_dir / "report.html", title=f"{title}: plastic hotspots report")
     return DemoOutputs(
-        config=config_path,
-        hotspots_dir=hotspots_dir,
-        map_html=html,
-        report_html=report,
-        truth=out_dir / "truth" / "truth.gpkg",
+        config=config_path, hotspots_dir=hotspots_dir, map_html=html, report_html=report, truth=truth
     )

@@ -50,6 +50,7 @@ MAPS_LAYERS: dict[str, int] = {
     "render": 5,
     "cli": 7,
     "demo": 6,
+    "examples": 6,  # data only: the packaged example basins that demo copies out
     "__init__": 8,
 }
 # render reads result files only: besides itself it may import the base and io, nothing of the model.
