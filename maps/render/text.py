@@ -167,8 +167,15 @@ class Legend:
         self.entries.append("".join(parts))
 
     def to_html(self) -> str:
-        """The legend box."""
-        return f'<div class="ph-box ph-legend"><h2>Legend</h2>{"".join(self.entries)}</div>'
+        """The legend box: a ``<details>`` whose summary shows and hides the entries (open at first).
+
+        No script is needed to toggle it; the page's script closes it on small screens.
+        """
+        return (
+            '<details class="ph-box ph-legend" id="ph-legend" open>'
+            '<summary class="ph-legend-toggle" title="Show or hide the legend"><h2>Legend</h2></summary>'
+            f'<div class="ph-legend-body">{"".join(self.entries)}</div></details>'
+        )
 
 
 def title_html(title: str, basin_name: str) -> str:

@@ -69,6 +69,7 @@ from plastic_hotspots.maps.render.text import (
     ramp_css,
     title_html,
 )
+from plastic_hotspots.maps.render.view import VIEW_JS, fit_view_js, view_bounds
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -147,7 +148,13 @@ _PAGE_CSS = """
 .ph-title h1 { font-size: 17px; margin: 0; }
 .ph-title div { color: #555; }
 .ph-legend { bottom: 34px; right: 10px; max-height: 55%; overflow-y: auto; max-width: 300px; }
-.ph-legend h2 { font-size: 13px; margin: 0 0 4px 0; }
+.ph-legend h2 { font-size: 13px; margin: 0; }
+.ph-legend > summary { cursor: pointer; list-style: none; user-select: none; }
+.ph-legend > summary::-webkit-details-marker { display: none; }
+.ph-legend > summary h2 { display: inline; }
+.ph-legend > summary::before { content: "\\25B8"; display: inline-block; width: 14px; color: #555; }
+.ph-legend[open] > summary::before { content: "\\25BE"; }
+.ph-legend[open] > summary { margin-bottom: 4px; }
 .ph-legend .ph-entry { margin: 3px 0; }
 .ph-legend .ph-label { font-weight: bold; }
 .ph-legend .ph-note { color: #555; font-size: 11px; }
@@ -216,7 +223,7 @@ def render_map(
     _add_barriers(fmap, layers.get("barriers"), legend)
     _add_hotspots(fmap, layers.get("accumulation_hotspots"), kind="accumulation", legend=legend)
     _add_hotspots(fmap, layers.get("leakage_hotspots"), kind="leakage", legend=legend)
-    _add_controls(fmap, basin)
+    _add_controls(fmap, page, basin, layers)
     _add_boxes(page, title, basin, legend, _filters(survey, layers.get("observed_density")))
     _add_footer(page, read_json(PROVENANCE_FILE.path(result_dir)))
     _write_page(page, out_html)
@@ -253,12 +260,18 @@ def _blank_map(basin: gpd.GeoDataFrame, title: str) -> tuple[folium.Map, folium.
     return fmap, page
 
 
-def _add_controls(fmap: folium.Map, basin: gpd.GeoDataFrame) -> None:
-    """The layer control, and the view fitted to the basin."""
+def _add_controls(
+    fmap: folium.Map, page: folium.Figure, basin: gpd.GeoDataFrame, layers: Mapping[str, gpd.GeoDataFrame]
+) -> None:
+    """The layer control, and the view fitted to the basin and the survey, clear of the legend.
+
+    See :mod:`plastic_hotspots.maps.render.view`.
+    """
     folium.LayerControl(position="topright", collapsed=False).add_to(fmap)
-    west, south, east, north = (float(v) for v in basin.total_bounds)
-    basin_bounds: Bounds = [[south, west], [north, east]]
-    fmap.fit_bounds(basin_bounds)
+    bounds: Bounds = view_bounds([basin, layers.get("survey_points"), layers.get("observed_density")])
+    fmap.fit_bounds(bounds)
+    page.header.add_child(folium.Element(f"<script>{VIEW_JS}</script>"), name="ph_view_runtime")
+    page.script.add_child(folium.Element(fit_view_js(fmap.get_name(), bounds)), name="ph_view_init")
 
 
 def _filters(survey: maplayers.SurveyLayer | None, cells: gpd.GeoDataFrame | None) -> str:

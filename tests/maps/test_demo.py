@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -144,3 +147,130 @@ def test_demo_map_opens_offline_in_chromium_with_every_layer(demo: DemoOutputs, 
 
     pixels = mpimage.imread(tmp_path / "demo.png")
     assert len(np.unique((pixels[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 50
+
+
+# Run in the page: the view's bounds, the boxes on screen, and the legend's height before and
+# after clicking its toggle (twice), written into <pre id="ph-probe"> for the test to read.
+PROBE_JS = """(async (basin, survey) => {
+  const wait = ms => new Promise(r => setTimeout(r, ms));
+  const map = Object.values(window).find(v => v instanceof L.Map);
+  const legend = document.getElementById("ph-legend");
+  const body = legend.querySelector(".ph-legend-body");
+  const toggle = legend.querySelector("summary");
+  const rect = el => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const state = () => [legend.open, legend.getBoundingClientRect().height, body.checkVisibility()];
+  const onScreen = b => {
+    const c = map.getContainer().getBoundingClientRect();
+    const sw = map.latLngToContainerPoint(L.latLng(b[0][0], b[0][1]));
+    const ne = map.latLngToContainerPoint(L.latLng(b[1][0], b[1][1]));
+    return [c.left + sw.x, c.top + ne.y, c.left + ne.x, c.top + sw.y];
+  };
+  const v = map.getBounds();
+  const out = {
+    view: [[v.getSouth(), v.getWest()], [v.getNorth(), v.getEast()]],
+    basin_px: onScreen(basin), survey_px: onScreen(survey), legend_px: rect(legend),
+    start: state(),
+  };
+  toggle.click(); await wait(150);
+  out.clicked = state();
+  toggle.click(); await wait(150);
+  out.clicked_again = state();
+  const pre = document.createElement("pre");
+  pre.id = "ph-probe";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+})(%s, %s)"""
+
+
+def _leaflet_bounds(frame: gpd.GeoDataFrame) -> list[list[float]]:
+    west, south, east, north = (float(v) for v in frame.total_bounds)
+    return [[south, west], [north, east]]
+
+
+def _contains(outer: list[list[float]], inner: list[list[float]]) -> bool:
+    (s0, w0), (n0, e0) = outer
+    (s1, w1), (n1, e1) = inner
+    return s0 <= s1 and w0 <= w1 and n0 >= n1 and e0 >= e1
+
+
+def _overlap(a: list[float], b: list[float]) -> float:
+    """Area of the intersection of two screen boxes ``[left, top, right, bottom]``."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    return max(width, 0.0) * max(height, 0.0)
+
+
+def _probe(map_html: Path, png: Path, width: int, basin: Any, survey: Any) -> dict[str, Any]:
+    from browser import run_headless
+
+    script = PROBE_JS % (json.dumps(basin), json.dumps(survey))
+    errors, dom = run_headless(map_html, png, width=width, height=860, script=script)
+    assert errors == []
+    found = re.search(r'<pre id="ph-probe">(.*?)</pre>', dom, re.DOTALL)
+    assert found, "the probe script did not run"
+    result: dict[str, Any] = json.loads(html.unescape(found.group(1)))
+    return result
+
+
+def _demo_bounds(demo: DemoOutputs) -> tuple[list[list[float]], list[list[float]]]:
+    gpkg = demo.hotspots_dir / "hotspots.gpkg"
+    basin = _leaflet_bounds(gpd.read_file(gpkg, layer="basin"))
+    survey = _leaflet_bounds(gpd.read_file(gpkg, layer="survey_points"))
+    return basin, survey
+
+
+def test_demo_map_view_holds_basin_and_survey_clear_of_the_legend(demo: DemoOutputs, tmp_path: Path) -> None:
+    from browser import require_chromium
+
+    require_chromium()
+    basin, survey = _demo_bounds(demo)
+    probe = _probe(demo.map_html, tmp_path / "wide.png", 1280, basin, survey)
+    assert _contains(probe["view"], basin), (probe["view"], basin)
+    assert _contains(probe["view"], survey), (probe["view"], survey)
+    # Fitted, not zoomed out to the world: the basin takes a fair share of the view.
+    (_south, west), (_north, east) = probe["view"]
+    assert (basin[1][1] - basin[0][1]) / (east - west) > 0.25
+    # The legend starts open on a wide screen and does not cover the basin.
+    open_, open_height, body_visible = probe["start"]
+    assert open_
+    assert body_visible
+    assert open_height > 150
+    legend_px, basin_px = probe["legend_px"], probe["basin_px"]
+    legend_area = (legend_px[2] - legend_px[0]) * (legend_px[3] - legend_px[1])
+    assert _overlap(legend_px, basin_px) <= 0.02 * legend_area, (legend_px, basin_px)
+
+
+def test_demo_map_legend_collapses_and_expands(demo: DemoOutputs, tmp_path: Path) -> None:
+    from browser import require_chromium
+
+    require_chromium()
+    basin, survey = _demo_bounds(demo)
+    probe = _probe(demo.map_html, tmp_path / "wide.png", 1280, basin, survey)
+    open_, open_height, _ = probe["start"]
+    closed, closed_height, closed_visible = probe["clicked"]
+    reopened, reopened_height, reopened_visible = probe["clicked_again"]
+    assert open_
+    assert not closed
+    assert reopened
+    assert not closed_visible
+    assert reopened_visible
+    assert closed_height < 50 < open_height
+    assert reopened_height == pytest.approx(open_height, abs=1)
+
+
+def test_demo_map_legend_starts_collapsed_on_a_narrow_screen(demo: DemoOutputs, tmp_path: Path) -> None:
+    from browser import require_chromium
+
+    require_chromium()
+    basin, survey = _demo_bounds(demo)
+    probe = _probe(demo.map_html, tmp_path / "narrow.png", 600, basin, survey)
+    closed, closed_height, closed_visible = probe["start"]
+    assert not closed
+    assert not closed_visible
+    assert closed_height < 50
+    opened, opened_height, opened_visible = probe["clicked"]
+    assert opened
+    assert opened_visible
+    assert opened_height > 150
+    assert _contains(probe["view"], basin)
+    assert _contains(probe["view"], survey)
