@@ -141,7 +141,16 @@ def coarsen_cells(cells: gpd.GeoDataFrame, limit: int) -> tuple[gpd.GeoDataFrame
     return out, factor
 
 
-def density_layer(cells: gpd.GeoDataFrame, legend: Legend, pane: str) -> ColumnData:
+UNEXPLAINED_NOTE = (
+    ". The input layers do not explain this survey (on held-out tracks the calibrated model predicts "
+    "no better than one area-wide rate): observed litter is shown as a density only, not as kg/yr"
+)
+"""Said beside the density where the run's calibration found the layers explain nothing of the survey."""
+
+
+def density_layer(
+    cells: gpd.GeoDataFrame, legend: Legend, pane: str, *, explained: bool = True
+) -> ColumnData:
     """Observed density cells: rate colours (all litter, and per class for the class filter)."""
     total = len(cells)
     cells, factor = coarsen_cells(cells, MAX_DENSITY_CELLS)
@@ -192,7 +201,7 @@ def density_layer(cells: gpd.GeoDataFrame, legend: Legend, pane: str) -> ColumnD
         ends=(fmt(0.0), ("≥ " if clipped else "") + fmt(top)) if surveyed.any() else None,
         note="litter items per photo, effort-normalised" + (
             "; with a class chosen in the filter, that class's rate on its own scale" if fills else ""
-        ),
+        ) + ("" if explained else UNEXPLAINED_NOTE),
     )  # fmt: skip
     if (~surveyed).any():
         legend.add(

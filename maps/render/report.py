@@ -301,7 +301,7 @@ def limits(
         )
     held_out = _calibration_figure(params, fusion, "held_out_deviance")
     held_null = _calibration_figure(params, fusion, "held_out_null_deviance")
-    explains = not (held_out is not None and held_null is not None and held_out >= held_null)
+    explains = _explains_survey(params, fusion, held_out, held_null)
     if coverage is not None and coverage.far_above_model:
         out.append(
             f"{coverage.far_above_model} surveyed cell(s) hold far more litter than the model "
@@ -354,6 +354,29 @@ def limits(
         + "."
     )
     return out
+
+
+def _explains_survey(
+    params: Mapping[str, Any],
+    fusion: Mapping[str, Any] | None,
+    held_out: float | None,
+    held_null: float | None,
+) -> bool:
+    """The calibration's verdict on whether the layers explain the survey.
+
+    Results of older runs carry no verdict: there, whether the held-out deviance is below the area-wide
+    rate's.
+    """
+    said = (
+        fusion["calibration"].get("explains_survey")
+        if fusion and isinstance(fusion.get("calibration"), dict)
+        else None
+    )
+    if said is None:
+        said = params.get("calibration.explains_survey")
+    if isinstance(said, bool):
+        return said
+    return not (held_out is not None and held_null is not None and held_out >= held_null)
 
 
 def _calibration_figure(

@@ -215,7 +215,8 @@ def render_map(
     _add_leakage_raster(fmap, RASTERS["leakage_index"].path(result_dir), legend)
     _add_admin(fmap, layers.get("admin_boundaries"), legend)
     _add_basin(fmap, basin, layers.get("subbasins"), legend)
-    _add_density(fmap, layers.get("observed_density"), legend)
+    provenance = read_json(PROVENANCE_FILE.path(result_dir))
+    _add_density(fmap, layers.get("observed_density"), legend, explained=_layers_explain_survey(provenance))
     if before is not None:
         _add_change(fmap, before, layers, legend)
     _add_rivers(fmap, layers.get("rivers"), legend)
@@ -225,7 +226,7 @@ def render_map(
     _add_hotspots(fmap, layers.get("leakage_hotspots"), kind="leakage", legend=legend)
     _add_controls(fmap, page, basin, layers)
     _add_boxes(page, title, basin, legend, _filters(survey, layers.get("observed_density")))
-    _add_footer(page, read_json(PROVENANCE_FILE.path(result_dir)))
+    _add_footer(page, provenance)
     _write_page(page, out_html)
     return out_html
 
@@ -328,11 +329,22 @@ class ColumnLayer(folium.map.Layer):
         self.opts = column.opts
 
 
-def _add_density(fmap: folium.Map, cells: gpd.GeoDataFrame | None, legend: Legend) -> None:
-    """The observed density of the survey cells, and their Gi* hot and cold spots where computed."""
+def _layers_explain_survey(provenance: Mapping[str, Any] | None) -> bool:
+    """False where the run's calibration found that the layers do not explain the survey."""
+    parameters = (provenance or {}).get("parameters") or {}
+    return parameters.get("calibration.explains_survey") is not False
+
+
+def _add_density(
+    fmap: folium.Map, cells: gpd.GeoDataFrame | None, legend: Legend, *, explained: bool = True
+) -> None:
+    """The observed density of the survey cells, and their Gi* hot and cold spots where computed.
+
+    Where the layers do not explain the survey (``explained`` False), the legend says so.
+    """
     if cells is None:
         return
-    ColumnLayer(maplayers.density_layer(cells, legend, PANE_AREAS)).add_to(fmap)
+    ColumnLayer(maplayers.density_layer(cells, legend, PANE_AREAS, explained=explained)).add_to(fmap)
     gi = maplayers.gi_layer(cells, legend, PANE_AREAS)
     if gi is not None:
         ColumnLayer(gi).add_to(fmap)

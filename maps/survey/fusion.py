@@ -42,6 +42,14 @@ IntArray = npt.NDArray[np.int64]
 ScalarT = TypeVar("ScalarT", bound=np.generic)
 
 
+EXPLAINS_MARGIN = 0.02
+"""Share of the area-wide rate's held-out deviance the calibrated model must save to count as explaining.
+
+On the Maha Oya the calibrated model and the area-wide rate scored 15,054 against 15,068 on one
+extract of the same data and 15,064 against 15,050 on another: a gain of 0.1 % is a tie, not evidence.
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Calibration:
     """Calibrated link between modelled mismanaged plastic and observed litter, with its fit.
@@ -105,14 +113,16 @@ class Calibration:
 
     @property
     def explains_survey(self) -> bool:
-        """Whether the layers predict the survey: better than one area-wide rate on held-out tracks.
+        """Whether the layers predict the survey: clearly better than one area-wide rate on held-out tracks.
 
-        Without held-out tracks (one track), whether the link's interval excludes zero.
+        Clearly: a held-out deviance at least :data:`EXPLAINS_MARGIN` below the area-wide rate's (a
+        smaller gain is within what the split of the tracks moves). Without held-out tracks (one
+        track), whether the link's interval excludes zero.
         """
         if self.scale <= 0:
             return False
         if np.isfinite(self.held_out_deviance) and np.isfinite(self.held_out_null_deviance):
-            return self.held_out_deviance < self.held_out_null_deviance
+            return self.held_out_deviance < (1.0 - EXPLAINS_MARGIN) * self.held_out_null_deviance
         return self.scale_lo > 0
 
     def summary(self) -> str:

@@ -116,3 +116,41 @@ def test_demo_maha_oya_map_opens_offline_in_chromium(run_dir: Path, tmp_path: Pa
 
     pixels = mpimage.imread(tmp_path / "maha-oya.png")
     assert len(np.unique((pixels[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 50
+
+
+def test_where_the_layers_explain_nothing_the_map_and_report_say_so(run_dir: Path) -> None:
+    """The Mawanella survey is not explained by the census layers: no observed kg/yr, said plainly."""
+    fusion = json.loads((run_dir / "hotspots" / "fusion.json").read_text())["calibration"]
+    assert fusion["deviance_explained"] >= 0.0  # the area-wide rate is nested in the fit
+    assert not fusion["explains_survey"]
+    assert fusion["held_out_deviance"] > 0.98 * fusion["held_out_null_deviance"]
+    page = html.unescape((run_dir / "map.html").read_text(encoding="utf-8"))
+    assert "The input layers do not explain this survey" in page
+    report = html.unescape((run_dir / "report.html").read_text(encoding="utf-8"))
+    assert "The layers do not explain the survey" in report
+    ranked = gpd.read_file(run_dir / "hotspots" / "hotspots.gpkg", layer="leakage_hotspots")
+    assert "observed litter" not in set(ranked["driver"])
+
+
+def test_maha_oya_report_opens_in_chromium_with_ranges(run_dir: Path, tmp_path: Path) -> None:
+    from browser import require_chromium, run_headless
+
+    require_chromium()
+    script = """(() => {
+      const pre = document.createElement("pre");
+      pre.id = "figures";
+      pre.textContent = JSON.stringify({
+        ranges: [...document.querySelectorAll(".range")].map(e => e.textContent.trim()),
+        title: document.title,
+        tables: document.querySelectorAll("table").length,
+      });
+      document.body.appendChild(pre);
+    })()"""
+    errors, dom = run_headless(run_dir / "report.html", tmp_path / "report.png", script=script)
+    assert errors == []  # no JavaScript error, no network request
+    found = re.search(r'<pre id="figures">(.*?)</pre>', dom, re.DOTALL)
+    assert found
+    figures = json.loads(html.unescape(found.group(1)))
+    assert "Maha Oya" in figures["title"]
+    assert len(figures["ranges"]) >= 4  # mismanaged, into rivers, retained, exported: each with its range
+    assert figures["tables"] >= 3

@@ -79,7 +79,7 @@ def test_the_maha_oya_from_its_public_layers(shared_data: Path, tmp_path: Path) 
     assert fusion["deviance"] <= fusion["null_deviance"]
     if not fusion["explains_survey"]:
         # The layers explain nothing on held-out tracks: no observed litter turned into kg/yr.
-        assert fusion["held_out_deviance"] >= fusion["held_out_null_deviance"]
+        assert fusion["held_out_deviance"] >= 0.98 * fusion["held_out_null_deviance"]
         leakage_hotspots = [h for h in result.hotspots if h.kind == "leakage"]
         assert all(h.drivers["observed_extra_kg_yr"] == 0.0 for h in leakage_hotspots)
         assert all(h.driver != "observed litter" for h in leakage_hotspots)
