@@ -53,6 +53,7 @@ class PhotoMeta:
     group: str | None = (
         None  # a known near-duplicate group (e.g. from a dataset's manifest) overrides place+day
     )
+    source: str | None = None  # the dataset it comes from: each source is split on its own
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,23 @@ def group_of(photo: PhotoMeta, group_m: float) -> str:
 
 
 def assign_splits(photos: Sequence[PhotoMeta], spec: DatasetSpec) -> dict[str, str]:
-    """Photo key -> split, moving whole groups; deterministic for a given seed and set of photos."""
+    """Photo key -> split, moving whole groups; deterministic for a given seed and set of photos.
+
+    Photos of different ``source`` datasets are split each on their own, to the same fractions: adding a
+    dataset leaves the others' splits as they were (a model trained on one split of a dataset is never
+    judged on its own training photos after another dataset joins).
+    """
+    by_source: dict[str, list[PhotoMeta]] = defaultdict(list)
+    for photo in photos:
+        by_source[photo.source or ""].append(photo)
+    out: dict[str, str] = {}
+    for part in by_source.values():
+        out.update(_assign_source_splits(part, spec))
+    return out
+
+
+def _assign_source_splits(photos: Sequence[PhotoMeta], spec: DatasetSpec) -> dict[str, str]:
+    """:func:`assign_splits` over photos of one source."""
     groups: dict[str, list[str]] = defaultdict(list)
     for photo in photos:
         groups[group_of(photo, spec.group_m)].append(photo.key)

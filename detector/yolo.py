@@ -337,10 +337,12 @@ def train_yolo(
     name: str = "train",
     resume: bool = False,
     config_dir: Path | None = None,
+    freeze: int = 0,
 ) -> Path:
     """Train a YOLO detector offline with Ultralytics; returns the path of the best weights.
 
     ``start`` is a local ``.pt`` checkpoint to fine-tune or a model YAML shipped with Ultralytics.
+    ``freeze`` keeps the first that many layers as they are (0: train all).
     Mixed precision is off: Ultralytics' AMP self-check needs a model download.
     """
     apply_offline_settings(config_dir)
@@ -370,6 +372,7 @@ def train_yolo(
             name=name,
             exist_ok=True,
             amp=False,
+            freeze=freeze or None,
             plots=True,
             verbose=False,
         )

@@ -1,16 +1,19 @@
 """The shipped baseline litter model: how it is made from the labelled litter photos in ``shared/``.
 
-``python -m plastic_hotspots.training.baseline prepare SHARED_DIR OUT`` turns ``trash_collection_self`` into a
-dataset in the
-project's taxonomy (classes matched by name, split by its near-duplicate ``group`` column, never by file);
+``python -m plastic_hotspots.training.baseline prepare SHARED_DIR OUT`` turns ``trash_collection_self``
+(litter items) and ``street_piles_cn`` (street piles and overflowing bins, with bins as negatives) into one
+dataset in the project's taxonomy: classes matched by name, split by near-duplicate group, never by file
+(the litter photos' ``group`` column; each pile photo's source frame), each source split on its own.
 ``python -m plastic_hotspots.training.baseline train DATASET START OUT`` fine-tunes from a local checkpoint,
-offline.
+offline; ``--freeze N`` keeps the first N layers (10: YOLOv8's backbone) as they are, which shortens an
+epoch on a CPU, and ``--resume`` continues an interrupted run.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 from pathlib import Path
 
 from plastic_hotspots.annotations.dataset import DatasetSpec, read_yolo_folder, write_dataset
@@ -27,6 +30,15 @@ TRASH_COLLECTION_CLASSES = {
     "plastic-trash": "other_plastic",
 }
 
+#: ``street_piles_cn``'s classes: heaps of refuse and overflowing bins are piles; a bin is not litter (its
+#: photos stay in as negatives, with no box).
+STREET_PILES_CLASSES = {"garbage": "pile", "overflow": "pile", "garbage_bin": ""}
+
+
+def _pile_group(name: str) -> str:
+    """The source frame of a Roboflow export's photo (``000123_jpg.rf.<hash>.jpg`` -> ``piles-000123``)."""
+    return "piles-" + name.split("_jpg.rf.", 1)[0].split(".rf.", 1)[0]
+
 
 def prepare(shared_dir: Path, out: Path, seed: int = 0) -> str:
     """Write the baseline dataset; returns its version."""
@@ -34,9 +46,21 @@ def prepare(shared_dir: Path, out: Path, seed: int = 0) -> str:
     with open(folder / "manifest.csv", newline="", encoding="utf-8") as f:
         groups = {row["file"]: row["group"] for row in csv.DictReader(f)}
     photos, boxes = read_yolo_folder(folder, TRASH_COLLECTION_CLASSES, groups=groups)
+    piles = Path(shared_dir) / "street_piles_cn"
+    if piles.is_dir():
+        names = [p.name for p in (piles / "images").iterdir()]
+        pile_photos, pile_boxes = read_yolo_folder(
+            piles, STREET_PILES_CLASSES, groups={name: _pile_group(name) for name in names}
+        )
+        photos = photos + [dataclasses.replace(p, source="street_piles_cn") for p in pile_photos]
+        boxes = boxes + pile_boxes
     summary = write_dataset(
         out, photos, boxes, CLASS_NAMES, DatasetSpec(fractions=(0.8, 0.1, 0.1), seed=seed),
-        source={"path": str(folder), "dataset": "trash_collection_self (CC BY 4.0)"},
+        source={
+            "path": str(folder),
+            "dataset": "trash_collection_self (CC BY 4.0); street_piles_cn: 公开数据集111 (Roboflow user "
+            "project-shb1t), CC BY 4.0",
+        },
     )  # fmt: skip
     print(f"dataset {summary.version}: images {dict(summary.images)}, boxes {dict(summary.boxes)}")
     return summary.version
@@ -58,6 +82,9 @@ def main() -> None:
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--device", default="0")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--freeze", type=int, default=0, help="keep the first N layers (10: the backbone)")
+    t.add_argument("--workers", type=int, default=4)
+    t.add_argument("--resume", action="store_true", help="continue the interrupted run in OUT")
     args = parser.parse_args()
     if args.cmd == "prepare":
         prepare(args.shared_dir, args.out)
@@ -67,6 +94,7 @@ def main() -> None:
         best = train_yolo(
             args.dataset / "data.yaml", args.start, args.out, epochs=args.epochs, imgsz=args.imgsz,
             batch=args.batch, device=args.device, seed=args.seed, config_dir=args.out / "cfg",
+            freeze=args.freeze, workers=args.workers, resume=args.resume,
         )  # fmt: skip
         print(f"best weights: {best}")
 
