@@ -43,6 +43,10 @@ GPS_IMG_DIRECTION = 17
 GPS_DATESTAMP = 29
 GPS_H_POSITIONING_ERROR = 31
 
+#: Minutes or seconds in [60, 60 + this) are a camera's rounding and carry over (60" -> +1'); above, rejected.
+SIXTY_TOLERANCE = 0.0005
+_SIXTY = 60.0
+
 _HINT = "fix the photo's GPS tags (e.g. with exiftool) or remove them and give its position in a --sidecar"
 
 
@@ -103,7 +107,9 @@ def dms_to_degrees(dms: object, ref: object) -> float:
 
     Raises:
         GeotagError: ``impossible_gps`` for a malformed or NaN value, minutes or seconds not in
-            [0, 60), or an unknown reference.
+            [0, 60), or an unknown reference. A value of 60 itself (to within :data:`SIXTY_TOLERANCE`),
+            which cameras write when they round 59.9997 up, carries over instead: 12° 34' 60" is
+            12° 35' 0", and 12° 60' 0" is 13° 0' 0".
     """
     values = dms if isinstance(dms, tuple | list) else (dms,)
     try:
@@ -113,7 +119,12 @@ def dms_to_degrees(dms: object, ref: object) -> float:
     if not 1 <= len(parts) <= 3 or not all(math.isfinite(p) and p >= 0 for p in parts):
         raise _impossible(f"malformed GPS coordinate {dms!r}")
     degrees, minutes, seconds = [*parts, 0.0, 0.0][:3]
-    if minutes >= 60 or seconds >= 60:
+    # Cameras round 59.9997" up to 60.0" without carrying it; such a 60 carries over like on a clock.
+    if _SIXTY <= seconds < _SIXTY + SIXTY_TOLERANCE:
+        seconds, minutes = seconds - _SIXTY, minutes + 1
+    if _SIXTY <= minutes < _SIXTY + SIXTY_TOLERANCE:
+        minutes, degrees = minutes - _SIXTY, degrees + 1
+    if minutes >= _SIXTY or seconds >= _SIXTY:
         raise _impossible(f"GPS minutes and seconds must lie in [0, 60), got {dms!r}")
     hemisphere = _text(ref)
     if hemisphere not in {"N", "S", "E", "W"}:

@@ -13,6 +13,12 @@ Where a position comes from, by kind of input:
   (``--video-start``, else the file's creation time) plus the frame offset plus ``--clock-offset-s``.
 * GeoTIFF tiles: the raster's transform, so every box gets its own ground position
   (:func:`pixel_to_lonlat`).
+
+Photos are JPEG, PNG, TIFF, WebP, BMP or HEIC/HEIF (read through ``pillow-heif``, whose opener is
+registered the first time a photo is opened). Nothing found is dropped in silence: every file under a
+source folder that is not used (another type, a hidden file, an empty video) becomes a work item that
+:func:`load` rejects with its reason, so it lands in the rejects table. Only the ``--sidecar`` and
+``--gpx`` files themselves are left out, being inputs of another kind.
 """
 
 from __future__ import annotations
@@ -40,7 +46,10 @@ if TYPE_CHECKING:
 
     from plastic_hotspots.detector.gpx import Track
 
-PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"})
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".heic", ".heif"})
+HEIF_SUFFIXES = frozenset({".heic", ".heif"})
+#: Pillow formats read as photos (MPO: the multi-picture JPEG many cameras write); others are rejected.
+PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "TIFF", "WEBP", "BMP", "HEIF")
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".avi", ".mkv"})
 RASTER_SUFFIXES = frozenset({".tif", ".tiff"})
 
@@ -142,10 +151,11 @@ def discover(sources: Sequence[Path], options: IngestOptions) -> list[WorkItem]:
         ConfigError: A source does not exist.
     """
     files: list[Path] = []
+    skip = {p.resolve() for p in (options.sidecar, options.gpx) if p is not None}
     for source in sources:
         src = Path(source)
         if src.is_dir():
-            files.extend(p for p in sorted(src.rglob("*")) if p.is_file() and _wanted(p))
+            files.extend(p for p in sorted(src.rglob("*")) if _listed(p, skip))
         elif src.is_file():
             files.append(src)
         else:
@@ -163,11 +173,18 @@ def discover(sources: Sequence[Path], options: IngestOptions) -> list[WorkItem]:
     return items
 
 
-def _wanted(path: Path) -> bool:
-    if path.name.startswith("."):
+def _listed(path: Path, skip: set[Path]) -> bool:
+    """Whether a path found in a source folder is an input: anything but a folder or the run's own files.
+
+    The run's own files are its sidecar and GPX track; a file of another type, or a broken link, is
+    listed so that :func:`load` rejects it with the reason.
+    """
+    if path.is_dir():
         return False
-    suffix = path.suffix.lower()
-    return suffix in PHOTO_SUFFIXES or suffix in VIDEO_SUFFIXES
+    try:
+        return path.resolve() not in skip
+    except OSError:  # a link that cannot be resolved (a loop): listed, and rejected as unreadable
+        return True
 
 
 def _items_of(path: Path, options: IngestOptions) -> list[WorkItem]:
@@ -183,7 +200,7 @@ def _items_of(path: Path, options: IngestOptions) -> list[WorkItem]:
                 WorkItem(f"{key}#tile={x0},{y0}", "raster_tile", path, window=(x0, y0, x1, y1))
                 for x0, y0, x1, y1 in _tiles(width, height, options.tile_size)
             ]
-    return [WorkItem(key, "photo", path)]
+    return [WorkItem(key, "photo", path)]  # of another type too: load() rejects it with the reason
 
 
 def _tiles(width: int, height: int, size: int) -> list[tuple[int, int, int, int]]:
@@ -234,6 +251,8 @@ def _video_items(path: Path, options: IngestOptions) -> list[WorkItem]:
     times = sample_times(
         info.duration_s, options.video_every_s, every_m=options.video_every_m, distance_at=distance_at
     )
+    if not times:  # no frame to sample (a zero-length video): one item, which load() rejects
+        return [WorkItem(key, "video_frame", path)]
     return [WorkItem(f"{key}#t={t:09.3f}", "video_frame", path, frame_time_s=t) for t in times]
 
 
@@ -264,21 +283,59 @@ def _check_file(path: Path) -> None:
         raise IngestError("empty_file", f"{path} is empty (0 bytes)", "copy the file again from the camera")
 
 
+@lru_cache(maxsize=1)
+def _register_heif() -> bool:
+    """Teach Pillow to open HEIC/HEIF (once, on the first photo); ``False`` without ``pillow-heif``."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return False
+    # The decoder applies the HEIF rotation/mirror transforms (irot/imir) and resets the EXIF
+    # orientation to 1, so the pixels come upright and upright() leaves them as they are.
+    register_heif_opener()
+    return True
+
+
+def _check_photo_type(path: Path) -> None:
+    """Reject a file whose extension is not one of a photo we read, saying which are."""
+    suffix = path.suffix.lower()
+    if suffix in PHOTO_SUFFIXES:
+        return
+    what = f"'{suffix}' files are" if suffix else "a file without an extension is"
+    raise IngestError(
+        "not_an_image",
+        f"{path}: {what} not read by detect (photos: {', '.join(sorted(PHOTO_SUFFIXES))}; "
+        f"videos: {', '.join(sorted(VIDEO_SUFFIXES))})",
+        "convert it to JPEG, or move it out of the input folder",
+    )
+
+
 def _open_image(path: Path, max_pixels: int) -> Image.Image:
     from PIL import Image, UnidentifiedImageError
 
     _check_file(path)
+    heif = _register_heif()
+    if path.suffix.lower() in HEIF_SUFFIXES and not heif:
+        raise IngestError(
+            "not_an_image",
+            f"{path} is a HEIC/HEIF photo and pillow-heif is not installed",
+            "pip install 'plastic-hotspots[detect]' (or pillow-heif), or convert the photo to JPEG",
+        )
+    Image.init()
+    formats = [name for name in PHOTO_FORMATS if name in Image.OPEN]  # MPO is JPEG's in newer Pillow
     # Our own limit replaces Pillow's warning, which would otherwise fire between 89 and 120 MP.
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     try:
         # Pillow refuses the worst forged headers itself; our own limit is checked below, still before
         # any pixel is decoded.
-        img = Image.open(path)
+        img = Image.open(path, formats=formats)
     except Image.DecompressionBombError as exc:
         raise IngestError("too_large", f"{path}: {exc}", "split the image into tiles first") from exc
     except (UnidentifiedImageError, ImportError) as exc:  # ImportError: a third-party opener's plugin
         raise IngestError(
-            "not_an_image", f"{path} is not an image Pillow can read", "remove it or convert it to JPEG/PNG"
+            "not_an_image",
+            f"{path} is not a JPEG, PNG, TIFF, WebP, BMP or HEIC image",
+            "remove it or convert it to JPEG",
         ) from exc
     except PermissionError as exc:
         raise IngestError("unreadable", f"{path}: {exc}", "check the file's permissions") from exc
@@ -335,6 +392,7 @@ def _load_photo(item: WorkItem, options: IngestOptions) -> LoadedImage:
     from plastic_hotspots.exif import read_exif, upright
 
     path = item.path
+    _check_photo_type(path)
     img = _open_image(path, options.max_pixels)
     with img:
         try:

@@ -162,8 +162,9 @@ def test_impossible_positions(lat: float, lon: float, tmp_path: Path) -> None:
 
 MALFORMED: dict[str, tuple[Mapping[int, object], str]] = {
     "minutes70": ({1: "N", 2: (20.0, 70.0, 0.0), 3: "E", 4: (100.0, 0.0, 0.0)}, r"\[0, 60\)"),
-    "minutes60": ({1: "N", 2: (20.0, 60.0, 0.0), 3: "E", 4: (100.0, 0.0, 0.0)}, r"\[0, 60\)"),
-    "seconds60": ({1: "N", 2: (20.0, 1.0, 0.0), 3: "E", 4: (100.0, 0.0, 60.0)}, r"\[0, 60\)"),
+    "minutes60.5": ({1: "N", 2: (20.0, 60.5, 0.0), 3: "E", 4: (100.0, 0.0, 0.0)}, r"\[0, 60\)"),
+    "seconds60.5": ({1: "N", 2: (20.0, 1.0, 0.0), 3: "E", 4: (100.0, 0.0, 60.5)}, r"\[0, 60\)"),
+    "seconds60.001": ({1: "N", 2: (20.0, 1.0, 60.001), 3: "E", 4: (100.0, 0.0, 0.0)}, r"\[0, 60\)"),
     "bad_ref": ({1: "Q", 2: (20.0, 1.0, 0.0), 3: "E", 4: (100.0, 0.0, 0.0)}, "not N, S, E or W"),
     "swapped_refs": ({1: "E", 2: (20.0, 1.0, 0.0), 3: "N", 4: (100.0, 0.0, 0.0)}, "must be N/S"),
     "no_refs": ({2: (20.0, 1.0, 0.0), 4: (100.0, 0.0, 0.0)}, "reference"),
@@ -218,3 +219,33 @@ def test_dms_accepts_bytes_refs_and_tuples() -> None:
         dms_to_degrees((1.0, 2.0, 3.0, 4.0), "N")
     with pytest.raises(GeotagError, match="malformed"):
         dms_to_degrees("twenty", "N")
+
+
+def test_sixty_seconds_or_minutes_carry_over() -> None:
+    """Cameras round 59.9997" up to 60.0" without carrying; 60 carries over, anything above is refused."""
+    assert dms_to_degrees((12.0, 34.0, 60.0), "N") == dms_to_degrees((12.0, 35.0, 0.0), "N")
+    assert dms_to_degrees((12.0, 60.0, 0.0), "E") == dms_to_degrees((13.0, 0.0, 0.0), "E")
+    assert dms_to_degrees((12.0, 60.0, 7.5), "S") == dms_to_degrees((13.0, 0.0, 7.5), "S")
+    assert dms_to_degrees(((12, 1), (59, 1), (60, 1)), "W") == dms_to_degrees((13.0, 0.0, 0.0), "W")
+    assert dms_to_degrees((12.0, 34.0, 60.0004), "N") == pytest.approx(12 + 35 / 60 + 0.0004 / 3600)
+    assert dms_to_degrees((89.0, 59.0, 60.0), "N") == 90.0
+    for bad in [(12.0, 34.0, 60.5), (12.0, 60.5, 0.0), (12.0, 34.0, 60.0005), (12.0, 60.0, 60.5)]:
+        with pytest.raises(GeotagError, match=r"\[0, 60\)"):
+            dms_to_degrees(bad, "N")
+
+
+@pytest.mark.parametrize(
+    ("lat_dms", "lon_dms", "lat", "lon"),
+    [
+        ((12.0, 34.0, 60.0), (100.0, 4.0, 30.0), 12 + 35 / 60, 100 + 4 / 60 + 30 / 3600),  # seconds 60
+        ((12.0, 60.0, 0.0), (100.0, 59.0, 60.0), 13.0, 101.0),  # minutes 60; seconds 60 into minutes 60
+    ],
+)
+def test_photo_with_sixty_in_its_gps_is_placed(
+    lat_dms: tuple[float, ...], lon_dms: tuple[float, ...], lat: float, lon: float, tmp_path: Path
+) -> None:
+    rationals = [tuple(TiffImagePlugin.IFDRational(round(v * 10), 10) for v in d) for d in (lat_dms, lon_dms)]
+    path = _save_with_gps(tmp_path / "p.jpg", {1: "N", 2: rationals[0], 3: "E", 4: rationals[1]})
+    info = _read(path)
+    assert info.lat == pytest.approx(lat, abs=1e-12)
+    assert info.lon == pytest.approx(lon, abs=1e-12)

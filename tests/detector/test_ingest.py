@@ -220,3 +220,102 @@ def test_reduced_jpeg_decode_reports_boxes_in_full_pixels(tmp_path: Path) -> Non
     full = tmp_path / "full.parquet"
     run_detection([tmp_path / "big.jpg"], full, FakeDetector(), ingest=IngestOptions())
     assert len(gpd.read_parquet(full)) == 16  # at full size the fake sees the square as 4 x 4 cells
+
+
+def _heic_survey(folder: Path) -> tuple[Path, np.ndarray]:
+    folder.mkdir()
+    photo = _dark(240, 320, seed=10)
+    photo[64:96, 128:160] = (210, 230, 255)  # one bright square, on the fake detector's 32-pixel grid
+    path = folder / "IMG_0001.HEIC"
+    # pillow-heif writes the EXIF block Pillow builds (GPS IFD included) into the HEIF container.
+    write_exif_photo(path, photo, lat=-33.4512, lon=-70.6693, altitude_m=520.0, fmt="HEIF")
+    return path, photo
+
+
+def test_heic_photo_is_read_with_its_gps_and_detected(tmp_path: Path) -> None:
+    path, photo = _heic_survey(tmp_path / "photos")
+    (item,) = discover([tmp_path / "photos"], IngestOptions())
+    assert (item.kind, item.path) == ("photo", path)
+    loaded = load(item, IngestOptions())
+    assert loaded.image.shape == (240, 320, 3)
+    # Lossy HEVC blurs the noise, but the picture is the same one, the same way up.
+    assert loaded.image[64:96, 128:160].mean() > 180
+    assert np.abs(loaded.image.astype(int).mean() - photo.astype(int).mean()) < 3
+    assert loaded.record.lat == pytest.approx(-33.4512, abs=1e-6)
+    assert loaded.record.lon == pytest.approx(-70.6693, abs=1e-6)
+    out = tmp_path / "d.parquet"
+    summary = run_detection([tmp_path / "photos"], out, FakeDetector())
+    assert (summary.images, summary.rejected, summary.exit_code) == (1, 0, 0)
+    dets = gpd.read_parquet(out)
+    assert dets[["x1", "y1", "x2", "y2"]].to_numpy().tolist() == [[128.0, 64.0, 160.0, 96.0]]
+    np.testing.assert_allclose(dets[["lon", "lat"]].to_numpy(), [[-70.6693, -33.4512]], atol=1e-6)
+
+
+def test_heic_photo_through_the_shipped_model(tmp_path: Path) -> None:
+    from plastic_hotspots.detector.predictor import YoloDetector
+    from plastic_hotspots.detector.yolo import shipped_model_path
+
+    _heic_survey(tmp_path / "photos")
+    detector = YoloDetector(shipped_model_path(), backend="pytorch", imgsz=160, config_dir=tmp_path / "cfg")
+    out = tmp_path / "d.parquet"
+    summary = run_detection([tmp_path / "photos"], out, detector)
+    assert (summary.images, summary.rejected) == (1, 0)
+    images = gpd.read_parquet(output_paths(out)["images"])
+    assert images["status"].tolist() == ["ok"]
+    assert Path(images["path"].iloc[0]).name == "IMG_0001.HEIC"
+    assert (images["width"].iloc[0], images["height"].iloc[0]) == (320, 240)
+    np.testing.assert_allclose(images[["lon", "lat"]].to_numpy(), [[-70.6693, -33.4512]], atol=1e-6)
+
+
+def test_every_file_not_used_is_in_the_rejects(tmp_path: Path) -> None:
+    folder = tmp_path / "survey"
+    (folder / "sub").mkdir(parents=True)
+    write_exif_photo(folder / "ok.jpg", _dark(seed=11), lat=20.27, lon=100.08)
+    (folder / "notes.txt").write_text("field notes\n")
+    (folder / "notes_as_photo.jpg").write_text("field notes, renamed\n")
+    Image.fromarray(_dark(seed=12)).save(folder / "sub" / "anim.gif")
+    Image.fromarray(_dark(seed=13)).save(folder / "gif_named.png", "GIF")  # a GIF under a photo's name
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (folder / "README").write_text("what is in here\n")
+    (folder / "dangling.jpg").symlink_to(folder / "gone.jpg")
+    (folder / "empty.mp4").write_bytes(b"")
+    pd.DataFrame([{"image": "ok.jpg", "lon": 1.0, "lat": 2.0}]).to_csv(folder / "positions.csv", index=False)
+    out = tmp_path / "d.parquet"
+    summary = run_detection(
+        [folder], out, FakeDetector(), ingest=IngestOptions(sidecar=folder / "positions.csv")
+    )
+    rejects = pd.read_csv(output_paths(out)["rejects"])
+    got = {
+        Path(p).relative_to(folder).as_posix(): r
+        for p, r in zip(rejects["path"], rejects["reason"], strict=True)
+    }
+    assert got == {
+        "notes.txt": "not_an_image",
+        "notes_as_photo.jpg": "not_an_image",
+        "sub/anim.gif": "not_an_image",
+        "gif_named.png": "not_an_image",
+        ".DS_Store": "not_an_image",
+        "README": "not_an_image",
+        "dangling.jpg": "unreadable",
+        "empty.mp4": "empty_file",
+    }  # the sidecar is an input of the run, not a rejected photo
+    assert (summary.images, summary.rejected) == (1, 8)
+    messages = dict(zip(rejects["path"].map(lambda p: Path(p).name), rejects["message"], strict=True))
+    assert "'.txt' files are not read by detect" in messages["notes.txt"]
+    assert "'.gif' files are not read by detect" in messages["anim.gif"]
+    assert ".heic" in messages["anim.gif"]
+    assert "not a JPEG, PNG, TIFF, WebP, BMP or HEIC image" in messages["gif_named.png"]
+    assert "without an extension" in messages["README"]
+
+
+def test_heic_without_pillow_heif_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from plastic_hotspots.detector import ingest
+
+    path, _ = _heic_survey(tmp_path / "photos")
+    monkeypatch.setattr(ingest, "_register_heif", lambda: False)
+    with pytest.raises(IngestError, match="pillow-heif is not installed") as info:
+        load(ingest.WorkItem(path.as_posix(), "photo", path), IngestOptions())
+    assert info.value.reason == "not_an_image"
+    assert "pip install" in info.value.hint
