@@ -9,10 +9,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from plastic_hotspots.detector.settings import DetectorSettings
+from plastic_hotspots.detector.settings import DetectorSettings, TrackingSettings
 
 console = Console(stderr=True)
 DEFAULTS = DetectorSettings()  # the options' defaults are the settings' own
+TRACKING = TrackingSettings()
 
 
 def detect(
@@ -48,6 +49,16 @@ def detect(
     video_start: Annotated[
         datetime | None, typer.Option(help="Video start time (default: from the file's metadata).")
     ] = None,
+    track_items: Annotated[
+        bool,
+        typer.Option(
+            help="Follow items through each video (ByteTrack) and count each once, at the frame where "
+            "it was best seen; writes <out>.tracks.parquet and unique_items."
+        ),
+    ] = TRACKING.enabled,
+    track_every_s: Annotated[
+        float, typer.Option(help="Seconds between the frames the tracker sees (denser than --every-s).")
+    ] = TRACKING.every_s,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run into the same output.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Discard an interrupted run and start again.")] = False,
     gpkg: Annotated[bool, typer.Option(help="Also write a GeoPackage for QGIS.")] = False,
@@ -91,6 +102,7 @@ def detect(
         backend=backend, imgsz=imgsz, conf=conf, iou=iou, device=device,
         slice_size=slice_size, slice_overlap=slice_overlap,
     )  # fmt: skip
+    tracking = TrackingSettings(enabled=track_items, every_s=track_every_s)
     ingest = IngestOptions(
         sidecar=sidecar,
         gpx=gpx,
@@ -116,8 +128,9 @@ def detect(
         weights = model or default_model_path()
         detector = YoloDetector(weights, settings, config_dir=cache_root() / "ultralytics")
         summary = run_detection(
-            sources, out, detector, ingest=ingest, run=run, parameters=settings.parameters(), cluster=cluster
-        )
+            sources, out, detector, ingest=ingest, run=run, parameters=settings.parameters(), cluster=cluster,
+            tracking=tracking,
+        )  # fmt: skip
     console.print(
         f"[bold green]{summary.images} images, {summary.detections} detections[/]"
         + (f", [bold yellow]{summary.rejected} rejected[/]" if summary.rejected else "")

@@ -13,6 +13,9 @@ Outputs, for ``--out detections.parquet``:
   ``items`` and ``n_<class>`` counts, ``status``, ``reason``); usable as a basin's ``observations``.
 * ``detections.rejects.csv``: the rejected inputs with the reason.
 * optionally ``detections.gpkg`` with the layers ``detections``, ``images`` and ``rejects``.
+* with tracking (``--track-items``), ``detections.tracks.parquet``: one row per item followed through a
+  video, counted once (see :mod:`plastic_hotspots.detector.tracking`); the images table then also has
+  ``unique_items`` and ``unique_n_<class>``, which the map stage counts instead of ``items``.
 
 Each file carries the provenance (model name and hash, parameters, code version).
 
@@ -30,7 +33,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -38,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from plastic_hotspots.detector.chunks import DETECTION_COLUMNS, ChunkRows, Detector, detect_chunk, iter_loaded
 from plastic_hotspots.detector.ingest import IngestOptions, discover
+from plastic_hotspots.detector.settings import TrackingSettings
 from plastic_hotspots.detector.workers import ChunkTask, ShippableDetector, worker_version
 from plastic_hotspots.errors import ClusterError, ConfigError
 from plastic_hotspots.geoio import atomic_path
@@ -46,6 +50,8 @@ from plastic_hotspots.provenance import make_provenance
 
 if TYPE_CHECKING:
     from plastic_hotspots.cluster import Cluster
+    from plastic_hotspots.detector.tracking import FrameTracker
+    from plastic_hotspots.records import Provenance
 
 __all__ = ["DETECTION_COLUMNS", "EXIT_OK", "EXIT_REJECTS", "Detector", "RunOptions", "RunSummary",
            "output_paths", "run_detection"]  # fmt: skip
@@ -100,6 +106,7 @@ def output_paths(out: Path) -> dict[str, Path]:
         "images": stem.with_name(stem.name + ".images.parquet"),
         "rejects": stem.with_name(stem.name + ".rejects.csv"),
         "gpkg": stem.with_suffix(".gpkg"),
+        "tracks": stem.with_name(stem.name + ".tracks.parquet"),
         "parts": stem.with_name(stem.name + ".parts"),
     }
 
@@ -190,6 +197,8 @@ def run_detection(
     run: RunOptions | None = None,
     parameters: dict[str, str | int | float | bool | None] | None = None,
     cluster: Cluster | None = None,
+    tracking: TrackingSettings | None = None,
+    make_tracker: Callable[[], FrameTracker] | None = None,
 ) -> RunSummary:
     """Detect litter in every image, video frame and raster tile under ``sources``.
 
@@ -204,6 +213,10 @@ def run_detection(
             builds its own copy of ``detector`` from its
             :meth:`~plastic_hotspots.detector.workers.ShippableDetector.spec`
             and returns the rows, which this process commits. ``None`` runs everything here.
+        tracking: With ``enabled``, follow the items of every video with a tracker once the frames are
+            done (in this process) and count each once: writes the tracks table and adds
+            ``unique_items`` to the images table.
+        make_tracker: Builds a fresh tracker per video (default: Ultralytics' ByteTrack).
 
     Returns:
         Counts and the paths written.
@@ -236,9 +249,20 @@ def run_detection(
     todo = [item for item in items if item.key not in done]
     # The same chunks in one process and on workers, so both commit the same parts.
     chunks = [todo[k : k + run.chunk_size] for k in range(0, len(todo), run.chunk_size)]
+    tracking = tracking or TrackingSettings()
+    tracked: dict[str, str | int | float | bool | None] = (
+        {"track_items": True, "track_every_s": tracking.every_s, "tracker": tracking.tracker}
+        if tracking.enabled
+        else {}
+    )
     provenance = make_provenance(
         "detector.detect",
-        parameters={"chunk_size": run.chunk_size, "batch_size": run.batch_size, **(parameters or {})},
+        parameters={
+            "chunk_size": run.chunk_size,
+            "batch_size": run.batch_size,
+            **(parameters or {}),
+            **tracked,
+        },
         inputs=[str(s) for s in sources],
         model=detector.model_version,
     )
@@ -269,6 +293,9 @@ def run_detection(
     from plastic_hotspots.detector.outputs import merge_parts
 
     summary = merge_parts(paths, provenance, gpkg=run.gpkg)
+    paths["tracks"].unlink(missing_ok=True)  # never left over from an earlier run with tracking
+    if tracking.enabled:
+        _count_unique_items(paths, detector, classes, ingest, tracking, run, provenance, make_tracker)
     return RunSummary(
         images=summary.images,
         rejected=summary.rejected,
@@ -276,6 +303,34 @@ def run_detection(
         skipped_done=len(done),
         outputs={k: v for k, v in paths.items() if k != "parts" and v.exists()},
     )
+
+
+def _count_unique_items(
+    paths: dict[str, Path],
+    detector: Detector,
+    classes: list[str],
+    ingest: IngestOptions,
+    tracking: TrackingSettings,
+    run: RunOptions,
+    provenance: Provenance,
+    make_tracker: Callable[[], FrameTracker] | None,
+) -> None:
+    """Track the videos' items; write the tracks table and the images table with ``unique_items``."""
+    import geopandas as gpd
+
+    from plastic_hotspots.detector.tracking import count_unique_items
+    from plastic_hotspots.geoio import write_geoparquet
+
+    images = gpd.read_parquet(paths["images"])
+    tracks, images = count_unique_items(
+        images, detector, classes, ingest, tracking, batch_size=run.batch_size, make_tracker=make_tracker
+    )
+    geometry = gpd.points_from_xy(tracks["lon"], tracks["lat"])
+    geometry[tracks["lon"].isna().to_numpy()] = None
+    write_geoparquet(
+        gpd.GeoDataFrame(tracks, geometry=geometry, crs="EPSG:4326"), paths["tracks"], provenance
+    )
+    write_geoparquet(images, paths["images"], provenance)  # last: unique counts only once tracks exist
 
 
 def _check_workers(cluster: Cluster) -> None:

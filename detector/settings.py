@@ -67,3 +67,36 @@ class DetectorSettings:
             for f in fields(DetectorSettings)
             if f.metadata.get("recorded", True)
         }
+
+
+TRACKERS = ("bytetrack.yaml",)  # tracker configs shipped inside Ultralytics that the tracking pass runs
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingSettings:
+    """How ``detect --track-items`` follows items through a video so that each counts once.
+
+    Attributes:
+        enabled: Run the tracking pass over every video (off: only the sampled frames are detected).
+        every_s: Seconds between the frames the tracker sees; denser than the sampling (``--every-s``),
+            so an item moves little between two of them. Rounded to whole frames, at least one.
+        tracker: The Ultralytics tracker config (:data:`TRACKERS`), read from inside the package.
+
+    Raises:
+        ModelError: A tracking interval that is not a positive number, or an unknown tracker.
+    """
+
+    enabled: bool = False
+    every_s: float = 0.2
+    tracker: str = "bytetrack.yaml"
+
+    def __post_init__(self) -> None:
+        if not (self.every_s > 0 and self.every_s < float("inf")):
+            raise ModelError(
+                f"the tracking interval must be a positive number of seconds, got {self.every_s}",
+                hint="pass e.g. --track-every-s 0.2 (5 frames a second)",
+            )
+        if self.tracker not in TRACKERS:
+            raise ModelError(
+                f"unknown tracker {self.tracker!r}", hint=f"choose one of: {', '.join(TRACKERS)}"
+            )

@@ -2,13 +2,15 @@
 
 A survey video becomes one work item per sampled frame: every ``every_s`` seconds, and optionally only
 after the camera moved ``every_m`` metres along its GPS track (so a stop at traffic lights does not
-count the same litter fifty times). The start time of an MP4/MOV comes from its ``mvhd`` box.
+count the same litter fifty times). For counting each item once (``detect --track-items``),
+:func:`iter_frames` reads a video's frames in order at a denser, fixed step. The start time of an
+MP4/MOV comes from its ``mvhd`` box.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -223,3 +225,57 @@ def read_frame(path: Path, t_s: float) -> npt.NDArray[np.uint8]:
         )
     rgb: npt.NDArray[np.uint8] = np.ascontiguousarray(frame[:, :, ::-1])
     return rgb
+
+
+def frame_step(fps: float, every_s: float) -> int:
+    """Frames between two frames seen at ``every_s`` seconds apart: ``round(every_s * fps)``, at least 1.
+
+    Args:
+        fps: The video's frame rate.
+        every_s: Seconds wanted between two frames.
+
+    Returns:
+        The step in frames.
+    """
+    return max(1, round(every_s * fps)) if fps > 0 and np.isfinite(fps) else 1
+
+
+def iter_frames(path: Path, every_s: float) -> Iterator[tuple[float, npt.NDArray[np.uint8]]]:
+    """Every ``frame_step(fps, every_s)``-th frame of a video, in order, as ``(seconds, RGB pixels)``.
+
+    Frames are read one after another (no seeking), the ones in between only grabbed, so a whole
+    video is decoded once. The time of frame ``k`` is ``k / fps``, as in :func:`read_frame`.
+
+    Args:
+        path: The video file.
+        every_s: Seconds between the frames yielded.
+
+    Yields:
+        ``(t_s, frame)`` with ``frame`` ``(H, W, 3)`` uint8 RGB; reading stops at the first frame that
+        cannot be decoded.
+
+    Raises:
+        IngestError: ``not_an_image`` when OpenCV cannot open the file.
+    """
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise IngestError(
+                "not_an_image", f"{path} is not a video OpenCV can open", "convert it to MP4 (H.264)"
+            )
+        fps = float(cap.get(cv2.CAP_PROP_FPS)) or 1.0
+        step = frame_step(fps, every_s)
+        index = 0
+        while True:
+            if index % step == 0:
+                ok, frame = cap.read()
+                if not ok or frame is None:
+                    return
+                yield index / fps, np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            elif not cap.grab():
+                return
+            index += 1
+    finally:
+        cap.release()

@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from plastic_hotspots.detector.errors import ModelError
 from plastic_hotspots.detector.runtime import RawDetections
+from plastic_hotspots.records import Detection
 
 BASELINE_NAME = "litter-baseline.pt"
 FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")  # fonts Ultralytics downloads for plots when missing
@@ -275,6 +276,85 @@ class TorchYolo:
                 )
             )
         return out
+
+
+class _TrackerInput:
+    """Detections as Ultralytics' trackers read them: ``xywh`` (centre), ``conf``, ``cls``, masks."""
+
+    def __init__(
+        self, xyxy: npt.NDArray[np.float64], conf: npt.NDArray[np.float64], cls: npt.NDArray[np.float64]
+    ):
+        self.xyxy, self.conf, self.cls = xyxy, conf, cls
+        self.xywh = np.column_stack(
+            [(xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2, xyxy[:, 2] - xyxy[:, 0],
+             xyxy[:, 3] - xyxy[:, 1]]
+        )  # fmt: skip
+
+    def __len__(self) -> int:
+        return int(self.conf.shape[0])
+
+    def __getitem__(self, keep: Any) -> _TrackerInput:
+        return _TrackerInput(self.xyxy[keep], self.conf[keep], self.cls[keep])
+
+
+class ByteTracker:
+    """Ultralytics' ByteTrack (``BYTETracker``, the package's own ``bytetrack.yaml``) over given boxes.
+
+    It is the tracker ``model.track(..., tracker="bytetrack.yaml")`` runs after each prediction, fed
+    here with the project detector's boxes instead, so every backend (and a test's fake detector) can be
+    tracked. The config is read from the Ultralytics package folder: nothing is downloaded.
+
+    Args:
+        config: The tracker config's file name inside ``ultralytics/cfg/trackers``.
+        config_dir: Ultralytics' settings folder (see :func:`apply_offline_settings`).
+
+    Raises:
+        ModelError: The config is not shipped with the installed Ultralytics, or ``lap`` is missing.
+    """
+
+    def __init__(self, config: str = "bytetrack.yaml", *, config_dir: Path | None = None) -> None:
+        apply_offline_settings(config_dir)
+        if importlib.util.find_spec("lap") is None:  # Ultralytics would try to pip-install it
+            raise ModelError(
+                "tracking items needs the lap package (Ultralytics' trackers import it)",
+                hint="pip install 'plastic-hotspots[detect]' (or pip install 'lap>=0.5.12')",
+            )
+        _ultralytics_yolo()  # imports Ultralytics and puts Pillow's own open back
+        import ultralytics
+        from ultralytics.trackers.byte_tracker import BYTETracker
+        from ultralytics.utils import YAML, IterableSimpleNamespace
+
+        path = Path(ultralytics.__file__).parent / "cfg" / "trackers" / config
+        if not path.is_file():
+            raise ModelError(
+                f"Ultralytics {ultralytics.__version__} ships no tracker config {config}",
+                hint="use bytetrack.yaml, or install the Ultralytics version the project pins",
+            )
+        args = IterableSimpleNamespace(**YAML.load(path))  # type: ignore[no-untyped-call]
+        self._tracker: Any = BYTETracker(args)  # type: ignore[no-untyped-call]
+        self._classes: dict[str, int] = {}
+
+    def update(self, detections: list[Detection], image: npt.NDArray[np.uint8]) -> list[int | None]:
+        """Feed one frame's detections; the track id of each detection (``None``: not tracked yet).
+
+        Args:
+            detections: The frame's detections, in any order.
+            image: The frame (not used by ByteTrack, which matches boxes only).
+
+        Returns:
+            One id per detection, aligned with ``detections``.
+        """
+        n = len(detections)
+        boxes = [[d.box.x1, d.box.y1, d.box.x2, d.box.y2] for d in detections]
+        xyxy = np.array(boxes, np.float64).reshape(n, 4)
+        conf = np.array([d.score for d in detections], np.float64)
+        classes = [self._classes.setdefault(d.class_name, len(self._classes)) for d in detections]
+        cls = np.array(classes, np.float64)
+        rows = self._tracker.update(_TrackerInput(xyxy, conf, cls), image)
+        ids: list[int | None] = [None] * n
+        for row in np.asarray(rows).reshape(-1, 8):  # x1 y1 x2 y2 track_id score cls idx
+            ids[int(row[7])] = int(row[4])
+        return ids
 
 
 def build_tiny_model(

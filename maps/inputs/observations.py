@@ -59,6 +59,12 @@ def read_observations(path: Path) -> gpd.GeoDataFrame:
 
     Detector rows that were not usable (``status`` other than ``ok``) and rows without a position are
     dropped. Any other point layer with an ``items`` column (GeoParquet, GeoPackage, GeoJSON) works too.
+
+    When the detector tracked its videos' items (``detect --track-items``), the table also holds
+    ``unique_items`` and ``unique_n_<class>``: each item followed through a video counted once, in
+    the sampled frame nearest to where it was best seen (photos and tiles count their own items). Those
+    then replace ``items`` and ``n_<class>``, so densities are unique items per km of the track's
+    effort, never the same item once per frame it appears in; the per-frame counts stay in the file.
     """
     path = Path(path)
     require_file(path, "observations")
@@ -82,6 +88,10 @@ def read_observations(path: Path) -> gpd.GeoDataFrame:
     if "status" in frame.columns:
         frame = frame[frame["status"] == "ok"]
     frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
+    if "unique_items" in frame.columns and frame["unique_items"].notna().all():
+        unique = {c: c.removeprefix("unique_") for c in frame.columns if c.startswith("unique_")}
+        frame = frame.drop(columns=[c for c in frame.columns if c == "items" or c.startswith("n_")])
+        frame = frame.rename(columns=unique)
     if frame.empty:
         raise LayerError(
             f"the observations {path} hold no usable geotagged rows",

@@ -102,6 +102,8 @@ def test_help_lists_detect() -> None:
         "--gpx",
         "--slice-size",
         "--clock-offset-s",
+        "--track-items",
+        "--track-every-s",
     ):
         assert option in proc.stdout
 
