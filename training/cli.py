@@ -150,7 +150,7 @@ def show_evaluation(result: Evaluation, console: Console | None = None) -> None:
             dropped.add_row(name, str(count))
         console.print(dropped)
     renamed = {k: v for k, v in result.class_map.items() if v is not None and v != k}
-    if renamed:
+    if renamed and not result.agnostic:
         console.print("mapped: " + ", ".join(f"{k} -> {v}" for k, v in renamed.items()), highlight=False)
     labels = sorted({*result.confusion, *(p for row in result.confusion.values() for p in row)},
                     key=lambda s: (s == "background", s))  # fmt: skip
