@@ -15,6 +15,18 @@ console = Console(stderr=True)
 DEFAULTS = DetectorSettings()  # the options' defaults are the settings' own
 TRACKING = TrackingSettings()
 
+# How the model runs, as options: shared by `detect` and `evaluate` (one meaning, one default).
+ModelOption = Annotated[
+    Path | None, typer.Option("--model", "-m", help="YOLO weights (.pt); default: the registered model.")
+]
+BackendOption = Annotated[str, typer.Option(help="pytorch, onnx or openvino (exported once, cached).")]
+ImgszOption = Annotated[int, typer.Option(help="Model input size in pixels.")]
+DeviceOption = Annotated[str, typer.Option(help="cpu, or a CUDA device such as 0.")]
+SliceSizeOption = Annotated[
+    int, typer.Option(help="Tile size for sliced inference of large images (0: never slice).")
+]
+SliceOverlapOption = Annotated[float, typer.Option(help="Overlap between tiles, as a fraction.")]
+
 
 def detect(
     sources: Annotated[
@@ -23,20 +35,14 @@ def detect(
     out: Annotated[Path, typer.Option("--out", "-o", help="Detections GeoParquet to write.")] = Path(
         "detections.parquet"
     ),
-    model: Annotated[Path | None, typer.Option("--model", "-m", help="YOLO weights (.pt).")] = None,
-    backend: Annotated[
-        str, typer.Option(help="pytorch, onnx or openvino (exported once, cached).")
-    ] = DEFAULTS.backend,
-    imgsz: Annotated[int, typer.Option(help="Model input size in pixels.")] = DEFAULTS.imgsz,
+    model: ModelOption = None,
+    backend: BackendOption = DEFAULTS.backend,
+    imgsz: ImgszOption = DEFAULTS.imgsz,
     conf: Annotated[float, typer.Option(help="Minimum detection score.")] = DEFAULTS.conf,
     iou: Annotated[float, typer.Option(help="IoU threshold of non-maximum suppression.")] = DEFAULTS.iou,
-    device: Annotated[str, typer.Option(help="cpu, or a CUDA device such as 0.")] = DEFAULTS.device,
-    slice_size: Annotated[
-        int, typer.Option(help="Tile size for sliced inference of large images (0: never slice).")
-    ] = DEFAULTS.slice_size,
-    slice_overlap: Annotated[
-        float, typer.Option(help="Overlap between tiles, as a fraction.")
-    ] = DEFAULTS.slice_overlap,
+    device: DeviceOption = DEFAULTS.device,
+    slice_size: SliceSizeOption = DEFAULTS.slice_size,
+    slice_overlap: SliceOverlapOption = DEFAULTS.slice_overlap,
     sidecar: Annotated[
         Path | None, typer.Option(help="CSV or GeoJSON of image positions (columns image, lon, lat).")
     ] = None,

@@ -462,6 +462,32 @@ def train_yolo(
     return best
 
 
+def validate_yolo(
+    weights: Path,
+    data_yaml: Path,
+    out_dir: Path,
+    *,
+    imgsz: int,
+    conf: float,
+    iou: float,
+    split: str = "val",
+    device: str = "cpu",
+    config_dir: Path | None = None,
+) -> dict[str, float]:
+    """Ultralytics' own validation (``model.val``) of ``weights``: ``{"map50": ..., "map50_95": ...}``.
+
+    A reference for the project's own evaluation; run files go under ``out_dir``.
+    """
+    apply_offline_settings(config_dir)
+    model = _load_yolo(weights)
+    metrics = model.val(
+        data=str(data_yaml), split=split, imgsz=imgsz, conf=conf, iou=iou, batch=1, device=device,
+        project=str(Path(out_dir).resolve()), name="val", exist_ok=True, plots=False, verbose=False,
+        workers=0,
+    )  # fmt: skip
+    return {"map50": float(metrics.box.map50), "map50_95": float(metrics.box.map)}
+
+
 def cuda_available() -> bool:
     """Whether PyTorch sees a CUDA GPU."""
     import torch

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
+
+from plastic_hotspots.detector.cli import (
+    DEFAULTS,
+    BackendOption,
+    DeviceOption,
+    ImgszOption,
+    ModelOption,
+    SliceOverlapOption,
+    SliceSizeOption,
+)
+
+if TYPE_CHECKING:
+    from plastic_hotspots.training.evaluate import Evaluation
 
 
 def train(
@@ -52,27 +67,104 @@ def train(
 
 
 def evaluate(
-    model: Annotated[Path, typer.Option("--model", "-m", help="Weights (.pt) to evaluate.")],
     data: Annotated[Path, typer.Option(help="YOLO folder (images/, labels/, data.yaml with names).")],
+    model: ModelOption = None,
     split: Annotated[str | None, typer.Option(help="Sub-folder of images/ and labels/, e.g. test.")] = None,
+    class_map: Annotated[
+        Path | None,
+        typer.Option(help="YAML: dataset class -> taxonomy class; null drops the class and its boxes."),
+    ] = None,
+    agnostic: Annotated[
+        bool, typer.Option(help="Score every class (truths and predictions) as one 'litter' class.")
+    ] = False,
+    backend: BackendOption = DEFAULTS.backend,
+    imgsz: ImgszOption = DEFAULTS.imgsz,
+    device: DeviceOption = DEFAULTS.device,
+    slice_size: SliceSizeOption = DEFAULTS.slice_size,
+    slice_overlap: SliceOverlapOption = DEFAULTS.slice_overlap,
+    conf: Annotated[float, typer.Option(help="Score threshold for precision, recall and the plots.")] = 0.25,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for metrics.json (with provenance), confusion matrix, examples."),
+    ] = None,
     json_out: Annotated[
         str | None, typer.Option("--json", help="Write the metrics as JSON here ('-': print).")
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="Folder for the confusion matrix and examples.")] = None,
-    imgsz: Annotated[int, typer.Option(help="Model input size.")] = 640,
-    conf: Annotated[float, typer.Option(help="Score threshold for precision, recall and the plots.")] = 0.25,
 ) -> None:
-    """Score a model on a labelled folder, classes matched by name (mAP50, mAP50-95, per class, by size)."""
+    """Score a model on a labelled folder as `detect` runs it (AP50, AP50-95 per class and size, confusion).
+
+    The model, backend, input size and slicing are those of `detect`, with the same defaults.
+    Classes are matched by name, after --class-map.
+    """
+    from plastic_hotspots.detector.settings import DetectorSettings
     from plastic_hotspots.training.evaluate import evaluate as run
 
-    result = run(model, data, split=split, imgsz=imgsz, conf=conf, out=out)
+    settings = DetectorSettings(
+        backend=backend, imgsz=imgsz, device=device, slice_size=slice_size, slice_overlap=slice_overlap
+    )
+    result = run(model, data, split=split, conf=conf, out=out, settings=settings, class_map=class_map,
+                 agnostic=agnostic)  # fmt: skip
     if json_out == "-":
         typer.echo(result.to_json())
         return
     if json_out:
         Path(json_out).write_text(result.to_json(), encoding="utf-8")
-    scores = f"mAP50 {result.map50:.3f}, mAP50-95 {result.map50_95:.3f}"
-    typer.echo(f"{result.images} images, {result.truths} boxes: {scores}")
+    show_evaluation(result)
+
+
+def _num(value: float | int | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return str(value) if isinstance(value, int) else f"{value:.{digits}f}"
+
+
+def show_evaluation(result: Evaluation, console: Console | None = None) -> None:
+    """Print an evaluation as tables: per class, per object size, dropped boxes, confusion matrix."""
+    from rich.table import Table
+
+    console = console or Console()
+    classes = Table(
+        title=f"{result.images} images, {result.truths} boxes" + (" (agnostic)" if result.agnostic else "")
+    )
+    for col in ("class", "AP50", "AP50-95", "precision", "recall", "boxes"):
+        classes.add_column(col, justify="left" if col == "class" else "right")
+    for name, row in result.per_class.items():
+        classes.add_row(name, *(_num(row[k]) for k in ("map50", "map50_95", "precision", "recall", "truths")))
+    classes.add_section()
+    boxes = sum(int(r["truths"] or 0) for r in result.per_class.values())
+    overall = (result.map50, result.map50_95, result.precision, result.recall, boxes)
+    classes.add_row("all", *(_num(v) for v in overall), style="bold")
+    console.print(classes)
+    sizes = Table(title="AP by object size (COCO: small < 32², medium < 96² px)")
+    for col in ("size", "AP50", "AP50-95", "recall", "boxes"):
+        sizes.add_column(col, justify="left" if col == "size" else "right")
+    for size, row in result.ap_by_size.items():
+        sizes.add_row(size, _num(row["map50"]), _num(row["map50_95"]), _num(result.recall_by_size.get(size)),
+                      _num(row["truths"]))  # fmt: skip
+    console.print(sizes)
+    if result.dropped_boxes:
+        dropped = Table(title="Classes dropped by the class map")
+        dropped.add_column("dataset class")
+        dropped.add_column("boxes dropped", justify="right")
+        for name, count in result.dropped_boxes.items():
+            dropped.add_row(name, str(count))
+        console.print(dropped)
+    renamed = {k: v for k, v in result.class_map.items() if v is not None and v != k}
+    if renamed and not result.agnostic:
+        console.print("mapped: " + ", ".join(f"{k} -> {v}" for k, v in renamed.items()), highlight=False)
+    labels = sorted({*result.confusion, *(p for row in result.confusion.values() for p in row)},
+                    key=lambda s: (s == "background", s))  # fmt: skip
+    if labels:
+        matrix = Table(title="Confusion matrix at IoU 0.5 (rows: true, columns: predicted)")
+        matrix.add_column("true \\ predicted")
+        for label in labels:
+            matrix.add_column(label, justify="right")
+        for t in labels:
+            matrix.add_row(t, *(str(result.confusion.get(t, {}).get(p, 0) or "") for p in labels))
+        console.print(matrix)
+    only = result.unmatched_classes.get("only_in_data")
+    if only:
+        console.print(f"[yellow]classes the model does not predict:[/] {', '.join(only)}", highlight=False)
 
 
 models_app = typer.Typer(
