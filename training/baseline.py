@@ -40,17 +40,17 @@ def _pile_group(name: str) -> str:
     return "piles-" + name.split("_jpg.rf.", 1)[0].split(".rf.", 1)[0]
 
 
-def prepare(shared_dir: Path, out: Path, seed: int = 0) -> str:
-    """Write the baseline dataset; returns its version."""
+def prepare(shared_dir: Path, out: Path, seed: int = 0, *, piles: bool = True) -> str:
+    """Write the baseline dataset (``street_piles_cn`` left out if ``piles`` is False); its version."""
     folder = Path(shared_dir) / "trash_collection_self"
     with open(folder / "manifest.csv", newline="", encoding="utf-8") as f:
         groups = {row["file"]: row["group"] for row in csv.DictReader(f)}
     photos, boxes = read_yolo_folder(folder, TRASH_COLLECTION_CLASSES, groups=groups)
-    piles = Path(shared_dir) / "street_piles_cn"
-    if piles.is_dir():
-        names = [p.name for p in (piles / "images").iterdir()]
+    pile_folder = Path(shared_dir) / "street_piles_cn"
+    if piles and pile_folder.is_dir():
+        names = [p.name for p in (pile_folder / "images").iterdir()]
         pile_photos, pile_boxes = read_yolo_folder(
-            piles, STREET_PILES_CLASSES, groups={name: _pile_group(name) for name in names}
+            pile_folder, STREET_PILES_CLASSES, groups={name: _pile_group(name) for name in names}
         )
         photos = photos + [dataclasses.replace(p, source="street_piles_cn") for p in pile_photos]
         boxes = boxes + pile_boxes
