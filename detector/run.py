@@ -199,7 +199,9 @@ def run_detection(
         detector: A loaded detector.
         ingest: How inputs are read and geotagged.
         run: Chunking, batching, resume and output options.
-        parameters: Extra parameters to record in the provenance (e.g. backend, imgsz, conf).
+        parameters: Extra parameters to record in the provenance (e.g. backend, imgsz, conf), over those
+            the detector's own ``parameters()`` gives (a YoloDetector: its resolved backend and precision,
+            why ``auto`` chose them, the int8 calibration set).
         cluster: Dask workers to spread the chunks over (see :mod:`plastic_hotspots.cluster`); each
             builds its own copy of ``detector`` from its
             :meth:`~plastic_hotspots.detector.workers.ShippableDetector.spec`
@@ -238,7 +240,12 @@ def run_detection(
     chunks = [todo[k : k + run.chunk_size] for k in range(0, len(todo), run.chunk_size)]
     provenance = make_provenance(
         "detector.detect",
-        parameters={"chunk_size": run.chunk_size, "batch_size": run.batch_size, **(parameters or {})},
+        parameters={
+            "chunk_size": run.chunk_size,
+            "batch_size": run.batch_size,
+            **_detector_parameters(detector),
+            **(parameters or {}),
+        },
         inputs=[str(s) for s in sources],
         model=detector.model_version,
     )
@@ -276,6 +283,12 @@ def run_detection(
         skipped_done=len(done),
         outputs={k: v for k, v in paths.items() if k != "parts" and v.exists()},
     )
+
+
+def _detector_parameters(detector: Detector) -> dict[str, Any]:
+    """What the detector says of itself for the provenance (resolved backend, precision, calibration)."""
+    own = getattr(detector, "parameters", None)
+    return dict(own()) if callable(own) else {}
 
 
 def _check_workers(cluster: Cluster) -> None:

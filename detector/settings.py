@@ -28,9 +28,6 @@ class DetectorSettings:
     Attributes:
         backend: ``auto`` (see :func:`choose_backend`), ``pytorch``, ``onnx`` or ``openvino``
             (:data:`BACKENDS`).
-        precision: ``auto`` (the machine's best: bf16 where OpenVINO reports the CPU can, else fp32),
-            ``fp32``, ``bf16`` or ``int8`` (an NNCF post-training quantization), :data:`PRECISIONS`;
-            bf16 and int8 need the openvino backend.
         imgsz: Model input size, in pixels.
         conf: Minimum score of a detection, in ``[0, 1]``.
         iou: Overlap (IoU) above which non-maximum suppression drops the weaker box.
@@ -39,6 +36,9 @@ class DetectorSettings:
             tiles of this size at full resolution; 0 never slices.
         slice_overlap: Fraction of a tile shared with its neighbour.
         batch: Images per call of the pytorch backend.
+        precision: ``auto`` (the machine's best: bf16 where OpenVINO reports the CPU can, else fp32),
+            ``fp32``, ``bf16`` or ``int8`` (an NNCF post-training quantization), :data:`PRECISIONS`;
+            bf16 and int8 need the openvino backend.
 
     Raises:
         ModelError: An unknown backend or precision, bf16 or int8 asked of a backend other than openvino,
@@ -46,7 +46,6 @@ class DetectorSettings:
     """
 
     backend: str = "auto"
-    precision: str = "auto"
     imgsz: int = 640
     conf: float = 0.25
     iou: float = 0.5
@@ -54,6 +53,7 @@ class DetectorSettings:
     slice_size: int = 0
     slice_overlap: float = field(default=0.2, metadata=_NOT_RECORDED)
     batch: int = field(default=1, metadata=_NOT_RECORDED)
+    precision: str = "auto"  # last: positional callers of the older fields keep working
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
