@@ -9,10 +9,11 @@ The shipped model (YOLOv8s, imgsz 640) in each precision:
   trained on, which int8 is not calibrated on), with ``training.evaluate``'s matching and AP.
 
 Speeds are measured in alternating rounds (every precision once per round) and the medians compared as
-ratios to fp32, so a slow spell of a shared machine hits all of them. ``--pytorch`` adds the old default
-(PyTorch on the CPU) end to end, for context. bf16 is left out where the CPU has no bf16.
+ratios to fp32 (the median of each round's ratio to the same round's fp32), so a slow spell of a shared
+machine hits all of them. ``--pytorch`` adds the old default (PyTorch on the CPU) end to end, for context.
+bf16 is left out where the CPU has no bf16. The CPU's model and its avx2/avx512/bf16/amx flags are printed.
 
-    python benchmarks/detect_precision.py --images 60 --rounds 3 --pytorch
+    python benchmarks/detect_precision.py --images 24 --rounds 5 --model-calls 16 --pytorch
 """
 
 from __future__ import annotations
@@ -178,20 +179,30 @@ def main() -> None:
                         truths, images)  # fmt: skip
     print(f"held-out: {len(truths)} photos, {sum(len(t.names) for t in truths)} boxes (test split)")
 
+    # Each round's rate over the same round's fp32 rate, then the median of those ratios: a slow spell of
+    # the shared machine cancels within a round.
     med_model = {n: statistics.median(v) for n, v in model_rates.items()}
     med_e2e = {n: statistics.median(v) for n, v in e2e_rates.items()}
+    ratio_model = {
+        n: statistics.median(a / b for a, b in zip(v, model_rates["fp32"], strict=True))
+        for n, v in model_rates.items()
+    }
+    ratio_e2e = {
+        n: statistics.median(a / b for a, b in zip(v, e2e_rates["fp32"], strict=True))
+        for n, v in e2e_rates.items()
+    }
     print()
     print("| precision | model img/s | model / fp32 | end-to-end img/s | end-to-end / fp32 ", end="")
     print("| mAP50 | mAP50 - fp32 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, det in detectors.items():
         resolved = det.settings.precision
-        m = med_model.get(name)
         mp = maps.get(resolved) if det.settings.backend == "openvino" else None
         label = f"auto ({det.settings.backend} {resolved})" if name == "auto" else name
-        model = f"{m:.2f} | {m / med_model['fp32']:.2f}" if m else "- | -"
+        model = f"{med_model[name]:.2f} | {ratio_model[name]:.2f}" if name in med_model else "- | -"
         acc = f"{mp:.3f} | {mp - maps['fp32']:+.3f}" if mp is not None else "- | -"
-        print(f"| {label} | {model} | {med_e2e[name]:.2f} | {med_e2e[name] / med_e2e['fp32']:.2f} | {acc} |")
+        print(f"| {label} | {model} | {med_e2e[name]:.2f} | {ratio_e2e[name]:.2f} | {acc} |")
+    print("img/s: medians over the rounds; ratios: medians of each round's ratio to that round's fp32")
 
 
 if __name__ == "__main__":
