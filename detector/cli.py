@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -9,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from plastic_hotspots.detector.settings import DetectorSettings, TrackingSettings
+from plastic_hotspots.detector.settings import BackendFallbackWarning, DetectorSettings, TrackingSettings
 
 console = Console(stderr=True)
 DEFAULTS = DetectorSettings()  # the options' defaults are the settings' own
@@ -19,7 +20,20 @@ TRACKING = TrackingSettings()
 ModelOption = Annotated[
     Path | None, typer.Option("--model", "-m", help="YOLO weights (.pt); default: the registered model.")
 ]
-BackendOption = Annotated[str, typer.Option(help="pytorch, onnx or openvino (exported once, cached).")]
+BackendOption = Annotated[
+    str,
+    typer.Option(
+        help="auto (OpenVINO on the CPU, PyTorch on a CUDA GPU; PyTorch when openvino is missing), "
+        "pytorch, onnx or openvino (exported once, cached)."
+    ),
+]
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        help="auto (bf16 where the CPU has it, else fp32), fp32, bf16 or int8 (quantized once on "
+        "training photos, cached); bf16 and int8 on OpenVINO only."
+    ),
+]
 ImgszOption = Annotated[int, typer.Option(help="Model input size in pixels.")]
 DeviceOption = Annotated[str, typer.Option(help="cpu, or a CUDA device such as 0.")]
 SliceSizeOption = Annotated[
@@ -37,6 +51,7 @@ def detect(
     ),
     model: ModelOption = None,
     backend: BackendOption = DEFAULTS.backend,
+    precision: PrecisionOption = DEFAULTS.precision,
     imgsz: ImgszOption = DEFAULTS.imgsz,
     conf: Annotated[float, typer.Option(help="Minimum detection score.")] = DEFAULTS.conf,
     iou: Annotated[float, typer.Option(help="IoU threshold of non-maximum suppression.")] = DEFAULTS.iou,
@@ -105,7 +120,7 @@ def detect(
 
     check_workers_or_scheduler(workers, scheduler)
     settings = DetectorSettings(
-        backend=backend, imgsz=imgsz, conf=conf, iou=iou, device=device,
+        backend=backend, precision=precision, imgsz=imgsz, conf=conf, iou=iou, device=device,
         slice_size=slice_size, slice_overlap=slice_overlap,
     )  # fmt: skip
     tracking = TrackingSettings(enabled=track_items, every_s=track_every_s)
@@ -132,9 +147,18 @@ def detect(
         workers, scheduler, threads_per_worker=threads_per_worker, timeout_s=scheduler_timeout
     ) as cluster:
         weights = model or default_model_path()
-        detector = YoloDetector(weights, settings, config_dir=cache_root() / "ultralytics")
+        with warnings.catch_warnings():  # the choice is printed below, once
+            warnings.simplefilter("ignore", BackendFallbackWarning)
+            detector = YoloDetector(weights, settings, config_dir=cache_root() / "ultralytics")
+        chosen = detector.settings
+        console.print(
+            f"backend: [bold]{chosen.backend}[/], precision: [bold]{chosen.precision}[/]"
+            + (f", device {chosen.device}" if chosen.device not in ("cpu", "CPU") else "")
+            + f" ({detector.choice})",
+            style="yellow" if "not installed" in detector.choice else None,
+        )
         summary = run_detection(
-            sources, out, detector, ingest=ingest, run=run, parameters=settings.parameters(), cluster=cluster,
+            sources, out, detector, ingest=ingest, run=run, parameters=detector.parameters(), cluster=cluster,
             tracking=tracking,
         )  # fmt: skip
     console.print(

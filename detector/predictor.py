@@ -4,7 +4,9 @@ Backends (one registry, :data:`~plastic_hotspots.detector.settings.BACKENDS`):
 
 * ``pytorch``: Ultralytics' own predictor on the ``.pt`` weights;
 * ``onnx``: the weights exported once to ONNX, run on ONNX Runtime;
-* ``openvino``: the same ONNX export read by OpenVINO and saved as OpenVINO IR, run by OpenVINO.
+* ``openvino``: the same ONNX export read by OpenVINO and saved as OpenVINO IR, run by OpenVINO in
+  fp32, bf16 or int8 (an NNCF quantization of the IR on calibration photos, cached beside it);
+* ``auto``: resolved on this machine by :func:`~plastic_hotspots.detector.settings.probe_machine`.
 
 Exports are cached next to the weights (``<weights>.exports/``, or the project cache when that folder
 is not writable), keyed by the weights' SHA-256, so changed weights export again and unchanged ones
@@ -83,6 +85,30 @@ def _openvino_ir(onnx: Path) -> Path:
     return xml
 
 
+def _openvino_int8(xml: Path, weights: Path, imgsz: int) -> tuple[Path, str]:
+    """The int8 IR quantized from the fp32 IR (made once, beside it) and its calibration set's description."""
+    out = xml.with_name("model_openvino_int8.xml")
+    meta = xml.with_name("int8.json")
+    if out.is_file() and out.with_suffix(".bin").is_file() and meta.is_file():
+        return out, str(json.loads(meta.read_text(encoding="utf-8"))["calibration"])
+    from plastic_hotspots.detector.calibration import calibration_set, calibration_tensors
+    from plastic_hotspots.detector.runtime import quantize_openvino_int8
+    from plastic_hotspots.detector.yolo import model_train_data
+
+    calibration = calibration_set(model_train_data(weights))
+    tmp = Path(tempfile.mkdtemp(prefix=".int8-", dir=xml.parent))
+    try:
+        quantize_openvino_int8(xml, tmp / out.name, calibration_tensors(calibration.photos, imgsz))
+        record = {"calibration": calibration.description, "photos": [p.name for p in calibration.photos]}
+        (tmp / meta.name).write_text(json.dumps(record, indent=1), encoding="utf-8")
+        (tmp / out.name).with_suffix(".bin").replace(out.with_suffix(".bin"))
+        (tmp / out.name).replace(out)
+        (tmp / meta.name).replace(meta)  # last: it marks the int8 model complete
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out, calibration.description
+
+
 class ExportedYolo:
     """An exported model on ONNX Runtime or OpenVINO, with letterboxing and decoding in numpy."""
 
@@ -134,10 +160,21 @@ class YoloDetector:
             raise ModelError(
                 f"{weights} is not PyTorch weights (.pt)", hint="pass the .pt file; exports are made from it"
             )
+        from plastic_hotspots.detector.settings import BackendFallbackWarning, probe_machine
         from plastic_hotspots.detector.yolo import apply_offline_settings, sha256_of
 
         # Before any backend library is imported: Ultralytics offline, OpenVINO telemetry declined.
         apply_offline_settings(config_dir)
+        choice = probe_machine(settings)
+        if choice.fallback:
+            import warnings
+
+            warnings.warn(choice.reason, BackendFallbackWarning, stacklevel=2)
+        settings = choice.settings
+        #: Why the backend and precision are what they are (``auto`` resolved here).
+        self.choice = choice.reason
+        #: How the int8 model was calibrated (``None`` for other precisions).
+        self.calibration: str | None = None
         self.weights = weights
         self.settings = settings if settings.batch >= 1 else replace(settings, batch=1)
         self.weights_sha256 = sha256_of(weights)
@@ -167,7 +204,10 @@ class YoloDetector:
             else:
                 from plastic_hotspots.detector.runtime import OpenVinoRuntime
 
-                runtime = OpenVinoRuntime(_openvino_ir(onnx), settings.device, threads)
+                xml = _openvino_ir(onnx)
+                if settings.precision == "int8":
+                    xml, self.calibration = _openvino_int8(xml, weights, imgsz)
+                runtime = OpenVinoRuntime(xml, settings.device, threads, precision=settings.precision)
             self._infer = ExportedYolo(runtime, imgsz=imgsz, conf=settings.conf, iou=settings.iou)
 
     @staticmethod
@@ -186,8 +226,20 @@ class YoloDetector:
 
     @property
     def model_version(self) -> str:
-        """Weights file name and hash, and the backend."""
-        return f"{self.weights.name} sha256:{self.weights_sha256[:12]} {self.settings.backend}"
+        """Weights file name and hash, the backend and the precision."""
+        s = self.settings
+        return f"{self.weights.name} sha256:{self.weights_sha256[:12]} {s.backend} {s.precision}"
+
+    def parameters(self) -> dict[str, str | int | float | bool | None]:
+        """What a detections file's provenance records of this detector.
+
+        Its resolved settings, why ``auto`` chose them, and (int8) the calibration set.
+        """
+        out: dict[str, str | int | float | bool | None] = dict(self.settings.parameters())
+        out["backend_choice"] = self.choice
+        if self.calibration is not None:
+            out["int8_calibration"] = self.calibration
+        return out
 
     def spec(self) -> YoloSpec:
         """How to build this detector again in another process (a Dask worker)."""

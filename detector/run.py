@@ -208,7 +208,9 @@ def run_detection(
         detector: A loaded detector.
         ingest: How inputs are read and geotagged.
         run: Chunking, batching, resume and output options.
-        parameters: Extra parameters to record in the provenance (e.g. backend, imgsz, conf).
+        parameters: Extra parameters to record in the provenance (e.g. backend, imgsz, conf), over those
+            the detector's own ``parameters()`` gives (a YoloDetector: its resolved backend and precision,
+            why ``auto`` chose them, the int8 calibration set).
         cluster: Dask workers to spread the chunks over (see :mod:`plastic_hotspots.cluster`); each
             builds its own copy of ``detector`` from its
             :meth:`~plastic_hotspots.detector.workers.ShippableDetector.spec`
@@ -260,6 +262,7 @@ def run_detection(
         parameters={
             "chunk_size": run.chunk_size,
             "batch_size": run.batch_size,
+            **_detector_parameters(detector),
             **(parameters or {}),
             **tracked,
         },
@@ -331,6 +334,12 @@ def _count_unique_items(
         gpd.GeoDataFrame(tracks, geometry=geometry, crs="EPSG:4326"), paths["tracks"], provenance
     )
     write_geoparquet(images, paths["images"], provenance)  # last: unique counts only once tracks exist
+
+
+def _detector_parameters(detector: Detector) -> dict[str, Any]:
+    """What the detector says of itself for the provenance (resolved backend, precision, calibration)."""
+    own = getattr(detector, "parameters", None)
+    return dict(own()) if callable(own) else {}
 
 
 def _check_workers(cluster: Cluster) -> None:

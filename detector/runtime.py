@@ -7,7 +7,10 @@ pre- and post-processing here is shared and pure: :func:`letterbox` and :func:`d
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -136,13 +139,35 @@ class OnnxRuntime:
         return out
 
 
-class OpenVinoRuntime:
-    """An OpenVINO IR model compiled for the CPU, tuned for latency.
+#: The project's precision names -> OpenVINO's ``INFERENCE_PRECISION_HINT`` (an int8 model's layers that
+#: were left unquantized run in f32).
+OPENVINO_HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
-    ``threads`` bounds its inference threads (default: OpenVINO's choice, every core).
+
+def openvino_cpu_capabilities() -> frozenset[str] | None:
+    """OpenVINO's ``OPTIMIZATION_CAPABILITIES`` of the CPU (``BF16``, ``INT8``, ``FP32`` ...).
+
+    ``None`` when OpenVINO cannot be imported. Call after
+    :func:`~plastic_hotspots.detector.yolo.apply_offline_settings` (importing OpenVINO may send telemetry).
+    """
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    return frozenset(str(c) for c in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+class OpenVinoRuntime:
+    """An OpenVINO IR model compiled for the CPU, tuned for latency, at a given precision.
+
+    ``threads`` bounds its inference threads (default: OpenVINO's choice, every core). ``precision``
+    (``fp32``, ``bf16`` or ``int8``) sets the inference precision hint; an int8 model is one quantized
+    beforehand (:func:`quantize_openvino_int8`).
     """
 
-    def __init__(self, xml: Path, device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(
+        self, xml: Path, device: str = "cpu", threads: int | None = None, precision: str = "fp32"
+    ) -> None:
         try:
             import openvino as ov
         except ImportError as exc:
@@ -150,7 +175,14 @@ class OpenVinoRuntime:
         core = ov.Core()
         model = core.read_model(str(xml))
         target = "GPU" if device not in {"cpu", "CPU"} and "GPU" in core.available_devices else "CPU"
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        if precision not in OPENVINO_HINTS:
+            raise ModelError(
+                f"unknown precision {precision!r}", hint=f"choose one of: {', '.join(OPENVINO_HINTS)}"
+            )
+        config: dict[str, Any] = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": OPENVINO_HINTS[precision],
+        }
         if threads and target == "CPU":
             # Bounded, and not pinned: OpenVINO pins its threads to the first cores otherwise, so the
             # one-thread workers of a machine would all run on the same core.
@@ -175,3 +207,63 @@ def save_openvino_ir(onnx: Path, xml: Path) -> None:
     except ImportError as exc:
         raise ModelError("the openvino backend needs openvino", hint="pip install openvino") from exc
     ov.save_model(ov.Core().read_model(str(onnx)), str(xml), compress_to_fp16=False)
+
+
+def _head_prefix(model: Any) -> str | None:
+    """The exported name prefix of the model's last module (the YOLO detect head): ``/model.22/``."""
+    numbers = [
+        int(m.group(1))
+        for op in model.get_ops()
+        if (m := re.match(r"/model\.(\d+)/", op.get_friendly_name()))
+    ]
+    return f"/model.{max(numbers)}/" if numbers else None
+
+
+def quantize_openvino_int8(
+    xml: Path, out_xml: Path, tensors: Sequence[npt.NDArray[np.float32]], *, fast: bool = False
+) -> None:
+    """Write an int8 OpenVINO IR of ``xml``, post-training quantized by NNCF on the calibration ``tensors``.
+
+    The detect head's box arithmetic (its adds, subtractions, multiplications, divisions, the DFL and the
+    sigmoid) is left in floating point, as Ultralytics' own int8 export does: quantizing the box
+    coordinates in input pixels would cost far more accuracy than it saves time.
+
+    Args:
+        xml: The fp32 OpenVINO IR.
+        out_xml: Where to write the int8 IR (``.xml`` + ``.bin``).
+        tensors: Letterboxed ``(1, 3, S, S)`` inputs of calibration photos.
+        fast: Skip the bias correction (tests on a handful of photos).
+
+    Raises:
+        ModelError: NNCF or OpenVINO is not installed, or there are no calibration tensors.
+    """
+    if not tensors:
+        raise ModelError("no calibration photos for the int8 quantization", hint="give at least one photo")
+    try:
+        import nncf
+        import openvino as ov
+    except ImportError as exc:
+        raise ModelError(
+            "the int8 precision needs openvino and nncf", hint="pip install 'plastic-hotspots[detect]'"
+        ) from exc
+    model = ov.Core().read_model(str(xml))
+    head = _head_prefix(model)
+    ignored = None
+    if head is not None:
+        h = re.escape(head)
+        ignored = nncf.IgnoredScope(
+            patterns=[f".*{h}(Add|Sub|Mul|Div)(_\\d+)?", f".*{h}dfl/.*"],
+            types=["Sigmoid"],
+            validate=False,
+        )
+    logging.getLogger("nncf").setLevel(logging.WARNING)  # not one line per operation left in float
+    quantized = nncf.quantize(
+        model,
+        nncf.Dataset(list(tensors)),
+        preset=nncf.QuantizationPreset.MIXED,
+        subset_size=len(tensors),
+        fast_bias_correction=True,
+        ignored_scope=ignored,
+        advanced_parameters=nncf.AdvancedQuantizationParameters(disable_bias_correction=fast),
+    )
+    ov.save_model(quantized, str(out_xml), compress_to_fp16=False)

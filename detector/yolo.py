@@ -203,6 +203,14 @@ def model_names(weights: Path) -> dict[int, str]:
     return {int(k): str(v) for k, v in dict(names).items()}
 
 
+def model_train_data(weights: Path) -> Path | None:
+    """The dataset YAML the checkpoint was trained on (its ``train_args.data``), if it records one."""
+    ckpt = getattr(_load_yolo(weights), "ckpt", None)
+    args = ckpt.get("train_args") if isinstance(ckpt, dict) else None
+    data = args.get("data") if isinstance(args, dict) else None
+    return Path(data) if isinstance(data, str) and data.endswith((".yaml", ".yml")) else None
+
+
 def export_onnx(weights: Path, imgsz: int, sha256: str, cache: Path) -> Path:
     """The ONNX export of ``weights`` at ``imgsz``, made once and reused.
 

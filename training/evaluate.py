@@ -442,7 +442,7 @@ def evaluate(
     result.class_map, result.dropped_boxes, result.agnostic = resolved, dropped, agnostic
     provenance = make_provenance(
         "training.evaluate",
-        parameters={**run.parameters(), "slice_overlap": run.slice_overlap, "score_threshold": conf,
+        parameters={**det.parameters(), "slice_overlap": run.slice_overlap, "score_threshold": conf,
                     "split": split, "agnostic": agnostic},
         inputs=inputs,
         model=det.model_version,

@@ -26,6 +26,7 @@ ADAPTERS: dict[str, str | None] = {
     "label_studio_sdk": "annotations/labelstudio.py",
     "onnxruntime": "detector/runtime.py",
     "openvino": "detector/runtime.py",
+    "nncf": "detector/runtime.py",
     "folium": "maps/render/webmap.py",
     "numba": "maps/kernels/compiled.py",
     "pysheds": None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -66,9 +67,29 @@ def test_detect_writes_outputs_and_exit_code_3_for_rejects(survey: Path) -> None
     assert prov.model is not None
     assert prov.model.startswith("tiny.pt sha256:")
     assert prov.parameters["backend"] == "onnx"
+    assert prov.parameters["precision"] == "fp32"
+    assert "backend: onnx, precision: fp32" in " ".join(proc.stderr.split())
     rejects = pd.read_csv(out.with_name("detections.rejects.csv"))
     assert rejects["reason"].tolist() == ["truncated"]
     assert gpd.list_layers(out.with_suffix(".gpkg"))["name"].tolist()[:2] == ["detections", "images"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino is not installed")
+def test_detect_by_default_chooses_openvino_and_records_why(survey: Path) -> None:
+    out = survey / "auto" / "detections.parquet"
+    proc = _cli(
+        "detect", "photos/p0.jpg", "--model", "tiny.pt", "--imgsz", "160", "--out", str(out), cwd=survey
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    prov = read_provenance(out)
+    assert prov is not None
+    precision = prov.parameters["precision"]
+    assert precision in ("bf16", "fp32")
+    assert prov.parameters["backend"] == "openvino"
+    assert "openvino: the fastest CPU backend" in str(prov.parameters["backend_choice"])
+    assert prov.model is not None
+    assert prov.model.endswith(f" openvino {precision}")
+    assert f"backend: openvino, precision: {precision}" in " ".join(proc.stderr.split())
 
 
 def test_missing_model_and_unknown_backend_say_how_to_fix(survey: Path) -> None:

@@ -41,10 +41,12 @@ def _match(a: np.ndarray, b: np.ndarray) -> float:
 def test_backends_agree(weights: Path, images: list[np.ndarray], tmp_path: Path) -> None:
     results = {}
     for backend in ("pytorch", "onnx", "openvino"):
-        det = YoloDetector(weights, backend=backend, imgsz=320, conf=0.5, config_dir=tmp_path / "cfg")
+        det = YoloDetector(
+            weights, backend=backend, precision="fp32", imgsz=320, conf=0.5, config_dir=tmp_path / "cfg"
+        )
         assert det.names == NAMES
         assert det.model_version.startswith("tiny.pt sha256:")
-        assert det.model_version.endswith(backend)
+        assert det.model_version.endswith(f"{backend} fp32")
         results[backend] = det.predict_raw(images[:1])[0]
     torch_raw = results["pytorch"]
     assert len(torch_raw.scores) >= 5

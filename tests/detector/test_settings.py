@@ -13,14 +13,14 @@ from plastic_hotspots.detector.errors import ModelError
 from plastic_hotspots.detector.predictor import YoloSpec
 from plastic_hotspots.detector.settings import BACKENDS, DetectorSettings
 
-NAMES = ["backend", "imgsz", "conf", "iou", "device", "slice_size", "slice_overlap", "batch"]
+NAMES = ["backend", "imgsz", "conf", "iou", "device", "slice_size", "slice_overlap", "batch", "precision"]
 
 
 def test_the_settings_and_their_defaults() -> None:
     assert [f.name for f in fields(DetectorSettings)] == NAMES
     assert DetectorSettings().values() == {
-        "backend": "pytorch", "imgsz": 640, "conf": 0.25, "iou": 0.5, "device": "cpu",
-        "slice_size": 0, "slice_overlap": 0.2, "batch": 1,
+        "backend": "auto", "imgsz": 640, "conf": 0.25, "iou": 0.5, "device": "cpu",
+        "slice_size": 0, "slice_overlap": 0.2, "batch": 1, "precision": "auto",
     }  # fmt: skip
 
 
@@ -28,7 +28,7 @@ def test_the_command_line_defaults_are_the_settings_defaults() -> None:
     options = inspect.signature(detect).parameters
     defaults = DetectorSettings()
     shared = [name for name in NAMES if name in options]
-    assert shared == NAMES[:-1]  # batch is the runner's --batch-size
+    assert shared == [name for name in NAMES if name != "batch"]  # batch is the runner's --batch-size
     for name in shared:
         assert options[name].default == getattr(defaults, name), name
 
@@ -41,6 +41,7 @@ def test_the_provenance_records_the_settings_that_change_detections() -> None:
         "conf": 0.1,
         "iou": 0.6,
         "slice_size": 640,
+        "precision": "auto",
     }
 
 
@@ -60,6 +61,8 @@ def test_a_spec_is_the_weights_then_the_settings() -> None:
     [
         ({"backend": "tensorrt"}, "unknown backend 'tensorrt'", ", ".join(BACKENDS)),
         ({"slice_size": 31}, "slice size 31 is too small", "at least the model's imgsz"),
+        ({"precision": "fp16"}, "unknown precision 'fp16'", "auto, fp32, bf16, int8"),
+        ({"backend": "onnx", "precision": "int8"}, "int8 runs on the openvino backend only", "fp32"),
     ],
 )
 def test_bad_settings_say_how_to_fix_them(changes: dict[str, object], message: str, hint: str) -> None:

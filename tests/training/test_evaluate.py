@@ -149,7 +149,7 @@ def test_default_model_when_model_is_absent(
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["provenance"]["model"].startswith("tiny.pt sha256:")
     assert metrics["provenance"]["tool"] == "training.evaluate"
-    assert metrics["provenance"]["parameters"]["backend"] == "pytorch"  # detect's default
+    assert metrics["provenance"]["parameters"]["backend"] in {"openvino", "pytorch"}  # auto, resolved
     assert metrics["images"] == 2
     assert metrics["truths"] == 4
     assert set(metrics["ap_by_size"]) == {"small", "medium", "large"}
