@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from plastic_hotspots import __version__
 from plastic_hotspots.annotations import cli as annotations_cli
@@ -64,9 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except PlasticHotspotsError as exc:
         err = Console(stderr=True)
-        err.print(f"[bold red]Error:[/] {exc.message}", highlight=False)
+        # Messages carry paths and user text: brackets in them are text, never Rich markup.
+        err.print(f"[bold red]Error:[/] {escape(exc.message)}", highlight=False)
         if exc.hint:
-            err.print(f"[bold]How to fix:[/] {exc.hint}", highlight=False)
+            err.print(f"[bold]How to fix:[/] {escape(exc.hint)}", highlight=False)
         return 1
     return 0
 

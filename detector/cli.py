@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from plastic_hotspots.detector.settings import BackendFallbackWarning, DetectorSettings, TrackingSettings
 
@@ -154,7 +155,7 @@ def detect(
         console.print(
             f"backend: [bold]{chosen.backend}[/], precision: [bold]{chosen.precision}[/]"
             + (f", device {chosen.device}" if chosen.device not in ("cpu", "CPU") else "")
-            + f" ({detector.choice})",
+            + f" ({escape(detector.choice)})",
             style="yellow" if "not installed" in detector.choice else None,
         )
         summary = run_detection(

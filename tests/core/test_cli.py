@@ -59,3 +59,15 @@ def test_project_error_becomes_message_and_exit_code_1(
 def test_usage_error_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["hotspots"]) == 2
     assert "Missing option" in capsys.readouterr().err
+
+
+def test_brackets_in_paths_and_hints_are_printed_as_they_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rich markup in a path (``[/]`` crashed, ``[red]`` vanished) is text in an error message."""
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping inside the path
+    folder = tmp_path / "survey [red] [/] [bold]2026[/bold]"
+    code = main(["hotspots", "--config", str(folder / "basin.yaml"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert str(folder / "basin.yaml") in err
