@@ -275,9 +275,15 @@ def parse_config(raw: Any, base_dir: Path, source: Path | None = None) -> BasinC
         for key, value in layers.items()
         if value and key not in ("dem", "population", "zones")
     }
-    params_raw = dict(raw.get("params") or {})
+    given = raw.get("params") or {}
+    if not isinstance(given, dict):
+        raise ConfigError(
+            f"`params` must be a mapping of parameter names to values, got {given!r}",
+            hint="write e.g. `params: {land_lambda_m: 400, top_n: 10}`",
+        )
+    params_raw = dict(given)
     if "cell_size_m" in raw:
-        params_raw["cell_size_m"] = float(raw["cell_size_m"])
+        params_raw["cell_size_m"] = raw["cell_size_m"]  # checked with the parameters: a number > 0
     params = HotspotParams.from_mapping(params_raw)
     aoi = raw.get("area_of_interest")
     outlet = raw.get("outlet")

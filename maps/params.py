@@ -26,6 +26,42 @@ GI_FDR = 0.05
 """False-discovery rate of the Gi* hot and cold spots (Benjamini-Hochberg over the cells tested)."""
 
 
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    whole: bool = False,
+    unit: str = "",
+) -> None:
+    """Raise a ConfigError naming ``name`` unless ``value`` is a finite number in the range given.
+
+    ``low``/``high`` are inclusive (``low_open``: ``low`` itself excluded); ``whole`` asks for an integer.
+    The message says what was expected and what came, e.g. "barrier_pass.dam must be a number in [0, 1]
+    (a fraction), got -3".
+    """
+    kind = "a whole number" if whole else "a number"
+    if low is not None and high is not None:
+        expected = f"{kind} in {'(' if low_open else '['}{low:g}, {high:g}]"
+    elif low is not None:
+        expected = f"{kind} {'>' if low_open else '>='} {low:g}"
+    else:
+        expected = kind
+    if unit:
+        expected += f" ({unit})"
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and whole:
+        ok = float(value).is_integer()
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        raise ConfigError(f"{name} must be {expected}, got {value!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class ZoneDefaults:
     """Waste figures used where a cell lies in no service zone, or a zone leaves a figure out.
@@ -42,6 +78,13 @@ class ZoneDefaults:
     plastic_share: float = 0.12
     collection_rate: float = 0.2
 
+    def __post_init__(self) -> None:
+        check_number(
+            "zone_defaults.generation_kg_per_cap_day", self.generation_kg_per_cap_day, low=0, unit="kg"
+        )
+        check_number("zone_defaults.plastic_share", self.plastic_share, low=0, high=1, unit="a fraction")
+        check_number("zone_defaults.collection_rate", self.collection_rate, low=0, high=1, unit="a fraction")
+
 
 @dataclass(frozen=True, slots=True)
 class BarrierPass:
@@ -52,6 +95,12 @@ class BarrierPass:
     bridge: float = 0.85
     lock: float = 0.6
     port: float = 0.7
+
+    def __post_init__(self) -> None:
+        for kind in fields(self):
+            check_number(
+                f"barrier_pass.{kind.name}", getattr(self, kind.name), low=0, high=1, unit="a fraction"
+            )
 
     def for_kind(self, kind: str) -> float:
         """The pass factor of a barrier kind; raises ConfigError for an unknown kind."""
@@ -115,22 +164,31 @@ class HotspotParams:
     sea_level_m: float | None = 0.0
 
     def __post_init__(self) -> None:
-        positive = (
-            "cell_size_m",
-            "river_threshold_km2",
-            "land_lambda_m",
-            "river_mu_km",
-            "prior_strength_obs",
-        )
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        positive = {
+            "cell_size_m": "metres",
+            "river_threshold_km2": "km²",
+            "land_lambda_m": "metres",
+            "river_mu_km": "km",
+            "prior_strength_obs": "observations",
+        }
+        for name, unit in positive.items():
+            check_number(name, getattr(self, name), low=0, low_open=True, unit=unit)
+        not_negative = {
+            "stream_burn_m": "metres",
+            "land_lambda_slope_gain": "per unit slope",
+            "low_slope": "rise/run",
+            "hotspot_separation_m": "metres",
+            "observed_source_weight": "a weight",
+        }
+        for name, unit in not_negative.items():
+            check_number(name, getattr(self, name), low=0, unit=unit)
         for name in ("low_slope_pass", "interval"):
-            value = getattr(self, name)
-            if not 0 < value <= 1:
-                raise ConfigError(f"{name} must lie in (0, 1], got {value!r}")
-        if self.top_n < 1:
-            raise ConfigError(f"top_n must be >= 1, got {self.top_n!r}")
+            check_number(name, getattr(self, name), low=0, high=1, low_open=True, unit="a fraction")
+        check_number("top_n", self.top_n, low=1, whole=True)
+        check_number("min_observations", self.min_observations, low=1, whole=True, unit="observations")
+        for name, group in (("barrier_pass", BarrierPass), ("zone_defaults", ZoneDefaults)):
+            if not isinstance(getattr(self, name), group):
+                raise ConfigError(f"{name} must be a mapping of its figures, got {getattr(self, name)!r}")
         sea = self.sea_level_m
         if sea is not None and (
             isinstance(sea, bool) or not isinstance(sea, int | float) or not -500 < sea < 9000
@@ -154,6 +212,11 @@ class HotspotParams:
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> HotspotParams:
         """Build parameters from a config mapping; unknown keys are rejected with their names."""
+        if not isinstance(raw, dict):
+            raise ConfigError(
+                f"`params` must be a mapping of parameter names to values, got {raw!r}",
+                hint="write e.g. `params: {land_lambda_m: 400, top_n: 10}`",
+            )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
@@ -167,6 +230,8 @@ class HotspotParams:
         for name, group in (("barrier_pass", BarrierPass), ("zone_defaults", ZoneDefaults)):
             if name in values:
                 sub = values[name]
+                if not isinstance(sub, dict):
+                    raise ConfigError(f"`params: {name}` must be a mapping, got {sub!r}")
                 allowed = {f.name for f in fields(group)}
                 bad = sorted(set(sub) - allowed)
                 if bad:

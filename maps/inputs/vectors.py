@@ -268,6 +268,14 @@ def load_barriers(path: Path, grid: GridSpec, passes: BarrierPass) -> Barriers:
         if "pass_factor" in frame.columns
         else np.full(len(frame), np.nan)
     )
+    bad = np.isfinite(given) & ((given < 0) | (given > 1))
+    if bad.any():
+        rows = ", ".join(str(int(i) + 1) for i in np.flatnonzero(bad)[:5])
+        raise LayerError(
+            f"the barriers layer {path}: pass_factor must be a fraction in [0, 1] (the share of the load "
+            f"that passes), got {', '.join(f'{v:g}' for v in given[bad][:5])} in row(s) {rows}",
+            hint="fix those values, or leave pass_factor empty to use the kind's default",
+        )
     factor = np.array(
         [g if np.isfinite(g) else passes.for_kind(k) for g, k in zip(given, kinds, strict=True)]
     )

@@ -26,11 +26,28 @@ def test_relative_paths_resolve_against_the_config(tmp_path: Path) -> None:
         ({"layers": {"population": "p.tif"}}, "no `dem` layer"),
         ({"layers": {"dem": "a.tif"}, "params": {"lambda": 3}}, "unknown model parameter"),
         ({"layers": {"dem": "a.tif"}, "params": {"barrier_pass": {"canal": 0.5}}}, "unknown barrier_pass"),
-        ({"layers": {"dem": "a.tif"}, "params": {"land_lambda_m": -1}}, "must be > 0"),
+        ({"layers": {"dem": "a.tif"}, "params": {"land_lambda_m": -1}}, "land_lambda_m must be a number > 0"),
         ({"layers": {"dem": "a.tif"}, "outlet": [1, 2, 3]}, "list of 2 numbers"),
         (["not", "a", "mapping"], "must be a mapping"),
+        # Impossible numbers and wrong types name the key, what was expected and what came.
+        ({"layers": {"dem": "a.tif"}, "params": {"barrier_pass": {"dam": -3}}},
+         r"barrier_pass.dam must be a number in \[0, 1\] \(a fraction\), got -3"),
+        ({"layers": {"dem": "a.tif"}, "params": {"zone_defaults": {"generation_kg_per_cap_day": -1}}},
+         "generation_kg_per_cap_day must be a number >= 0"),
+        ({"layers": {"dem": "a.tif"}, "params": {"zone_defaults": {"collection_rate": "high"}}},
+         "collection_rate must be a number in .* got 'high'"),
+        ({"layers": {"dem": "a.tif"}, "params": {"min_observations": -5}},
+         "min_observations must be a whole number >= 1"),
+        ({"layers": {"dem": "a.tif"}, "params": {"top_n": 2.5}},
+         "top_n must be a whole number >= 1, got 2.5"),
+        ({"layers": {"dem": "a.tif"}, "cell_size_m": "hundred"}, "cell_size_m must be a number > 0"),
+        ({"layers": {"dem": "a.tif"}, "params": {"cell_size_m": float("nan")}},
+         "cell_size_m must be a number"),
+        ({"layers": {"dem": "a.tif"}, "params": [1, 2]}, "`params` must be a mapping"),
+        ({"layers": {"dem": "a.tif"}, "params": {"barrier_pass": 0.5}},
+         "`params: barrier_pass` must be a mapping"),
     ],
-)
+)  # fmt: skip
 def test_bad_configs_say_what_is_wrong(raw: object, message: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(raw, tmp_path)

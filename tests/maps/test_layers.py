@@ -268,6 +268,16 @@ def test_vectors_need_a_crs_and_barriers_a_kind(tmp_path: Path) -> None:
     barriers = load_barriers(path, grid, BarrierPass())
     assert barriers.kind == ["dam"]
     assert barriers.pass_factor.tolist() == [BarrierPass().dam]
+    for impossible in (5.0, -1.0):  # a load multiplied by 5, or made negative
+        gpd.GeoDataFrame(
+            {"kind": ["weir", "dam"], "pass_factor": [0.4, impossible]},
+            geometry=[Point(100.01, 20.01), Point(100.011, 20.01)],
+            crs="EPSG:4326",
+        ).to_file(path, layer="b")
+        with pytest.raises(
+            LayerError, match=rf"pass_factor must be a fraction in \[0, 1\].*got {impossible:g} in row\(s\) 2"
+        ):
+            load_barriers(path, grid, BarrierPass())
     nocrs = tmp_path / "lines.shp"
     gpd.GeoDataFrame(geometry=[LineString([(0, 0), (1, 1)])]).to_file(nocrs)
     with pytest.raises(CRSError, match="no CRS"):
