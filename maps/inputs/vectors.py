@@ -113,6 +113,36 @@ def _polygonal(geom: object) -> object | None:
     return None
 
 
+def _plain_zones(path: Path) -> gpd.GeoDataFrame:
+    """A zones file read as it is: it must hold zones, and the figures under their own names.
+
+    Raises:
+        LayerError: No feature, or none of the columns of :data:`ZONE_COLUMNS` (defaults everywhere
+            would pass unnoticed).
+    """
+    frame = read_vector(path, "zones")
+    if frame.empty:
+        raise LayerError(
+            f"the zones layer {path} has no features",
+            hint="give the service zones' polygons, or leave `zones` out to use the defaults everywhere",
+        )
+    present = [c for c in ZONE_COLUMNS if c in frame.columns]
+    if not present:
+        raise LayerError(
+            f"the zones layer {path} has none of the columns {', '.join(ZONE_COLUMNS)}",
+            hint="name the figures' columns: `zones: {path: FILE, collection_rate: COLUMN}` "
+            "(a column, a ratio 'a / b', or a number)",
+        )
+    missing = [c for c in ZONE_COLUMNS if c not in frame.columns]
+    if missing:
+        warnings.warn(
+            f"the zones layer {path} has no {', '.join(missing)} column: the default is used for it",
+            LayerWarning,
+            stacklevel=3,
+        )
+    return frame
+
+
 def read_zones(source: ZoneSource, defaults: ZoneDefaults | None = None) -> gpd.GeoDataFrame:
     """Service zones with the columns :func:`rasterize_zones` reads.
 
@@ -128,7 +158,7 @@ def read_zones(source: ZoneSource, defaults: ZoneDefaults | None = None) -> gpd.
             [0, 1].
     """
     if not isinstance(source, ZoneTable):
-        return read_vector(source, "zones")
+        return _plain_zones(source)
     frame = repair_polygons(read_vector(source.path, "zones"), source.path, "zones")
     out = gpd.GeoDataFrame(geometry=frame.geometry.to_numpy(), crs=frame.crs)
     for name in ZONE_COLUMNS:

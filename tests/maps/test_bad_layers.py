@@ -115,6 +115,25 @@ def observations_without_counts(inputs: Path) -> None:
     obs.drop(columns="items").to_parquet(inputs / "observations.parquet")
 
 
+def zones_with_no_features(inputs: Path) -> None:
+    zones = gpd.read_file(inputs / "zones.gpkg")
+    zones.iloc[0:0].to_file(inputs / "zones.gpkg")
+
+
+def zones_without_their_columns(inputs: Path) -> None:
+    zones = gpd.read_file(inputs / "zones.gpkg")
+    zones = zones.rename(
+        columns={"collection_rate": "served", "plastic_share": "plastic", "generation_kg_per_cap_day": "kg"}
+    )
+    zones.to_file(inputs / "zones.gpkg")
+
+
+def barrier_passing_five_times_its_load(inputs: Path) -> None:
+    barriers = gpd.read_file(inputs / "barriers.gpkg")
+    barriers["pass_factor"] = 5.0
+    barriers.to_file(inputs / "barriers.gpkg")
+
+
 CASES = [
     (dem_without_crs, "DEM raster .* has no CRS", "gdal_edit"),
     (population_without_crs, "population raster .* has no CRS", "assign its CRS"),
@@ -131,6 +150,9 @@ CASES = [
     (survey_of_another_place, "none of the .* observations .* lie inside the grid", "area_of_interest"),
     (survey_with_no_usable_image, "no usable geotagged rows", "rejects"),
     (observations_without_counts, "no `items` column", "item count"),
+    (zones_with_no_features, "zones layer .* has no features", "leave `zones` out"),
+    (zones_without_their_columns, "zones layer .* has none of the columns", "collection_rate: COLUMN"),
+    (barrier_passing_five_times_its_load, "pass_factor must be a fraction in", "leave pass_factor empty"),
 ]
 
 
