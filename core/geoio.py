@@ -21,6 +21,36 @@ if TYPE_CHECKING:
 PROVENANCE_KEY = b"plastic_hotspots:provenance"
 
 
+def check_output_file(path: Path, option: str = "--out", example: str = "out") -> None:
+    """Refuse, before any work, an output file that names an existing directory.
+
+    Raises:
+        ConfigError: ``path`` is a directory (the run would fail only at its very end).
+    """
+    from plastic_hotspots.errors import ConfigError
+
+    if Path(path).is_dir():
+        raise ConfigError(
+            f"{option} {path} is a directory, not a file to write",
+            hint=f"give a file to write, e.g. {option} {Path(path) / example}",
+        )
+
+
+def check_output_dir(path: Path, option: str = "--out") -> None:
+    """Refuse, before any work, an output folder that names an existing file.
+
+    Raises:
+        ConfigError: ``path`` exists and is not a directory.
+    """
+    from plastic_hotspots.errors import ConfigError
+
+    if Path(path).exists() and not Path(path).is_dir():
+        raise ConfigError(
+            f"{option} {path} is a file, not a folder to write into",
+            hint=f"give a folder name (it is created), e.g. {option} {Path(path).with_suffix('')}-results",
+        )
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds."""

@@ -118,8 +118,10 @@ def detect(
     from plastic_hotspots.detector.predictor import YoloDetector
     from plastic_hotspots.detector.run import RunOptions, run_detection
     from plastic_hotspots.detector.yolo import cache_root, default_model_path
+    from plastic_hotspots.geoio import check_output_file
 
     check_workers_or_scheduler(workers, scheduler)
+    check_output_file(out, example="detections.parquet")
     settings = DetectorSettings(
         backend=backend, precision=precision, imgsz=imgsz, conf=conf, iou=iou, device=device,
         slice_size=slice_size, slice_overlap=slice_overlap,

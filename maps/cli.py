@@ -100,9 +100,11 @@ def hotspots(
     """
     from dataclasses import replace
 
+    from plastic_hotspots.geoio import check_output_dir
     from plastic_hotspots.maps.config import load_config
 
     basin = load_config(config)
+    check_output_dir(out)
     if uncertainty is not None:
         basin = replace(basin, uncertainty=replace(basin.uncertainty, draws=uncertainty))
     if tile is None:
@@ -190,7 +192,10 @@ def map_command(
     ] = None,
 ) -> None:
     """Render a self-contained interactive map (works offline) of a hotspot result directory."""
+    from plastic_hotspots.geoio import check_output_file
     from plastic_hotspots.maps.render.webmap import render_map
+
+    check_output_file(out, example="map.html")
 
     typer.echo(str(render_map(directory, out, title=title, before=before)))
 
@@ -201,7 +206,10 @@ def report(
     title: Annotated[str, typer.Option(help="Title of the report.")] = "Plastic hotspots report",
 ) -> None:
     """Write a one-page agency summary of a hotspot result directory (offline HTML; prints to PDF)."""
+    from plastic_hotspots.geoio import check_output_file
     from plastic_hotspots.maps.render.report import render_report
+
+    check_output_file(out, example="report.html")
 
     typer.echo(str(render_report(directory, out, title=title)))
 
@@ -234,11 +242,14 @@ def density(
 
     import numpy as np
 
-    from plastic_hotspots.geoio import atomic_path
+    from plastic_hotspots.geoio import atomic_path, check_output_file
     from plastic_hotspots.maps.inputs.observations import read_observations
     from plastic_hotspots.maps.params import GI_FDR
     from plastic_hotspots.maps.survey.cells import density_cells, survey_density, track_lines
     from plastic_hotspots.provenance import make_provenance
+
+    if not validate:
+        check_output_file(out, example="cells.gpkg")
 
     if not (math.isfinite(cell_size) and cell_size >= 1.0):
         raise ConfigError(

@@ -71,3 +71,32 @@ def test_brackets_in_paths_and_hints_are_printed_as_they_are(
     err = capsys.readouterr().err
     assert code == 1
     assert str(folder / "basin.yaml") in err
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["map", "{result}", "--out", "{folder}"], "is a directory, not a file to write"),
+        (["report", "{result}", "--out", "{folder}"], "is a directory, not a file to write"),
+        (["detect", "{folder}", "--out", "{folder}"], "is a directory, not a file to write"),
+        (["density", "{file}", "--out", "{folder}"], "is a directory, not a file to write"),
+        (["hotspots", "--config", "{config}", "--out", "{file}"], "is a file, not a folder to write into"),
+    ],
+)
+def test_an_output_of_the_wrong_kind_is_refused_before_any_work(
+    command: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "existing-folder"
+    folder.mkdir()
+    result = tmp_path / "result"
+    result.mkdir()
+    file = tmp_path / "existing.geojson"
+    file.write_text("{}")
+    config = tmp_path / "basin.yaml"
+    config.write_text("layers:\n  dem: dem.tif\n")
+    args = [a.format(result=result, folder=folder, file=file, config=config) for a in command]
+    code = main(args)
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 1, err
+    assert message in err
+    assert "Traceback" not in err
