@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +69,59 @@ def atomic_path(target: Path) -> Iterator[Path]:
     finally:
         if tmp.is_file():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def whole_folder(target: Path, own: Collection[str]) -> Iterator[Path]:
+    """Yield a fresh folder beside ``target`` and swap it in for ``target`` when the block succeeds.
+
+    A run is whole or absent: killed or failed midway, ``target`` keeps its earlier result untouched
+    (never new files beside old ones), and the partial folder is removed, by the failing run or, after a
+    kill, by the next run into ``target``. Files of an earlier ``target`` whose names are not in ``own``
+    (the run's own output names; e.g. a map a user wrote into it) are carried over into the new one.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_folders(target)
+    partial = target.parent / f".{target.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        yield partial
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    if target.is_dir():
+        for item in target.iterdir():
+            if item.name not in own and not (partial / item.name).exists():
+                item.rename(partial / item.name)
+        target.rename(old)
+    partial.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_stale_folders(target: Path) -> None:
+    """Remove partial or old folders of ``target`` left by runs that no longer live."""
+    for stale in (
+        *target.parent.glob(f".{target.name}.partial-*"),
+        *target.parent.glob(f".{target.name}.old-*"),
+    ):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another run into the same folder is still writing
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` lives on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_geoparquet(frame: gpd.GeoDataFrame, path: Path, provenance: Provenance) -> Path:

@@ -119,9 +119,14 @@ def hotspots(
 
 
 def _whole_grid(basin: BasinConfig, out: Path) -> None:
+    from plastic_hotspots.geoio import whole_folder
+    from plastic_hotspots.maps.io.results import result_names
     from plastic_hotspots.maps.wholegrid.run import run_hotspots
 
-    result, outputs = run_hotspots(basin, out)
+    # Whole or absent: the run writes into a fresh folder that replaces ``out`` only when it is done.
+    with whole_folder(out, result_names()) as partial:
+        result, outputs = run_hotspots(basin, partial)
+    outputs = outputs.moved_to(partial, out)
     n_leak = sum(1 for h in result.hotspots if h.kind == "leakage")
     n_acc = len(result.hotspots) - n_leak
     console.print(f"[bold green]{n_leak} leakage and {n_acc} accumulation hotspots ranked.[/]")

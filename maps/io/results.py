@@ -190,6 +190,11 @@ RESULT_LAYERS = tuple(
 """The layers of ``hotspots.gpkg`` the model makes (not copied from inputs), which the report reads."""
 
 
+def result_names() -> frozenset[str]:
+    """The names of every file a hotspot run writes into its folder (rasters and the files beside them)."""
+    return frozenset({layer.filename for layer in RASTERS.values()} | {f.filename for f in FILES})
+
+
 def check_result_dir(result_dir: Path) -> Path:
     """The directory's ``hotspots.gpkg``; RenderError, saying how to make one, if it is not there."""
     hint = f"write it with `{HOTSPOTS_COMMAND}`, then pass that DIR"

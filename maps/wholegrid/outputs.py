@@ -52,6 +52,21 @@ class HotspotOutputs:
     fusion: tuple[Path, Path] | None = None
     uncertainty: Path | None = None
 
+    def moved_to(self, written: Path, final: Path) -> HotspotOutputs:
+        """The same outputs after the folder ``written`` became ``final`` (paths under it rebased)."""
+
+        def moved(path: Path) -> Path:
+            return Path(final) / Path(path).relative_to(written)
+
+        return HotspotOutputs(
+            directory=Path(final),
+            rasters={name: moved(path) for name, path in self.rasters.items()},
+            vectors=moved(self.vectors),
+            provenance=moved(self.provenance),
+            fusion=(moved(self.fusion[0]), moved(self.fusion[1])) if self.fusion is not None else None,
+            uncertainty=moved(self.uncertainty) if self.uncertainty is not None else None,
+        )
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class RiverNetwork:
