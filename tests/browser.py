@@ -319,3 +319,25 @@ def print_to_pdf(html_path: Path, pdf_path: Path, *, timeout_s: float = 60.0) ->
 def pdf_page_count(pdf: bytes) -> int:
     """The number of pages of a PDF: its ``/Type /Page`` objects (not ``/Pages``)."""
     return len(re.findall(rb"/Type\s*/Page(?![A-Za-z])", pdf))
+
+
+LAYER_LABELS_SCRIPT = """(() => {
+  const labels = [...document.querySelectorAll(".leaflet-control-layers label span")];
+  const pre = document.createElement("pre");
+  pre.id = "labels";
+  pre.textContent = JSON.stringify(labels.map(s => s.textContent.trim()));
+  document.body.appendChild(pre);
+})()"""
+
+
+def layer_control_labels(html_path: Path, screenshot_png: Path) -> tuple[list[str], list[str]]:
+    """Open a map in headless Chromium: its errors (and network requests) and its layer control's labels."""
+    import html
+    import json
+    import re
+
+    errors, dom = run_headless(html_path, screenshot_png, script=LAYER_LABELS_SCRIPT)
+    found = re.search(r'<pre id="labels">(.*?)</pre>', dom, re.DOTALL)
+    if found is None:
+        raise AssertionError("the page has no layer control to read")
+    return errors, list(json.loads(html.unescape(found.group(1))))

@@ -119,24 +119,11 @@ def test_demo_writes_the_report_and_district_boundaries(demo: DemoOutputs) -> No
 
 
 def test_demo_map_opens_offline_in_chromium_with_every_layer(demo: DemoOutputs, tmp_path: Path) -> None:
-    from browser import require_chromium, run_headless
+    from browser import layer_control_labels, require_chromium
 
     require_chromium()
-    script = """(() => {
-      const labels = [...document.querySelectorAll(".leaflet-control-layers label span")];
-      const pre = document.createElement("pre");
-      pre.id = "labels";
-      pre.textContent = JSON.stringify(labels.map(s => s.textContent.trim()));
-      document.body.appendChild(pre);
-    })()"""
-    errors, dom = run_headless(demo.map_html, tmp_path / "demo.png", script=script)
+    errors, labels = layer_control_labels(demo.map_html, tmp_path / "demo.png")
     assert errors == []  # no JavaScript error, no network request
-    import html
-    import re
-
-    found = re.search(r'<pre id="labels">(.*?)</pre>', dom, re.DOTALL)
-    assert found
-    labels = json.loads(html.unescape(found.group(1)))
     expected = {
         "Basemap (offline)", "OpenStreetMap (online)", "Leakage-source index", "Administrative boundaries",
         "Basin and sub-basins", "Observed density", "Gi* hot and cold spots", "Rivers", "Survey photos",

@@ -92,21 +92,12 @@ def test_demo_maha_oya_keeps_the_mass_balance(run_dir: Path) -> None:
 
 
 def test_demo_maha_oya_map_opens_offline_in_chromium(run_dir: Path, tmp_path: Path) -> None:
-    from browser import require_chromium, run_headless
+    from browser import layer_control_labels, require_chromium
 
     require_chromium()
-    script = """(() => {
-      const labels = [...document.querySelectorAll(".leaflet-control-layers label span")];
-      const pre = document.createElement("pre");
-      pre.id = "labels";
-      pre.textContent = JSON.stringify(labels.map(s => s.textContent.trim()));
-      document.body.appendChild(pre);
-    })()"""
-    errors, dom = run_headless(run_dir / "map.html", tmp_path / "maha-oya.png", script=script)
+    errors, found = layer_control_labels(run_dir / "map.html", tmp_path / "maha-oya.png")
     assert errors == []  # no JavaScript error, no network request
-    found = re.search(r'<pre id="labels">(.*?)</pre>', dom, re.DOTALL)
-    assert found
-    labels = set(json.loads(html.unescape(found.group(1))))
+    labels = set(found)
     expected = {
         "Basemap (offline)", "Leakage-source index", "Administrative boundaries", "Basin and sub-basins",
         "Observed density", "Rivers", "Survey photos", "Accumulation hotspots", "Leakage hotspots",
