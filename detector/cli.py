@@ -82,7 +82,10 @@ def detect(
         float, typer.Option(help="Seconds between the frames the tracker sees (denser than --every-s).")
     ] = TRACKING.every_s,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run into the same output.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Discard an interrupted run and start again.")] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(help="Replace a finished run in --out, or discard an interrupted one and start again."),
+    ] = False,
     gpkg: Annotated[bool, typer.Option(help="Also write a GeoPackage for QGIS.")] = False,
     tile_size: Annotated[int, typer.Option(help="Tile size in pixels for reading GeoTIFF rasters.")] = 2048,
     decode_threads: Annotated[

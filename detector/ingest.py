@@ -144,18 +144,25 @@ class LoadedImage:
 # --------------------------------------------------------------------------------------------- discover
 
 
-def discover(sources: Sequence[Path], options: IngestOptions) -> list[WorkItem]:
+def discover(
+    sources: Sequence[Path], options: IngestOptions, own_outputs: Sequence[Path] = ()
+) -> list[WorkItem]:
     """List the work items under ``sources`` (files, and folders searched recursively), sorted by key.
+
+    ``own_outputs`` are the run's own files and folders (its outputs, parts and lock): never inputs,
+    wherever they lie.
 
     Raises:
         ConfigError: A source does not exist.
     """
     files: list[Path] = []
     skip = {p.resolve() for p in (options.sidecar, options.gpx) if p is not None}
+    outputs = [Path(p).resolve() for p in own_outputs]
+    skip.update(outputs)
     for source in sources:
         src = Path(source)
         if src.is_dir():
-            files.extend(p for p in sorted(src.rglob("*")) if _listed(p, skip))
+            files.extend(p for p in sorted(src.rglob("*")) if _listed(p, skip, outputs))
         elif src.is_file():
             files.append(src)
         else:
@@ -173,18 +180,20 @@ def discover(sources: Sequence[Path], options: IngestOptions) -> list[WorkItem]:
     return items
 
 
-def _listed(path: Path, skip: set[Path]) -> bool:
+def _listed(path: Path, skip: set[Path], outputs: Sequence[Path] = ()) -> bool:
     """Whether a path found in a source folder is an input: anything but a folder or the run's own files.
 
-    The run's own files are its sidecar and GPX track; a file of another type, or a broken link, is
-    listed so that :func:`load` rejects it with the reason.
+    The run's own files are its sidecar and GPX track, and its outputs (files, or anything inside its
+    parts folder); a file of another type, or a broken link, is listed so that :func:`load` rejects it
+    with the reason.
     """
     if path.is_dir():
         return False
     try:
-        return path.resolve() not in skip
+        resolved = path.resolve()
     except OSError:  # a link that cannot be resolved (a loop): listed, and rejected as unreadable
         return True
+    return resolved not in skip and not any(resolved.is_relative_to(o) for o in outputs)
 
 
 def _items_of(path: Path, options: IngestOptions) -> list[WorkItem]:

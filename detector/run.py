@@ -30,10 +30,12 @@ are the same as in one process, so the merged outputs are the same row for row.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+import socket
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -70,7 +72,7 @@ class RunOptions:
         decode_threads: Threads reading images ahead of the model (0: read between model calls), in a
             run in one process; a worker reads its chunk's images one by one.
         resume: Continue an interrupted run into the same output.
-        overwrite: Throw away an interrupted run's parts and start again.
+        overwrite: Replace a finished run in the same output, or throw away an interrupted run's parts.
         gpkg: Also write a GeoPackage beside the GeoParquet.
     """
 
@@ -224,16 +226,98 @@ def run_detection(
         Counts and the paths written.
 
     Raises:
-        ConfigError: No inputs, an interrupted run without ``resume`` or ``overwrite``, a resume with
+        ConfigError: No inputs, another living run into ``out``, a finished ``out`` without
+            ``overwrite``, an interrupted run without ``resume`` or ``overwrite``, a resume with
             other settings, or a detector that cannot be sent to workers.
         ClusterError: The workers run another version of plastic-hotspots, or kept dying on a chunk.
     """
-    ingest = ingest or IngestOptions()
     run = run or RunOptions()
+    with output_lock(out):
+        return _run_detection(
+            sources,
+            out,
+            detector,
+            ingest or IngestOptions(),
+            run,
+            parameters,
+            cluster,
+            tracking,
+            make_tracker,
+        )
+
+
+def output_lock_path(out: Path) -> Path:
+    """The lock a running ``detect`` holds beside its ``--out``."""
+    stem = Path(out).with_suffix("")
+    return stem.with_name(stem.name + ".lock")
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold the lock of ``--out`` for a run: a second run into it is refused while the first lives.
+
+    The lock file names its process; a lock whose process is gone (a crash, ``kill -9``) is stale and
+    taken over.
+
+    Raises:
+        ConfigError: Another living ``detect`` holds the lock.
+    """
+    lock = output_lock_path(out)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = lock.read_text(encoding="utf-8").strip() if lock.is_file() else ""
+            host, _, pid = holder.partition(":")
+            if pid.isdigit() and host == socket.gethostname() and _process_alive(int(pid)):
+                raise ConfigError(
+                    f"another detect run (process {pid}) is writing {out}",
+                    hint="wait for it to finish, or give this run another --out",
+                ) from None
+            lock.unlink(missing_ok=True)  # stale: its run died
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(f"{socket.gethostname()}:{os.getpid()}\n")
+        break
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` lives on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _run_detection(
+    sources: Sequence[Path],
+    out: Path,
+    detector: Detector,
+    ingest: IngestOptions,
+    run: RunOptions,
+    parameters: dict[str, str | int | float | bool | None] | None,
+    cluster: Cluster | None,
+    tracking: TrackingSettings | None,
+    make_tracker: Callable[[], FrameTracker] | None,
+) -> RunSummary:
+    """:func:`run_detection` with the lock of ``out`` held."""
     paths = output_paths(out)
+    if paths["detections"].exists() and not paths["parts"].exists() and not run.overwrite:
+        raise ConfigError(
+            f"{out} holds a finished detect run",
+            hint="add --overwrite to replace it, or give this run another --out",
+        )
     classes = [detector.names[k] for k in sorted(detector.names)]
     signature = _run_signature(sources, ingest, detector)
-    items = discover(sources, ingest)
+    items = discover(sources, ingest, own_outputs=[*paths.values(), output_lock_path(out)])
     if not items:
         raise ConfigError(
             f"no images, videos or rasters found in {', '.join(str(s) for s in sources)}",

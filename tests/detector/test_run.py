@@ -154,3 +154,41 @@ def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
             ingest=IngestOptions(sidecar=sidecar),
             run=RunOptions(resume=True),
         )
+
+
+def test_a_finished_out_needs_overwrite_and_a_living_run_holds_its_lock(tmp_path: Path) -> None:
+    """A second run over a finished result is refused; one racing a living run is refused; a dead run's lock
+    is taken over; the run's own files in its input folder are never read as inputs."""
+    from plastic_hotspots.detector.run import output_lock_path
+
+    sidecar, expected = make_survey(tmp_path / "photos", 4)
+    out = tmp_path / "photos" / "detections.parquet"  # inside the input folder on purpose
+    ingest = IngestOptions(sidecar=sidecar)
+    first = run_detection([tmp_path / "photos"], out, FakeDetector(), ingest=ingest)
+    assert (first.images, first.rejected) == (4, 0)
+    with pytest.raises(ConfigError, match="holds a finished detect run"):
+        run_detection([tmp_path / "photos"], out, FakeDetector(), ingest=ingest)
+    again = run_detection(
+        [tmp_path / "photos"], out, FakeDetector(), ingest=ingest, run=RunOptions(overwrite=True)
+    )
+    assert (again.images, again.rejected, again.detections) == (4, 0, expected)  # its outputs are not inputs
+    lock = output_lock_path(out)
+    assert not lock.exists()  # released
+    import socket
+
+    living = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        lock.write_text(f"{socket.gethostname()}:{living.pid}\n")
+        with pytest.raises(ConfigError, match=f"another detect run \\(process {living.pid}\\)"):
+            run_detection(
+                [tmp_path / "photos"], out, FakeDetector(), ingest=ingest, run=RunOptions(overwrite=True)
+            )
+    finally:
+        living.kill()
+        living.wait()
+    # Its process is gone: the lock is stale and the next run takes it over.
+    third = run_detection(
+        [tmp_path / "photos"], out, FakeDetector(), ingest=ingest, run=RunOptions(overwrite=True)
+    )
+    assert third.images == 4
+    assert not lock.exists()
