@@ -64,13 +64,37 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except PlasticHotspotsError as exc:
-        err = Console(stderr=True)
         # Messages carry paths and user text: brackets in them are text, never Rich markup.
-        err.print(f"[bold red]Error:[/] {escape(exc.message)}", highlight=False)
-        if exc.hint:
-            err.print(f"[bold]How to fix:[/] {escape(exc.hint)}", highlight=False)
+        _print_error(escape(exc.message), escape(exc.hint) if exc.hint else None)
+        return 1
+    except Exception as exc:
+        if not _is_reading_error(exc):
+            raise
+        _print_error(
+            f"a file could not be read: {escape(str(exc))}",
+            "check that the file named above is complete and of the format its name says (a 0-byte "
+            "file, or text named .tif/.gpkg/.parquet, is neither): export or copy it again",
+        )
         return 1
     return 0
+
+
+def _print_error(message: str, hint: str | None) -> None:
+    """The error and how to fix it, on stderr (both already escaped for Rich)."""
+    err = Console(stderr=True)
+    err.print(f"[bold red]Error:[/] {message}", highlight=False)
+    if hint:
+        err.print(f"[bold]How to fix:[/] {hint}", highlight=False)
+
+
+READING_ERROR_MODULES = ("rasterio", "pyogrio", "fiona", "pyarrow", "sqlite3", "PIL")
+"""Libraries whose errors, escaping a reader, mean an input file is broken (not a bug of ours)."""
+
+
+def _is_reading_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is an error of one of :data:`READING_ERROR_MODULES` (a reader met a broken file)."""
+    module = type(exc).__module__.split(".", 1)[0].lstrip("_")
+    return module in READING_ERROR_MODULES
 
 
 if __name__ == "__main__":

@@ -134,6 +134,27 @@ def barrier_passing_five_times_its_load(inputs: Path) -> None:
     barriers.to_file(inputs / "barriers.gpkg")
 
 
+def dem_of_zero_bytes(inputs: Path) -> None:
+    (inputs / "dem.tif").write_bytes(b"")
+
+
+def population_that_is_text(inputs: Path) -> None:
+    (inputs / "population.tif").write_text("people: many\n")
+
+
+def zones_of_zero_bytes(inputs: Path) -> None:
+    (inputs / "zones.gpkg").write_bytes(b"")
+
+
+def barriers_cut_short(inputs: Path) -> None:
+    data = (inputs / "barriers.gpkg").read_bytes()
+    (inputs / "barriers.gpkg").write_bytes(data[:3000])  # a copy that stopped midway
+
+
+def observations_that_are_text(inputs: Path) -> None:
+    (inputs / "observations.parquet").write_text("image,items\na.jpg,3\n")
+
+
 CASES = [
     (dem_without_crs, "DEM raster .* has no CRS", "gdal_edit"),
     (population_without_crs, "population raster .* has no CRS", "assign its CRS"),
@@ -153,6 +174,12 @@ CASES = [
     (zones_with_no_features, "zones layer .* has no features", "leave `zones` out"),
     (zones_without_their_columns, "zones layer .* has none of the columns", "collection_rate: COLUMN"),
     (barrier_passing_five_times_its_load, "pass_factor must be a fraction in", "leave pass_factor empty"),
+    # Broken files: the library's complaint, with the file, and how to fix it (never a traceback).
+    (dem_of_zero_bytes, "could not be read: .*dem.tif", "complete and of the format"),
+    (population_that_is_text, "could not be read: .*population.tif", "complete and of the format"),
+    (zones_of_zero_bytes, "could not be read: .*zones.gpkg", "complete and of the format"),
+    (barriers_cut_short, "could not be read: .*", "complete and of the format"),
+    (observations_that_are_text, "could not be read: .*observations.parquet", "complete and of the format"),
 ]
 
 
@@ -164,7 +191,9 @@ def test_bad_layer_gives_a_clear_error(
     demo_inputs: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")  # paths in messages are not wrapped mid-name
     inputs = tmp_path / "inputs"
     shutil.copytree(demo_inputs, inputs)
     spoil(inputs)
