@@ -108,12 +108,12 @@ def _remove_stale_folders(target: Path) -> None:
         *target.parent.glob(f".{target.name}.old-*"),
     ):
         pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid)):
             continue  # another run into the same folder is still writing
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether a process ``pid`` lives on this machine."""
     try:
         os.kill(pid, 0)

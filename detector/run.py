@@ -46,7 +46,7 @@ from plastic_hotspots.detector.ingest import IngestOptions, discover
 from plastic_hotspots.detector.settings import TrackingSettings
 from plastic_hotspots.detector.workers import ChunkTask, ShippableDetector, worker_version
 from plastic_hotspots.errors import ClusterError, ConfigError
-from plastic_hotspots.geoio import atomic_path
+from plastic_hotspots.geoio import atomic_path, process_alive
 from plastic_hotspots.progress import progress_bar
 from plastic_hotspots.provenance import make_provenance
 
@@ -270,7 +270,7 @@ def output_lock(out: Path) -> Iterator[None]:
         except FileExistsError:
             holder = lock.read_text(encoding="utf-8").strip() if lock.is_file() else ""
             host, _, pid = holder.partition(":")
-            if pid.isdigit() and host == socket.gethostname() and _process_alive(int(pid)):
+            if pid.isdigit() and host == socket.gethostname() and process_alive(int(pid)):
                 raise ConfigError(
                     f"another detect run (process {pid}) is writing {out}",
                     hint="wait for it to finish, or give this run another --out",
@@ -284,17 +284,6 @@ def output_lock(out: Path) -> Iterator[None]:
         yield
     finally:
         lock.unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    """Whether process ``pid`` lives on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _run_detection(

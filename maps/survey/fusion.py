@@ -194,17 +194,40 @@ def source_rate(items: FloatArray, n: FloatArray) -> float:
     return SOURCE_FACTOR * max(float(items.sum() / n.sum()), 1e-9)
 
 
+def _source_logpmf(items: FloatArray, n: FloatArray) -> FloatArray:
+    """Log-probability of each cell's count under the unmodelled-source component (fixed by the survey)."""
+    return _nb_logpmf(items, n * source_rate(items, n), SOURCE_SHAPE)
+
+
 def _loglik(
-    x: FloatArray, items: FloatArray, n: FloatArray, s: float, b: float, shape: float, share: float
+    x: FloatArray,
+    items: FloatArray,
+    n: FloatArray,
+    source: FloatArray,
+    s: float,
+    b: float,
+    shape: float,
+    share: float,
 ) -> float:
     """Log-likelihood of the mixture (``x``: the modelled source in units of the link's ``s``)."""
-    return _loglik_grad(x, items, n, s, b, shape, share)[0]
+    return _loglik_grad(x, items, n, source, s, b, shape, share)[0]
 
 
 def _loglik_grad(
-    x: FloatArray, items: FloatArray, n: FloatArray, s: float, b: float, shape: float, share: float
+    x: FloatArray,
+    items: FloatArray,
+    n: FloatArray,
+    source: FloatArray,
+    s: float,
+    b: float,
+    shape: float,
+    share: float,
 ) -> tuple[float, FloatArray]:
-    """Log-likelihood of the mixture and its gradient in ``(s, log b, log shape, share)``."""
+    """Log-likelihood of the mixture and its gradient in ``(s, log b, log shape, share)``.
+
+    ``source`` is :func:`_source_logpmf` of the counts: it does not depend on the parameters, so a fit
+    computes it once.
+    """
     k = shape
     m = n * np.maximum(b + s * x, 1e-12)
     main = _nb_logpmf(items, m, k)
@@ -212,11 +235,9 @@ def _loglik_grad(
     d_main_dk = special.digamma(items + k) - special.digamma(k) + np.log(k / (k + m)) + (m - items) / (k + m)
     if share <= 0:
         w = np.ones(items.shape)
-        source = _nb_logpmf(items, n * source_rate(items, n), SOURCE_SHAPE)
         d_share = float(np.sum(np.expm1(np.minimum(source - main, 50.0))))
         total = float(main.sum())
     else:
-        source = _nb_logpmf(items, n * source_rate(items, n), SOURCE_SHAPE)
         both = np.logaddexp(math.log1p(-share) + main, math.log(share) + source)
         w = np.exp(math.log1p(-share) + main - both)  # each cell's weight of the modelled component
         d_share = float(np.sum(np.exp(source - both) - np.exp(main - both)))
@@ -241,6 +262,7 @@ def _fit_mixture(
     other point beats it, so that the full model is never worse than its null in sample.
     """
     area = max(float(items.sum() / n.sum()), 1e-9)
+    source = _source_logpmf(items, n)
 
     def unpack(theta: FloatArray) -> tuple[float, float, float, float]:
         if with_link:
@@ -248,7 +270,7 @@ def _fit_mixture(
         return 0.0, math.exp(float(theta[0])), math.exp(float(theta[1])), float(theta[2])
 
     def objective(theta: FloatArray) -> tuple[float, FloatArray]:
-        value, grad = _loglik_grad(x, items, n, *unpack(theta))
+        value, grad = _loglik_grad(x, items, n, source, *unpack(theta))
         return -value, -(grad if with_link else grad[1:])
 
     log_b = (math.log(area) - 12.0, math.log(area) + 3.0)
@@ -334,9 +356,11 @@ def _intervals(
     """
     theta = np.array([fit.scale, fit.background])
     step = np.maximum(1e-4 * np.abs(theta), 1e-7)
+    source = _source_logpmf(items, n)
 
     def nll(t: FloatArray) -> float:
-        return -_loglik(x, items, n, max(float(t[0]), 0.0), max(float(t[1]), 1e-12), fit.shape, fit.share)
+        s, b = max(float(t[0]), 0.0), max(float(t[1]), 1e-12)
+        return -_loglik(x, items, n, source, s, b, fit.shape, fit.share)
 
     hess = np.zeros((2, 2))
     for i in range(2):
