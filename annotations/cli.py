@@ -7,8 +7,9 @@ printed.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -48,14 +49,167 @@ def serve(
 def init(
     project: ProjectOpt,
     overlap: Annotated[int, typer.Option(help="Volunteers per photo.")] = 3,
+    backend: Annotated[
+        str | None, typer.Option(help="URL of `annotate backend`: model predictions as each task opens.")
+    ] = None,
+    backend_token: Annotated[Path, typer.Option(help="The backend's token file.")] = Path(
+        "backend-state/backend-token"
+    ),
 ) -> None:
     """Create (or update) a labelling project with the litter taxonomy and volunteer instructions."""
     from plastic_hotspots.annotations.labelstudio import LabelStudioClient
     from plastic_hotspots.annotations.workflow import init as do_init
 
-    pid, created = do_init(LabelStudioClient(), project, overlap)
+    client = LabelStudioClient()
+    pid, created = do_init(client, project, overlap)
     verb = "created" if created else "updated"
     typer.echo(f"{verb} project {project!r} (id {pid}), {overlap} volunteers per photo")
+    if backend:
+        from plastic_hotspots.annotations.workflow import connect_backend
+
+        state = connect_backend(client, pid, backend, backend_token)
+        typer.echo(f"ML backend {backend} connected ({state}): tasks get its boxes as they open")
+
+
+@annotate_app.command("backend")
+def backend_cmd(
+    state_dir: Annotated[
+        Path, typer.Option(help="The backend's token, the loop's state and its jobs (created, 0700).")
+    ] = Path("backend-state"),
+    document_root: Annotated[
+        Path | None, typer.Option(help="The Label Studio server's document root (where pushed photos are).")
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Weights to serve (default: detect's default model, following promotions)."),
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 9090,
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback unless you need otherwise).")] = (
+        "127.0.0.1"
+    ),
+    project: Annotated[
+        str | None, typer.Option("--project", "-p", help="Project whose labels feed the retraining loop.")
+    ] = None,
+    retrain_after: Annotated[
+        int,
+        typer.Option(help="Consensus-ready photos since the last model that start a retraining (0: off)."),
+    ] = 0,
+    retrain_epochs: Annotated[int, typer.Option(help="Fine-tuning epochs per retraining.")] = 10,
+    retrain_imgsz: Annotated[int, typer.Option(help="Training image size of a retraining.")] = 640,
+    retrain_batch: Annotated[int, typer.Option(help="Images per batch in a retraining.")] = 8,
+    device: Annotated[str, typer.Option(help="Training device: 'cpu' or a CUDA device such as 0.")] = "cpu",
+) -> None:
+    """Serve the litter model to Label Studio (boxes as a task opens); retrain as labels come, if asked.
+
+    Connect it to a project with `annotate init --project P --backend URL`.
+    """
+    import os
+    import signal
+
+    from plastic_hotspots.annotations.backend import ModelService, PhotoSource, backend_token, start_backend
+    from plastic_hotspots.annotations.errors import AnnotationError
+    from plastic_hotspots.annotations.loop import RetrainLoop, RetrainSettings
+
+    loop = None
+    if retrain_after > 0:
+        from plastic_hotspots.annotations.labelstudio import LabelStudioClient
+
+        if not project or document_root is None:
+            raise AnnotationError(
+                "the retraining loop needs the project and the photos",
+                hint="pass --project TITLE and --document-root (the server's document root)",
+            )
+        if model is not None:
+            raise AnnotationError(
+                "the retraining loop improves the default model; --model fixes another one",
+                hint="leave --model out when --retrain-after is given",
+            )
+        LabelStudioClient()  # the job pulls the project with these: checked now, not after the first labels
+        settings = RetrainSettings(retrain_after, retrain_epochs, retrain_imgsz, retrain_batch, device)
+        loop = RetrainLoop(state_dir, project, settings, document_root)
+    token = backend_token(state_dir)
+    service = ModelService(model)
+    service.version  # noqa: B018 (loads the model now, so a bad model fails before serving)
+    photos = PhotoSource(
+        document_root, os.environ.get("LABEL_STUDIO_URL"), os.environ.get("LABEL_STUDIO_API_KEY")
+    )
+    running = start_backend(service, photos, token, host=host, port=port, loop=loop)
+    typer.echo(
+        f"ML backend serving {service.version} at {running.url} (token: {state_dir / 'backend-token'})"
+    )
+    typer.echo(f"connect it: plastic-hotspots annotate init --project TITLE --backend {running.url}")
+    if loop is not None:
+        typer.echo(
+            f"retrains after {retrain_after} consensus-ready photos; "
+            f"see `plastic-hotspots annotate status --state-dir {state_dir}`"
+        )
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while running.thread.is_alive():
+            running.thread.join(timeout=1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        running.stop()
+
+
+@annotate_app.command("retrain", hidden=True)
+def retrain_cmd(
+    state_dir: Annotated[Path, typer.Option(help="The loop's state folder.")],
+    job_dir: Annotated[Path, typer.Option(help="This job's folder.")],
+) -> None:
+    """One retraining job of the loop (started by the backend)."""
+    import json
+
+    from plastic_hotspots.annotations.labelstudio import LabelStudioClient
+    from plastic_hotspots.annotations.loop import run_retrain_job
+
+    result = run_retrain_job(state_dir, job_dir, LabelStudioClient())
+    typer.echo(json.dumps(result, indent=1))
+
+
+@annotate_app.command("status")
+def status_cmd(
+    state_dir: Annotated[Path, typer.Option(help="The backend's state folder.")] = Path("backend-state"),
+    json_out: Annotated[bool, typer.Option("--json", help="Print the state as JSON.")] = False,
+) -> None:
+    """The retraining loop's state: photos labelled since the last model, the job running, the last result."""
+    import json
+
+    from plastic_hotspots.annotations.loop import loop_status
+
+    state = loop_status(state_dir)
+    if json_out:
+        typer.echo(json.dumps(state, indent=1))
+        return
+    typer.echo(f"project {state['project']!r}: {state['ready_since_last_model']} consensus-ready photos "
+               f"since the last model (retrains at {state['threshold']})")  # fmt: skip
+    job = state["job"]
+    if state["job_running"]:
+        typer.echo(f"job running since {job['started']}: {job.get('step') or 'starting'} ({job['folder']})")
+    last = state["last"]
+    if not last:
+        typer.echo("no retraining has finished yet")
+        return
+    if last.get("error"):
+        typer.echo(
+            f"last job failed at {last.get('finished')}: {last['error']} (log: {last['folder']}/job.log)"
+        )
+        return
+    score = (
+        f"held-out mAP50-95 {last['candidate_score']:.3f} against {last['current_score']:.3f} "
+        "for the model in use"
+        if last.get("current_score") is not None
+        else last.get("note", "not judged")
+    )
+    verdict = "promoted" if last.get("promoted") else "not promoted"
+    typer.echo(f"last job finished {last.get('finished')}: dataset {last.get('dataset')}, {score}: {verdict}")
+    if last.get("refreshed") is not None:
+        typer.echo(f"{last['refreshed']} unlabelled tasks got predictions of {last.get('model_version')}")
 
 
 @annotate_app.command("push")
@@ -155,31 +309,16 @@ def dataset_cmd(
     """Write an Ultralytics YOLO dataset of the accepted consensus boxes, split by place and day."""
     import json
 
-    import pandas as pd
+    from plastic_hotspots.annotations.dataset import DatasetSpec
+    from plastic_hotspots.annotations.results import dataset_from_consensus
 
-    from plastic_hotspots.annotations.dataset import DatasetSpec, LabelledBox, PhotoMeta, write_dataset
-    from plastic_hotspots.annotations.taxonomy import CLASS_NAMES
-    from plastic_hotspots.records import BBox
-
-    frame = pd.read_parquet(consensus_dir / "consensus.parquet")
-    frame = frame[frame["accepted"]]
-    boxes = [
-        LabelledBox(str(task), str(label), BBox(float(x1), float(y1), float(x2), float(y2)))
-        for task, label, x1, y1, x2, y2 in frame[["task", "label", "x1", "y1", "x2", "y2"]].itertuples(
-            index=False
-        )
-    ]
     tasks = json.loads(export.read_text(encoding="utf-8"))
-    metas = []
-    for task in tasks:
-        data = task.get("data") or {}
-        key = str(data.get("key") or task.get("id"))
-        metas.append(
-            PhotoMeta(key, photos / key, int(data.get("width") or 0), int(data.get("height") or 0),
-                      data.get("lon"), data.get("lat"), data.get("captured_at"))
-        )  # fmt: skip
-    summary = write_dataset(out, metas, boxes, CLASS_NAMES, DatasetSpec(group_m=group_m, seed=seed),
-                            source={"path": str(export), "consensus": str(consensus_dir)})  # fmt: skip
+
+    def photo_of(task: Mapping[str, Any]) -> Path:
+        return photos / str((task.get("data") or {}).get("key") or task.get("id"))
+
+    spec = DatasetSpec(group_m=group_m, seed=seed)
+    summary = dataset_from_consensus(consensus_dir, tasks, photo_of, out, spec, source={"path": str(export)})
     typer.echo(
         f"dataset {summary.version}: "
         + ", ".join(f"{s} {summary.images[s]} photos / {summary.boxes[s]} boxes" for s in summary.images)

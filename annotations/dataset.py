@@ -157,6 +157,7 @@ class DatasetSummary:
     boxes: Mapping[str, int]
     groups: Mapping[str, int]
     classes: tuple[str, ...] = field(default_factory=tuple)
+    split_of: Mapping[str, str] = field(default_factory=dict)
 
 
 def write_dataset(
@@ -167,10 +168,12 @@ def write_dataset(
     spec: DatasetSpec | None = None,
     *,
     source: Mapping[str, Any] | None = None,
+    fixed_splits: Mapping[str, str] | None = None,
 ) -> DatasetSummary:
     """Write ``images/<split>/``, ``labels/<split>/``, ``data.yaml`` and ``manifest.json`` under ``out``.
 
-    Photos with no accepted box are kept as background images (an empty label file).
+    Photos with no accepted box are kept as background images (an empty label file). ``fixed_splits``
+    (photo key -> split) wins over the drawn split, e.g. to keep a held-out set out of every later training.
 
     Raises:
         AnnotationError: A box has a label outside ``classes``, or a photo file is missing.
@@ -183,6 +186,9 @@ def write_dataset(
             raise AnnotationError(f"label {b.label!r} is not in the class list", hint="check the taxonomy")
         by_task[b.task].append(b)
     splits = assign_splits(photos, spec)
+    for key, split in (fixed_splits or {}).items():
+        if key in splits:
+            splits[key] = split
     if out.exists():
         shutil.rmtree(out)
     files: dict[str, str] = {}
@@ -247,8 +253,9 @@ def write_dataset(
     with atomic_path(out / "manifest.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=False), encoding="utf-8")
     return DatasetSummary(
-        out, version, counts, box_counts, {s: len(g) for s, g in group_counts.items()}, tuple(classes)
-    )
+        out, version, counts, box_counts, {s: len(g) for s, g in group_counts.items()}, tuple(classes),
+        {photo.key: splits[photo.key] for photo in photos},
+    )  # fmt: skip
 
 
 def read_yolo_folder(

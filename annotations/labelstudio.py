@@ -278,3 +278,51 @@ class LabelStudioClient:
             finally:
                 with contextlib.suppress(Exception):  # a leftover view is harmless
                     self._ls.views.delete(id=str(view.id))
+
+    # ------------------------------------------------------------------------------------- ML backend
+
+    def connect_backend(self, project: int, url: str, token: str, title: str = "plastic-hotspots") -> int:
+        """Connect an ML backend to the project: predictions when a task opens, webhooks on annotations.
+
+        The backend is reached with HTTP basic authentication (user ``label-studio``, its token), and so is
+        the webhook Label Studio makes for it. Returns the ML backend's id; connecting again updates it.
+        """
+        from plastic_hotspots.annotations.backend import BACKEND_USER, basic_auth
+
+        auth = {"auth_method": "BASIC_AUTH", "basic_auth_user": BACKEND_USER, "basic_auth_pass": token}
+        url = url.rstrip("/")
+        try:
+            existing = [m for m in self._ls.ml.list(project=project) if str(m.url).rstrip("/") == url]
+            if existing:
+                backend = int(existing[0].id)
+                self._ls.ml.update(id=backend, is_interactive=True, auto_update=True, title=title, **auth)
+            else:
+                made = self._ls.ml.create(
+                    project=project, url=url, title=title, is_interactive=True, auto_update=True, **auth
+                )
+                backend = int(made.id)
+            for hook in self._ls.webhooks.list(project=project):
+                if str(hook.url).rstrip("/") == url + "/webhook":
+                    self._ls.webhooks.update(id=hook.id, headers={"Authorization": basic_auth(token)})
+            self._ls.projects.update(  # a live model is named by its backend's title
+                id=project, evaluate_predictions_automatically=True, show_collab_predictions=True,
+                model_version=title, sampling="Uncertainty sampling",
+            )  # fmt: skip
+        except Exception as exc:
+            raise _api_error(exc, f"connecting the ML backend at {url}") from exc
+        return backend
+
+    def backend_state(self, backend: int) -> tuple[str, str | None]:
+        """The ML backend's state as Label Studio sees it (``CO`` connected, ``ER`` error, ...) and error."""
+        try:
+            made = self._ls.ml.get(id=backend)
+        except Exception as exc:
+            raise _api_error(exc, "reading the ML backend's state") from exc
+        return str(made.state), made.error_message
+
+    def task(self, task: int) -> dict[str, Any]:
+        """One task as Label Studio serves it to a volunteer who opens it (predictions included)."""
+        try:
+            return dict(self._ls.tasks.get(id=str(task)).dict())
+        except Exception as exc:
+            raise _api_error(exc, f"reading task {task}") from exc

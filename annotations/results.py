@@ -12,8 +12,10 @@ writes into one folder:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from plastic_hotspots.annotations.consensus import (
     ConsensusParams,
@@ -24,9 +26,17 @@ from plastic_hotspots.annotations.consensus import (
     skills_from_gold,
     volunteer_stats,
 )
+from plastic_hotspots.annotations.dataset import (
+    DatasetSpec,
+    DatasetSummary,
+    LabelledBox,
+    PhotoMeta,
+    write_dataset,
+)
 from plastic_hotspots.annotations.export import ExportContents, read_export
 from plastic_hotspots.annotations.taxonomy import CLASS_NAMES
 from plastic_hotspots.geoio import atomic_path
+from plastic_hotspots.records import BBox
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,3 +129,41 @@ def plot_leaderboard(stats: list[VolunteerStats], path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+def dataset_from_consensus(
+    consensus_dir: Path,
+    tasks: Sequence[Mapping[str, Any]],
+    photo_of: Callable[[Mapping[str, Any]], Path],
+    out: Path,
+    spec: DatasetSpec | None = None,
+    *,
+    fixed_splits: Mapping[str, str] | None = None,
+    source: Mapping[str, Any] | None = None,
+) -> DatasetSummary:
+    """A YOLO dataset of the accepted consensus boxes of ``tasks`` (an export), split by place and day.
+
+    ``photo_of`` gives a task's photo file (from its data); ``fixed_splits`` pins photos to a split.
+    """
+    import pandas as pd
+
+    frame = pd.read_parquet(Path(consensus_dir) / "consensus.parquet")
+    frame = frame[frame["accepted"]]
+    boxes = [
+        LabelledBox(str(task), str(label), BBox(float(x1), float(y1), float(x2), float(y2)))
+        for task, label, x1, y1, x2, y2 in frame[["task", "label", "x1", "y1", "x2", "y2"]].itertuples(
+            index=False
+        )
+    ]
+    metas = []
+    for task in tasks:
+        data = task.get("data") or {}
+        key = str(data.get("key") or task.get("id"))
+        metas.append(
+            PhotoMeta(key, photo_of(task), int(data.get("width") or 0), int(data.get("height") or 0),
+                      data.get("lon"), data.get("lat"), data.get("captured_at"))
+        )  # fmt: skip
+    return write_dataset(
+        out, metas, boxes, CLASS_NAMES, spec or DatasetSpec(),
+        source={**(source or {}), "consensus": str(consensus_dir)}, fixed_splits=fixed_splits,
+    )  # fmt: skip

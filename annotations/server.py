@@ -22,6 +22,15 @@ from plastic_hotspots.annotations.errors import ServerError
 
 EXECUTABLE_ENV = "PLASTIC_HOTSPOTS_LABEL_STUDIO"
 ADMIN_EMAIL = "admin@plastic-hotspots.local"
+#: Label Studio's default banned networks for outgoing requests (webhooks, ML backends, storages) but
+#: loopback, where `annotate backend` runs.
+BANNED_BUT_LOOPBACK = (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24",
+    "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+    "203.0.113.0/24", "224.0.0.0/4", "233.252.0.0/24", "240.0.0.0/4", "255.255.255.255/32", "::/128",
+    "::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96", "64:ff9b:1::/48", "100::/64", "2001:0000::/32",
+    "2001:20::/28", "2001:db8::/32", "2002::/16", "fc00::/7", "fe80::/10", "ff00::/8",
+)  # fmt: skip
 
 
 def find_executable(explicit: Path | None = None) -> Path:
@@ -127,6 +136,11 @@ def start_local_server(
         "SECRET_KEY": _secret(data_dir),
         "DJANGO_DB": "sqlite",
         "LOCAL_FILES_SERVING_ENABLED": "true" if document_root else "false",
+        # The ML backend (`annotate backend`) and its webhook run beside it on loopback: every reserved
+        # network Label Studio bans by default stays banned for its outgoing requests, except 127.0.0.0/8.
+        "ML_BLOCK_LOCAL_IP": "false",
+        "USE_DEFAULT_BANNED_SUBNETS": "false",
+        "USER_ADDITIONAL_BANNED_SUBNETS": ",".join(BANNED_BUT_LOOPBACK),
     }
     if document_root:
         env["LOCAL_FILES_DOCUMENT_ROOT"] = str(Path(document_root).resolve())

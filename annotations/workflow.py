@@ -178,3 +178,25 @@ def send_review(
         support = min((b.support for b in by_task.get(key, [])), default=0.0)
         client.add_prediction(ids[key], regions, support, f"consensus {result.params.eps:g}")
     return ReviewSummary(pid, len(todo))
+
+
+def connect_backend(client: LabelStudioClient, project: int, url: str, token_file: Path) -> str:
+    """Connect ``annotate backend`` at ``url`` to the project; returns Label Studio's word on it.
+
+    Raises:
+        AnnotationError: The token file is missing, or Label Studio cannot reach the backend.
+    """
+    if not Path(token_file).is_file():
+        raise AnnotationError(
+            f"no backend token at {token_file}",
+            hint="start `plastic-hotspots annotate backend` first, or pass --backend-token (its token file)",
+        )
+    token = Path(token_file).read_text(encoding="utf-8").strip()
+    backend = client.connect_backend(project, url, token)
+    state, error = client.backend_state(backend)
+    if state != "CO":
+        raise AnnotationError(
+            f"Label Studio cannot use the backend at {url} (state {state}: {error or 'no detail'})",
+            hint="check that `annotate backend` runs there and that --backend-token is its token file",
+        )
+    return "connected"

@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -426,16 +427,25 @@ def train_yolo(
     resume: bool = False,
     config_dir: Path | None = None,
     freeze: int = 0,
+    only_classes: Sequence[str] = (),
+    lr0: float | None = None,
 ) -> Path:
     """Train a YOLO detector offline with Ultralytics; returns the path of the best weights.
 
     ``start`` is a local ``.pt`` checkpoint to fine-tune or a model YAML shipped with Ultralytics.
     ``freeze`` keeps the first that many layers as they are (0: train all).
+    ``only_classes`` trains nothing but those classes' score outputs (the last convolution of the head's
+    classification branches, their rows alone): every other class of ``start`` scores and boxes exactly as
+    before, bit for bit, which is how a class is added without the others losing what they knew.
+    ``lr0`` sets AdamW's learning rate (default: Ultralytics' automatic choice).
     Mixed precision is off: Ultralytics' AMP self-check needs a model download.
     """
     apply_offline_settings(config_dir)
     YOLO = _ultralytics_yolo()  # noqa: N806
     run_dir = Path(out_dir) / name
+    rows: list[int] = []
+    if only_classes:
+        rows = _class_rows(Path(start), only_classes)
     if resume:
         last = run_dir / "weights" / "last.pt"
         if not last.is_file():
@@ -443,9 +453,17 @@ def train_yolo(
                 f"nothing to resume: {last} does not exist", hint="start the training without --resume"
             )
         model = YOLO(str(last))
+        if rows:
+            model.add_callback("on_pretrain_routine_end", _mask_other_rows(rows))
         model.train(resume=True)
     else:
         model = YOLO(str(start), task="detect")
+        extra: dict[str, Any] = {}
+        if rows:
+            model.add_callback("on_pretrain_routine_end", _mask_other_rows(rows))
+            extra["freeze"] = _all_but_class_outputs(model.model)
+        if lr0 is not None:
+            extra.update(optimizer="AdamW", lr0=lr0)
         model.train(
             data=str(data_yaml),
             epochs=epochs,
@@ -460,14 +478,112 @@ def train_yolo(
             name=name,
             exist_ok=True,
             amp=False,
-            freeze=freeze or None,
             plots=True,
             verbose=False,
+            **({"freeze": freeze or None} | extra),
         )
     best = run_dir / "weights" / "best.pt"
     if not best.is_file():
         raise ModelError(f"training ended without {best}", hint=f"see the log in {run_dir}")
+    if rows:
+        _restore_other_rows(best, Path(start), rows)
     return best
+
+
+def _class_rows(start: Path, classes: Sequence[str]) -> list[int]:
+    """The head rows of ``classes`` in the checkpoint ``start`` (which must be a ``.pt`` file)."""
+    if start.suffix != ".pt" or not start.is_file():
+        raise ModelError(
+            f"training only some classes needs a trained checkpoint to start from, got {start}",
+            hint="start from a .pt file (the shipped model or a registered one)",
+        )
+    names = model_names(start)
+    index = {v: k for k, v in names.items()}
+    missing = [c for c in classes if c not in index]
+    if missing:
+        raise ModelError(
+            f"{start.name} has no class {', '.join(missing)}",
+            hint=f"its classes are {', '.join(names.values())}",
+        )
+    return sorted(index[c] for c in classes)
+
+
+def _class_outputs(net: Any) -> tuple[int, list[Any]]:
+    """The detection head's layer index and the last convolution of each classification branch."""
+    head = net.model[-1]
+    branches = getattr(head, "cv3", None)
+    if branches is None:
+        raise ModelError(
+            f"{type(head).__name__} has no classification branches (cv3) to train class by class",
+            hint="train without --only-classes, or start from a YOLOv8 or YOLO11 checkpoint",
+        )
+    return len(net.model) - 1, [branch[-1] for branch in branches]
+
+
+def _all_but_class_outputs(net: Any) -> list[int | str]:
+    """Ultralytics ``freeze`` names for every layer but the classification branches' last convolutions.
+
+    Frozen layers also keep their batch-norm statistics (Ultralytics puts them in eval mode), so the
+    features the trained rows see are those the other classes were trained on.
+    """
+    idx, _ = _class_outputs(net)
+    head = net.model[-1]
+    names: list[int | str] = list(range(idx))
+    names += [f"{idx}.{child}" for child, _ in head.named_children() if child != "cv3"]
+    for i, branch in enumerate(head.cv3):
+        names += [f"{idx}.cv3.{i}.{j}" for j in range(len(branch) - 1)]
+    return names
+
+
+def _mask_other_rows(rows: list[int]) -> Any:
+    """A training callback that zeroes the gradient of every class row but ``rows``."""
+
+    def callback(trainer: Any) -> None:
+        net = getattr(trainer.model, "module", trainer.model)
+        for conv in _class_outputs(net)[1]:
+            mask = conv.weight.new_zeros(conv.weight.shape[0])
+            mask[rows] = 1.0
+            weight_mask = mask.view(-1, 1, 1, 1)
+            conv.weight.register_hook(lambda g, m=weight_mask: g * m)
+            if conv.bias is not None:
+                conv.bias.register_hook(lambda g, m=mask: g * m)
+
+    return callback
+
+
+def _restore_other_rows(best: Path, start: Path, rows: list[int]) -> None:
+    """Put back into ``best`` every weight and statistic of ``start`` but the trained class rows.
+
+    Frozen layers and masked rows barely move in training (weight decay, rounding of the running
+    average); this makes the other classes' outputs exactly the starting model's.
+    """
+    import torch
+
+    def net_of(ckpt: dict[str, Any]) -> Any:
+        return ckpt.get("ema") or ckpt.get("model")
+
+    trained_ckpt = torch.load(best, map_location="cpu", weights_only=False)
+    start_ckpt = torch.load(start, map_location="cpu", weights_only=False)
+    trained, reference = net_of(trained_ckpt), net_of(start_ckpt)
+    if dict(trained.names) != dict(reference.names):
+        raise ModelError(
+            f"{best} has other classes than {start}",
+            hint="train on a dataset with the starting model's classes",
+        )
+    state = {k: v.clone() for k, v in reference.state_dict().items()}
+    new = trained.state_dict()
+    idx, convs = _class_outputs(trained)
+    for i, conv in enumerate(convs):
+        for part in ("weight", "bias") if conv.bias is not None else ("weight",):
+            key = f"model.{idx}.cv3.{i}.{len(trained.model[idx].cv3[i]) - 1}.{part}"
+            state[key][rows] = new[key][rows]
+    trained.load_state_dict(state)
+    for key in ("model", "ema"):
+        if trained_ckpt.get(key) is not None:
+            trained_ckpt[key] = trained
+    tmp = best.with_name(best.name + ".tmp")
+    torch.save(trained_ckpt, tmp)
+    os.replace(tmp, best)
 
 
 def validate_yolo(

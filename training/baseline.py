@@ -85,6 +85,11 @@ def main() -> None:
     t.add_argument("--freeze", type=int, default=0, help="keep the first N layers (10: the backbone)")
     t.add_argument("--workers", type=int, default=4)
     t.add_argument("--resume", action="store_true", help="continue the interrupted run in OUT")
+    t.add_argument(
+        "--only-classes", default="", help="comma-separated classes to train alone (e.g. pile); the others "
+        "keep the starting model's outputs exactly",
+    )  # fmt: skip
+    t.add_argument("--lr0", type=float, default=None, help="AdamW learning rate (default: automatic)")
     args = parser.parse_args()
     if args.cmd == "prepare":
         prepare(args.shared_dir, args.out)
@@ -95,6 +100,7 @@ def main() -> None:
             args.dataset / "data.yaml", args.start, args.out, epochs=args.epochs, imgsz=args.imgsz,
             batch=args.batch, device=args.device, seed=args.seed, config_dir=args.out / "cfg",
             freeze=args.freeze, workers=args.workers, resume=args.resume,
+            only_classes=[c.strip() for c in args.only_classes.split(",") if c.strip()], lr0=args.lr0,
         )  # fmt: skip
         print(f"best weights: {best}")
 

@@ -65,3 +65,32 @@ print("BEST", best)
     assert metrics["images"] == 2
     assert 0.0 <= metrics["map50"] <= 1.0
     assert "network access attempted" not in proc.stderr
+
+    # Adding a class to the trained model: only its score rows move, every other weight and statistic
+    # stays exactly the starting model's.
+    for label in (data / "labels").rglob("*.txt"):
+        label.write_text("1 0.46875 0.364583 0.3125 0.3125\n")
+    script = f"""
+from pathlib import Path
+import torch
+from plastic_hotspots.detector.yolo import train_yolo
+new = train_yolo(Path({data_yaml!r}), Path({str(best)!r}), Path({runs!r}), name="can", epochs=1, imgsz=64,
+                 batch=2, device="cpu", workers=0, config_dir=Path({cfg!r}), only_classes=["can"])
+start = torch.load({str(best)!r}, weights_only=False)["model"].state_dict()
+after = torch.load(new, weights_only=False)["model"].state_dict()
+for key in start:
+    if not torch.equal(start[key], after[key]):
+        rows = (start[key] != after[key]).reshape(start[key].shape[0], -1).any(1).nonzero().flatten().tolist()
+        print("CHANGED", key, rows)
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    changed = [line.split(" ", 2)[1:] for line in proc.stdout.splitlines() if line.startswith("CHANGED")]
+    assert changed, "the trained class's rows did not move"
+    head = max(int(key.split(".")[1]) for key, _ in changed)
+    for key, rows in changed:
+        assert key.startswith(f"model.{head}.cv3."), key
+        assert key.endswith((".weight", ".bias")), key
+        assert rows == "[1]", (key, rows)
