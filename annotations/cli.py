@@ -14,7 +14,8 @@ from typing import Annotated, Any
 import typer
 
 annotate_app = typer.Typer(
-    help="Volunteer labelling in Label Studio: projects, photos, model pre-labels, exports.",
+    help="Volunteer labelling in Label Studio: projects, photos, model pre-labels, a live ML backend that "
+    "retrains as labels arrive, exports.",
     no_args_is_help=True,
 )
 
