@@ -14,9 +14,17 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 
-from plastic_hotspots.annotations.dataset import DatasetSpec, read_yolo_folder, write_dataset
+from plastic_hotspots.annotations.dataset import (
+    DatasetSpec,
+    LabelledBox,
+    PhotoMeta,
+    assign_splits,
+    read_yolo_folder,
+    write_dataset,
+)
 from plastic_hotspots.annotations.taxonomy import CLASS_NAMES
 
 #: The dataset's class names mapped to the project's taxonomy.
@@ -40,8 +48,46 @@ def _pile_group(name: str) -> str:
     return "piles-" + name.split("_jpg.rf.", 1)[0].split(".rf.", 1)[0]
 
 
-def prepare(shared_dir: Path, out: Path, seed: int = 0, *, piles: bool = True) -> str:
-    """Write the baseline dataset (``street_piles_cn`` left out if ``piles`` is False); its version."""
+def pseudo_labels(
+    photos: Sequence[PhotoMeta],
+    model: Path,
+    *,
+    conf: float = 0.4,
+    keep_out: frozenset[str] = frozenset({"pile"}),
+) -> list[LabelledBox]:
+    """``model``'s confident boxes on ``photos``, classes in ``keep_out`` left out.
+
+    The pile photos are labelled for piles only: every bottle or wrapper in them would be learnt as
+    background, and the model would unlearn the litter classes. The litter model's own confident boxes on
+    those photos (never on test photos) keep that from happening.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from plastic_hotspots.detector.predictor import YoloDetector
+    from plastic_hotspots.detector.settings import DetectorSettings
+    from plastic_hotspots.progress import track
+
+    detector = YoloDetector(model, DetectorSettings(conf=conf))
+    out = []
+    for photo in track(photos, "Pseudo-labelling"):
+        with Image.open(photo.path) as img:
+            rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        for d in detector.predict([rgb])[0]:
+            if d.class_name not in keep_out:
+                out.append(LabelledBox(photo.key, d.class_name, d.box))
+    return out
+
+
+def prepare(
+    shared_dir: Path, out: Path, seed: int = 0, *, piles: bool = True, pseudo_model: Path | None = None
+) -> str:
+    """Write the baseline dataset (``street_piles_cn`` left out if ``piles`` is False); its version.
+
+    With ``pseudo_model``, the pile photos outside the test split also carry that model's confident litter
+    boxes (see :func:`pseudo_labels`).
+    """
+    spec = DatasetSpec(fractions=(0.8, 0.1, 0.1), seed=seed)
     folder = Path(shared_dir) / "trash_collection_self"
     with open(folder / "manifest.csv", newline="", encoding="utf-8") as f:
         groups = {row["file"]: row["group"] for row in csv.DictReader(f)}
@@ -52,10 +98,15 @@ def prepare(shared_dir: Path, out: Path, seed: int = 0, *, piles: bool = True) -
         pile_photos, pile_boxes = read_yolo_folder(
             pile_folder, STREET_PILES_CLASSES, groups={name: _pile_group(name) for name in names}
         )
-        photos = photos + [dataclasses.replace(p, source="street_piles_cn") for p in pile_photos]
+        pile_photos = [dataclasses.replace(p, source="street_piles_cn") for p in pile_photos]
+        if pseudo_model is not None:
+            splits = assign_splits(photos + pile_photos, spec)
+            fit = [p for p in pile_photos if splits[p.key] != "test"]
+            pile_boxes = pile_boxes + pseudo_labels(fit, pseudo_model)
+        photos = photos + pile_photos
         boxes = boxes + pile_boxes
     summary = write_dataset(
-        out, photos, boxes, CLASS_NAMES, DatasetSpec(fractions=(0.8, 0.1, 0.1), seed=seed),
+        out, photos, boxes, CLASS_NAMES, spec,
         source={
             "path": str(folder),
             "dataset": "trash_collection_self (CC BY 4.0); street_piles_cn: 公开数据集111 (Roboflow user "
@@ -73,6 +124,8 @@ def main() -> None:
     p = sub.add_parser("prepare")
     p.add_argument("shared_dir", type=Path)
     p.add_argument("out", type=Path)
+    p.add_argument("--pseudo-labels", type=Path, default=None, help="model whose confident litter boxes "
+                   "label the pile photos' litter (outside the test split)")  # fmt: skip
     t = sub.add_parser("train")
     t.add_argument("dataset", type=Path)
     t.add_argument("start", type=Path)
@@ -92,7 +145,7 @@ def main() -> None:
     t.add_argument("--lr0", type=float, default=None, help="AdamW learning rate (default: automatic)")
     args = parser.parse_args()
     if args.cmd == "prepare":
-        prepare(args.shared_dir, args.out)
+        prepare(args.shared_dir, args.out, pseudo_model=args.pseudo_labels)
     else:
         from plastic_hotspots.detector.yolo import train_yolo
 
