@@ -36,6 +36,7 @@ from plastic_hotspots.annotations.dataset import (
 from plastic_hotspots.annotations.export import ExportContents, read_export
 from plastic_hotspots.annotations.taxonomy import CLASS_NAMES
 from plastic_hotspots.geoio import atomic_path
+from plastic_hotspots.litterlist import COLUMN, litter_list_codes
 from plastic_hotspots.records import BBox
 
 
@@ -68,6 +69,7 @@ def run_consensus(export: Path, out: Path, params: ConsensusParams | None = None
         {
             "task": b.task,
             "label": b.label,
+            COLUMN: litter_list_codes(b.label),
             "x1": b.box.x1,
             "y1": b.box.y1,
             "x2": b.box.x2,

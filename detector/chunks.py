@@ -22,10 +22,11 @@ import numpy.typing as npt
 
 from plastic_hotspots.detector.errors import IngestError
 from plastic_hotspots.detector.ingest import IngestOptions, LoadedImage, WorkItem, load, pixel_to_lonlat
+from plastic_hotspots.litterlist import COLUMN, litter_list_codes
 from plastic_hotspots.records import BBox, Detection
 
 DETECTION_COLUMNS = (
-    "image", "class_name", "score", "x1", "y1", "x2", "y2", "lon", "lat", "location_error_m",
+    "image", "class_name", COLUMN, "score", "x1", "y1", "x2", "y2", "lon", "lat", "location_error_m",
 )  # fmt: skip
 
 
@@ -203,6 +204,7 @@ def detection_rows(loaded: LoadedImage, dets: list[Detection]) -> list[dict[str,
             {
                 "image": loaded.item.key,
                 "class_name": d.class_name,
+                COLUMN: litter_list_codes(d.class_name),
                 "score": d.score,
                 "x1": d.box.x1,
                 "y1": d.box.y1,

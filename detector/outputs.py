@@ -10,6 +10,7 @@ import geopandas as gpd
 import pandas as pd
 
 from plastic_hotspots.geoio import atomic_path, write_geoparquet
+from plastic_hotspots.litterlist import COLUMN
 from plastic_hotspots.records import Provenance
 
 
@@ -51,6 +52,7 @@ def merge_parts(paths: dict[str, Path], provenance: Provenance, *, gpkg: bool) -
             {
                 "image": pd.Series(dtype=str),
                 "class_name": pd.Series(dtype=str),
+                COLUMN: pd.Series(dtype=str),
                 **{c: pd.Series(dtype=float) for c in ("score", "x1", "y1", "x2", "y2", "lon", "lat")},
                 "location_error_m": pd.Series(dtype=float),
             }

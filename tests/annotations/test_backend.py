@@ -196,9 +196,13 @@ def test_backend_predicts_in_label_studio_and_the_loop_retrains(
 
         # The backend now serves the promoted model, and the unlabelled tasks carry its predictions.
         assert _call(f"{running.url}/setup", {}, token=token)[1]["model_version"] == new_version
+        boxes = 0
         for task_key in sorted(truth)[N_LABELLED:]:
-            versions = {p["model_version"] for p in client.task(ids[task_key])["predictions"]}
-            assert new_version in versions
+            predictions = client.task(ids[task_key])["predictions"]
+            assert new_version in {p["model_version"] for p in predictions}
+            boxes += sum(len(p["result"]) for p in predictions if p["model_version"] == new_version)
+        assert boxes > 0  # the new model sees the litter the blind one missed
+        print(f"loop: {json.dumps({k: last[k] for k in ('photos', 'candidate_score', 'current_score')})}")
         held = json.loads((state / "heldout.json").read_text())
         assert held
         assert set(held) <= set(labelled)

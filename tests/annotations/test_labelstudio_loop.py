@@ -183,6 +183,11 @@ def test_the_loop(client: LabelStudioClient, label_studio: tuple[str, str, Path]
 
     made = run_consensus(export, tmp_path / "consensus", ConsensusParams(review_support=0.9))
     assert made.result.review_tasks == ("day2/q01.jpg",)
+    table = pd.read_parquet(tmp_path / "consensus" / "consensus.parquet")
+    codes = dict(zip(table["label"], table["litter_list_codes"], strict=True))
+    assert codes["bottle"] == "G7;G8;G21"
+    assert codes["bag_film"] == "G3;G4;G67"
+    assert codes["pile"] == ""  # a heap is not an item of the list
     volunteers = pd.read_csv(tmp_path / "consensus" / "volunteers.csv")
     assert sorted(volunteers["annotator"]) == [f"vol{i}@example.org" for i in range(5)]
     assert (tmp_path / "consensus" / "leaderboard.png").read_bytes()[:4] == b"\x89PNG"

@@ -62,6 +62,8 @@ def test_detect_writes_outputs_and_exit_code_3_for_rejects(survey: Path) -> None
     assert len(dets) == ok["items"].sum() > 0
     assert (dets["x2"] <= 320).all()
     assert (dets["y2"] <= 240).all()
+    expected = {"bottle": "G7;G8;G21", "bag_film": "G3;G4;G67"}  # the tiny model's classes
+    assert [expected[c] for c in dets["class_name"]] == dets["litter_list_codes"].tolist()
     prov = read_provenance(out)
     assert prov is not None
     assert prov.model is not None
