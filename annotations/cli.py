@@ -22,26 +22,47 @@ ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Label Studio p
 
 @annotate_app.command("serve")
 def serve(
-    data_dir: Annotated[Path, typer.Option(help="Label Studio's database, uploads and API key.")] = Path(
-        "label-studio-data"
-    ),
-    photos: Annotated[Path | None, typer.Option(help="Folder of photos the server may show.")] = None,
+    data_dir: Annotated[
+        Path, typer.Option(help="Label Studio's database, uploads, API key and admin password.")
+    ] = Path("label-studio-data"),
+    photos: Annotated[
+        Path | None, typer.Option(help="Document root: the server shows the photos pushed under it.")
+    ] = None,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 8080,
 ) -> None:
-    """Start a local Label Studio on 127.0.0.1 (analytics off) and keep it running until Ctrl-C."""
-    from plastic_hotspots.annotations.server import start_local_server
+    """Start a local Label Studio on 127.0.0.1 (analytics off) and keep it running until Ctrl-C or SIGTERM."""
+    import signal
 
-    server = start_local_server(data_dir, port=port or None, document_root=photos)
+    from plastic_hotspots.annotations.errors import ServerError
+    from plastic_hotspots.annotations.server import ADMIN_EMAIL, start_local_server
+
+    def stop_asked(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop_asked)
+    try:
+        server = start_local_server(data_dir, port=port or None, document_root=photos)
+    except KeyboardInterrupt:  # the child is stopped by start_local_server
+        typer.echo("stopped before Label Studio was up")
+        return
     typer.echo(f"Label Studio is running at {server.url} (log: {server.log})")
     typer.echo(f"export LABEL_STUDIO_URL={server.url}")
     typer.echo(f"export LABEL_STUDIO_API_KEY=$(cat {server.data_dir / 'api-key'})")
+    typer.echo(f"web login: {ADMIN_EMAIL}, password in {server.admin_password_file} (only you can read it)")
+    code = None
     try:
-        while server.process.poll() is None:
+        while (code := server.process.poll()) is None:
             time.sleep(1)
     except KeyboardInterrupt:
         pass
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the stop short
         server.stop()
+    if code is not None:
+        raise ServerError(f"Label Studio exited with code {code}", hint=f"see {server.log}")
+    typer.echo("Label Studio stopped")
 
 
 @annotate_app.command("init")

@@ -1,0 +1,207 @@
+"""A local Label Studio that keeps its secrets: what it shows, file modes, passwords, ports, stopping."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import http.server
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from plastic_hotspots.annotations.errors import ServerError
+from plastic_hotspots.annotations.server import (
+    ADMIN_EMAIL,
+    LocalServer,
+    _wait_until_up,
+    check_port_free,
+    secure_data_dir,
+    start_local_server,
+)
+
+SECRET = b"TOP-SECRET-not-for-volunteers\n"
+
+
+def _photo(path: Path, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 255, (40, 60, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+def _fetch(url: str, key: str) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Token {key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), bytes(exc.read())
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def _web_login(url: str, email: str, password: str) -> bool:
+    """Whether Label Studio's login page accepts this email and password (it redirects on success)."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect())
+    opener.open(f"{url}/user/login/", timeout=30).read()
+    token = next(c.value for c in jar if c.name == "csrftoken")
+    form = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "email": email, "password": password})
+    try:
+        with opener.open(f"{url}/user/login/", data=form.encode(), timeout=30) as response:
+            return bool(response.status == 302)
+    except urllib.error.HTTPError as exc:
+        return exc.code == 302
+
+
+def test_data_folder_and_secrets_are_private(label_studio_server: LocalServer) -> None:
+    data = label_studio_server.data_dir
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for name in ("label_studio.sqlite3", "api-key", "admin-password", "secret-key", "server.log"):
+        assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+    password = (data / "admin-password").read_text().strip()
+    assert len(password) >= 20
+    assert password != label_studio_server.api_key
+    assert _web_login(label_studio_server.url, ADMIN_EMAIL, password)
+    assert not _web_login(label_studio_server.url, ADMIN_EMAIL, label_studio_server.api_key)
+
+
+def test_a_restart_tightens_an_older_data_folder(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    for name in ("label_studio.sqlite3", "label_studio.sqlite3-wal", "api-key", "server.log"):
+        (data / name).write_text("x")
+        (data / name).chmod(0o644)
+    secure_data_dir(data)
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for name in ("label_studio.sqlite3", "label_studio.sqlite3-wal", "api-key", "server.log"):
+        assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def _label_studio_processes() -> set[int]:
+    import psutil
+
+    me = psutil.Process()
+    return {p.pid for p in me.children(recursive=True) if "label-studio" in " ".join(p.cmdline())}
+
+
+def test_a_taken_port_is_named_before_start(listener: int, tmp_path: Path) -> None:
+    pytest.importorskip("psutil")
+    _executable()
+    before = _label_studio_processes()
+    with pytest.raises(ServerError, match=f"port {listener} on 127.0.0.1 is already in use") as info:
+        start_local_server(tmp_path / "data", port=listener)
+    assert "--port 0" in info.value.hint
+    assert _label_studio_processes() == before
+    check_port_free(_free())  # a free port passes
+
+
+def _free() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_stranger_answering_at_the_port_is_not_taken_for_ours(tmp_path: Path) -> None:
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"email": "someone@else"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    stranger = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=stranger.serve_forever, daemon=True).start()
+    port = int(stranger.server_address[1])
+    child = subprocess.Popen(["sleep", "60"], start_new_session=True)  # stands in for label-studio
+    server = LocalServer(f"http://127.0.0.1:{port}", "k" * 40, tmp_path, child, tmp_path / "log")
+    try:
+        with pytest.raises(ServerError, match=f"another server answers on port {port}"):
+            _wait_until_up(server, port, timeout_s=30)
+    finally:
+        server.stop(timeout_s=5)
+        stranger.shutdown()
+    assert child.returncode is not None
+
+
+def test_sigterm_to_serve_stops_label_studio(tmp_path: Path) -> None:
+    psutil = pytest.importorskip("psutil")
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)  # as an older version left it
+    cmd = [
+        sys.executable,
+        "-m",
+        "plastic_hotspots.cli",
+        "annotate",
+        "serve",
+        "--data-dir",
+        str(data),
+        "--port",
+        "0",
+    ]
+    env = {**os.environ, "PLASTIC_HOTSPOTS_LABEL_STUDIO": str(_executable())}
+    serve = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines = []
+    try:
+        assert serve.stdout is not None
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            line = serve.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith("web login"):
+                break
+        assert any("is running at" in x for x in lines), "".join(lines)
+        children = psutil.Process(serve.pid).children(recursive=True)
+        assert any("label-studio" in " ".join(c.cmdline()) for c in children)
+        key = (data / "api-key").read_text().strip()
+        password = (data / "admin-password").read_text().strip()
+        assert key not in "".join(lines)
+        assert password not in "".join(lines)
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        serve.send_signal(signal.SIGTERM)
+        rest, _ = serve.communicate(timeout=90)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    assert serve.returncode == 0, "".join(lines) + rest
+    assert "Label Studio stopped" in rest
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, [p.cmdline() for p in alive]
+
+
+def _executable() -> Path:
+    from plastic_hotspots.annotations.server import find_executable
+
+    try:
+        return find_executable()
+    except ServerError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but {exc.message}")
+        pytest.skip(exc.message)
