@@ -91,7 +91,11 @@ def push(
         str | None, typer.Option(help="URL under which the photos are served instead.")
     ] = None,
 ) -> None:
-    """Add photos as labelling tasks with their geotag and time; photos already pushed are skipped."""
+    """Add photos as labelling tasks with their geotag and time; photos already pushed are skipped.
+
+    Only files inside the folder are pushed (a link to a file elsewhere is refused and listed), and the
+    server is given copies (hard links) of exactly those photos, never the whole folder.
+    """
     from plastic_hotspots.annotations.labelstudio import LabelStudioClient
     from plastic_hotspots.annotations.workflow import push as do_push
 
@@ -100,6 +104,12 @@ def push(
         f"{s.found} photos: {s.added} added, {s.already_there} already in the project, "
         f"{s.without_position} without a position"
     )
+    if s.refused:
+        typer.echo(
+            f"{len(s.refused)} file{'s' if len(s.refused) > 1 else ''} refused (not pushed, not shown):"
+        )
+        for key, why in s.refused:
+            typer.echo(f"  {key} {why}")
 
 
 @annotate_app.command("prelabel")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import http.server
+import json
 import os
 import signal
 import socket
@@ -23,6 +24,7 @@ import pytest
 from PIL import Image
 
 from plastic_hotspots.annotations.errors import ServerError
+from plastic_hotspots.annotations.labelstudio import LabelStudioClient
 from plastic_hotspots.annotations.server import (
     ADMIN_EMAIL,
     LocalServer,
@@ -31,6 +33,8 @@ from plastic_hotspots.annotations.server import (
     secure_data_dir,
     start_local_server,
 )
+from plastic_hotspots.annotations.workflow import MIRROR, init, push
+from plastic_hotspots.cli import main
 
 SECRET = b"TOP-SECRET-not-for-volunteers\n"
 
@@ -67,6 +71,80 @@ def _web_login(url: str, email: str, password: str) -> bool:
             return bool(response.status == 302)
     except urllib.error.HTTPError as exc:
         return exc.code == 302
+
+
+@pytest.fixture(scope="module")
+def client(label_studio: tuple[str, str, Path]) -> LabelStudioClient:
+    url, key, _ = label_studio
+    return LabelStudioClient(url, key)
+
+
+def test_only_pushed_photos_are_served(
+    client: LabelStudioClient,
+    label_studio_server: LocalServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = label_studio_server
+    root = server.document_root
+    assert root is not None
+    photos = root / "guarded"
+    _photo(photos / "a.jpg", 1)
+    _photo(photos / "s" / "b.jpg", 2)
+    (photos / "s" / "alias.jpg").symlink_to(photos / "a.jpg")  # a link inside the folder is fine
+    _photo(photos / ".cache" / "thumb.jpg", 3)  # hidden: never a photo
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(SECRET)
+    _photo(outside / "elsewhere.jpg", 4)  # an image, but not in the folder
+    (photos / "s" / "passwd.jpg").symlink_to(outside / "secret.txt")
+    (photos / "s" / "key.jpg").symlink_to(server.data_dir / "api-key")
+    (photos / "other.jpg").symlink_to(outside / "elsewhere.jpg")
+
+    pid, _ = init(client, "guarded photos", overlap=1)
+    summary = push(client, "guarded photos", photos, document_root=root)
+    assert (summary.found, summary.added) == (3, 3)
+    assert sorted(summary.refused) == [
+        ("other.jpg", "links outside the photo folder"),
+        ("s/key.jpg", "links outside the photo folder"),
+        ("s/passwd.jpg", "links outside the photo folder"),
+    ]
+    ids = client.task_ids_and_keys(pid)
+    assert sorted(ids) == ["a.jpg", "s/alias.jpg", "s/b.jpg"]
+
+    # A pushed photo is served, from a hard link in the private mirror.
+    mirror = root / MIRROR / str(pid)
+    assert stat.S_IMODE(mirror.stat().st_mode) == 0o700
+    assert stat.S_IMODE((root / MIRROR).stat().st_mode) == 0o700
+    assert (mirror / "a.jpg").stat().st_ino == (photos / "a.jpg").stat().st_ino
+    task = json.loads(_fetch(f"{server.url}/api/tasks/{ids['s/b.jpg']}/", server.api_key)[1])
+    assert task["data"]["image"].startswith(f"/data/local-files/?d={MIRROR}/{pid}/")
+    status, body = _fetch(server.url + task["data"]["image"], server.api_key)
+    assert (status, body) == (200, (photos / "s" / "b.jpg").read_bytes())
+
+    # Nothing else: not the links, not the user's folder, whichever path is asked for.
+    for d in (
+        "guarded/s/passwd.jpg", "guarded/s/key.jpg", "guarded/a.jpg",
+        f"{MIRROR}/{pid}/s/passwd.jpg", f"{MIRROR}/{pid}/s/key.jpg", f"{MIRROR}/{pid}/other.jpg",
+        f"{MIRROR}/{pid}/../../guarded/s/passwd.jpg",
+    ):  # fmt: skip
+        status, body = _fetch(f"{server.url}/data/local-files/?d={urllib.parse.quote(d)}", server.api_key)
+        assert status in (403, 404), d
+        assert SECRET.strip() not in body, d
+        assert server.api_key.encode() not in body, d
+
+    # The command line names what it refused.
+    monkeypatch.setenv("LABEL_STUDIO_URL", server.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", server.api_key)
+    assert (
+        main(["annotate", "push", str(photos), "--project", "guarded photos", "--document-root", str(root)])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "3 photos: 0 added, 3 already in the project" in out
+    assert "3 files refused" in out
+    assert "s/passwd.jpg links outside the photo folder" in out
 
 
 def test_data_folder_and_secrets_are_private(label_studio_server: LocalServer) -> None:
