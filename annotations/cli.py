@@ -72,8 +72,10 @@ def init(
 ) -> None:
     """Create (or update) a labelling project with the litter taxonomy and volunteer instructions."""
     from plastic_hotspots.annotations.labelstudio import LabelStudioClient
+    from plastic_hotspots.annotations.workflow import check_title
     from plastic_hotspots.annotations.workflow import init as do_init
 
+    check_title(project)  # before the server is asked
     pid, created = do_init(LabelStudioClient(), project, overlap)
     verb = "created" if created else "updated"
     typer.echo(f"{verb} project {project!r} (id {pid}), {overlap} volunteers per photo")

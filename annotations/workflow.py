@@ -40,11 +40,40 @@ def project_id(client: LabelStudioClient, title: str) -> int:
     return found
 
 
+TITLE_MIN, TITLE_MAX = 3, 50  # Label Studio's PROJECT_TITLE_MIN_LEN and PROJECT_TITLE_MAX_LEN
 MIRROR = ".plastic-hotspots-pushed"  # under the document root: the only files the server shows
 
 
+def check_title(title: str) -> None:
+    """Refuse a project title Label Studio would refuse or change.
+
+    Raises:
+        AnnotationError: The title is empty, too short or too long, or starts or ends with a space.
+    """
+    if not title.strip():
+        raise AnnotationError(
+            "the project title is empty", hint='name the project, e.g. --project "Chiang Rai"'
+        )
+    if title != title.strip():
+        raise AnnotationError(
+            f"the project title {title!r} starts or ends with a space",
+            hint="Label Studio would store it without them; leave them out",
+        )
+    if not TITLE_MIN <= len(title) <= TITLE_MAX:
+        raise AnnotationError(
+            f"the project title {title!r} has {len(title)} characters; Label Studio takes "
+            f"{TITLE_MIN} to {TITLE_MAX}",
+            hint=f"use a title of at most {TITLE_MAX} characters (a review project adds 9: ' (review)')",
+        )
+
+
 def init(client: LabelStudioClient, title: str, overlap: int = 3) -> tuple[int, bool]:
-    """Create or update the litter project; returns ``(id, created)``."""
+    """Create or update the litter project; returns ``(id, created)``.
+
+    Raises:
+        AnnotationError: The title or the overlap cannot be used (checked before the server is asked).
+    """
+    check_title(title)
     if overlap < 1:
         raise AnnotationError(
             f"overlap must be at least 1, got {overlap}", hint="use 3 to 5 volunteers per photo"

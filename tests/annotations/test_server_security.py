@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from plastic_hotspots.annotations.errors import ServerError
-from plastic_hotspots.annotations.labelstudio import LabelStudioClient
+from plastic_hotspots.annotations.errors import AnnotationError, ServerError
+from plastic_hotspots.annotations.labelstudio import LabelStudioClient, ProjectSettings
 from plastic_hotspots.annotations.server import (
     ADMIN_EMAIL,
     LocalServer,
@@ -33,7 +33,7 @@ from plastic_hotspots.annotations.server import (
     secure_data_dir,
     start_local_server,
 )
-from plastic_hotspots.annotations.workflow import MIRROR, init, push
+from plastic_hotspots.annotations.workflow import MIRROR, check_title, init, push
 from plastic_hotspots.cli import main
 
 SECRET = b"TOP-SECRET-not-for-volunteers\n"
@@ -169,6 +169,27 @@ def test_a_restart_tightens_an_older_data_folder(tmp_path: Path) -> None:
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     for name in ("label_studio.sqlite3", "label_studio.sqlite3-wal", "api-key", "server.log"):
         assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+
+
+def test_titles_are_checked_before_the_server_is_asked(
+    client: LabelStudioClient, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for bad, words in [("", "empty"), ("   ", "empty"), ("x" * 51, "3 to 50"), (" Chiang Rai", "space")]:
+        with pytest.raises(AnnotationError, match=words):
+            check_title(bad)
+    check_title("x" * 50)
+    monkeypatch.delenv("LABEL_STUDIO_URL", raising=False)  # no server: the title is refused first
+    assert main(["annotate", "init", "--project", "y" * 60]) == 1
+    err = " ".join(capsys.readouterr().err.split())  # the console wraps long lines
+    assert "60 characters" in err
+    assert "at most 50" in err
+    assert main(["annotate", "init", "--project", " "]) == 1
+    assert "title is empty" in capsys.readouterr().err
+
+    # Should the server refuse a value anyway, its words and the field are in the message.
+    with pytest.raises(ServerError) as info:
+        client.init_project(ProjectSettings("z" * 60, "<View></View>", ""))
+    assert "title: Ensure this field has no more than 50 characters." in info.value.message
 
 
 @pytest.fixture
