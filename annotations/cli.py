@@ -1,4 +1,4 @@
-"""Subcommands of the annotations stage: ``plastic-hotspots annotate serve|init|push|prelabel|pull``.
+"""Subcommands of the annotations stage: ``plastic-hotspots annotate serve|init|push|prelabel|pull|...``.
 
 The server and its key come from ``LABEL_STUDIO_URL`` and ``LABEL_STUDIO_API_KEY``; the key is never
 printed.
@@ -49,7 +49,10 @@ def serve(
     typer.echo(f"Label Studio is running at {server.url} (log: {server.log})")
     typer.echo(f"export LABEL_STUDIO_URL={server.url}")
     typer.echo(f"export LABEL_STUDIO_API_KEY=$(cat {server.data_dir / 'api-key'})")
-    typer.echo(f"web login: {ADMIN_EMAIL}, password in {server.admin_password_file} (only you can read it)")
+    typer.echo(
+        f"web login: {ADMIN_EMAIL}, password in {server.admin_password_file} (only you can read it); "
+        "volunteers get their own: `annotate volunteers add EMAIL`"
+    )
     code = None
     try:
         while (code := server.process.poll()) is None:
@@ -112,6 +115,36 @@ def push(
         )
         for key, why in s.refused:
             typer.echo(f"  {key} {why}")
+
+
+volunteers_app = typer.Typer(help="Volunteers' own Label Studio accounts.", no_args_is_help=True)
+annotate_app.add_typer(volunteers_app, name="volunteers")
+
+
+@volunteers_app.command("add")
+def volunteers_add(
+    email: Annotated[str, typer.Argument(help="The volunteer's email (their login).")],
+    data_dir: Annotated[
+        Path, typer.Option(help="The --data-dir of `annotate serve` (the password is set there).")
+    ] = Path("label-studio-data"),
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write the new password (mode 0600); default <data-dir>/volunteers/EMAIL."
+        ),
+    ] = None,
+) -> None:
+    """Give a volunteer their own login with a new password, written to a file only you can read."""
+    from plastic_hotspots.annotations.labelstudio import LabelStudioClient
+    from plastic_hotspots.annotations.workflow import add_volunteer
+
+    client = LabelStudioClient()
+    account = add_volunteer(client, email, data_dir, password_file)
+    verb = "created" if account.created else "exists; its password was replaced"
+    typer.echo(
+        f"account {email} {verb} (id {account.user}); its password is in {account.password_file} "
+        f"(only you can read it): hand it to the volunteer privately; they log in at {client.url}"
+    )
 
 
 @annotate_app.command("prelabel")

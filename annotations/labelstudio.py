@@ -226,11 +226,19 @@ class LabelStudioClient:
 
     def ensure_user(self, email: str) -> int:
         """The id of the user with this email, created when missing (for volunteers and tests)."""
+        return self.add_user(email)[0]
+
+    def add_user(self, email: str) -> tuple[int, bool]:
+        """Add an account (no password, no admin rights) to the key's organization; ``(id, created)``.
+
+        An account that already exists is left as it is.
+        """
         try:
             for user in self._ls.users.list():
-                if user.email == email:
-                    return int(user.id)
-            return int(self._ls.users.create(email=email, username=email.split("@", maxsplit=1)[0]).id)
+                if str(user.email).lower() == email.lower():
+                    return int(user.id), False
+            made = self._ls.users.create(email=email, username=email.split("@", maxsplit=1)[0])
+            return int(made.id), True
         except Exception as exc:
             raise _api_error(exc, f"creating user {email}") from exc
 

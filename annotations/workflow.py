@@ -315,3 +315,59 @@ def send_review(
         support = min((b.support for b in by_task.get(key, [])), default=0.0)
         client.add_prediction(ids[key], regions, support, f"consensus {result.params.eps:g}")
     return ReviewSummary(pid, len(todo))
+
+
+@dataclass(frozen=True, slots=True)
+class VolunteerAccount:
+    """A volunteer's own Label Studio account.
+
+    Attributes:
+        user: The account's id.
+        created: False when the account existed (its password was replaced).
+        password_file: The file (mode 0600) holding its new password, to hand to the volunteer.
+    """
+
+    user: int
+    created: bool
+    password_file: Path
+
+
+def add_volunteer(
+    client: LabelStudioClient, email: str, data_dir: Path, password_file: Path | None = None
+) -> VolunteerAccount:
+    """Give a volunteer an account of their own with a new random password, never the admin's key.
+
+    The account joins the key's organization; its password is set in the local server's database under
+    ``data_dir`` and written to ``password_file`` (default ``<data_dir>/volunteers/<email>``, mode 0600),
+    never printed.
+
+    Raises:
+        AnnotationError: The email is not one, or the password file exists already.
+        ServerError: The account cannot be created, or its password cannot be set.
+    """
+    from plastic_hotspots.annotations.server import set_password
+
+    email = email.strip()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or any(c.isspace() or c == "/" for c in email):
+        raise AnnotationError(f"{email!r} is not an email address", hint="give the volunteer's email")
+    if password_file is None:
+        password_file = Path(data_dir) / "volunteers" / email
+        _private_dirs(password_file.parent, Path(data_dir))
+    if password_file.exists():
+        raise AnnotationError(
+            f"{password_file} exists already",
+            hint="hand that password over, or delete the file (or pass another --password-file) "
+            "to give the volunteer a new one",
+        )
+    password = secrets.token_urlsafe(12)
+    fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(password + "\n")
+    try:
+        user, created = client.add_user(email)
+        set_password(data_dir, email, password)
+    except BaseException:
+        password_file.unlink(missing_ok=True)
+        raise
+    return VolunteerAccount(user, created, password_file)

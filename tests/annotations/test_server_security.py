@@ -171,6 +171,40 @@ def test_a_restart_tightens_an_older_data_folder(tmp_path: Path) -> None:
         assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
 
 
+def test_volunteer_gets_an_own_login_with_a_private_password(
+    label_studio_server: LocalServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = label_studio_server
+    monkeypatch.setenv("LABEL_STUDIO_URL", server.url)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", server.api_key)
+    given = tmp_path / "for-ana"
+    args = ["annotate", "volunteers", "add", "ana@example.org", "--data-dir", str(server.data_dir)]
+    assert main([*args, "--password-file", str(given)]) == 0
+    out = capsys.readouterr().out
+    password = given.read_text().strip()
+    assert stat.S_IMODE(given.stat().st_mode) == 0o600
+    assert "ana@example.org created" in out
+    assert str(given) in out
+    assert password not in out
+    assert server.api_key not in out
+    assert _web_login(server.url, "ana@example.org", password)
+
+    # Again with the same file: refused, the password stays; by default the file goes in the data folder.
+    assert main([*args, "--password-file", str(given)]) == 1
+    assert "exists already" in capsys.readouterr().err
+    assert given.read_text().strip() == password
+    assert main(args) == 0
+    default = server.data_dir / "volunteers" / "ana@example.org"
+    assert stat.S_IMODE(default.stat().st_mode) == 0o600
+    assert stat.S_IMODE(default.parent.stat().st_mode) == 0o700
+    assert "exists; its password was replaced" in capsys.readouterr().out
+    assert _web_login(server.url, "ana@example.org", default.read_text().strip())
+    assert not _web_login(server.url, "ana@example.org", password)
+
+
 def test_titles_are_checked_before_the_server_is_asked(
     client: LabelStudioClient, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
