@@ -345,12 +345,18 @@ def add_volunteer(
         AnnotationError: The email is not one, or the password file exists already.
         ServerError: The account cannot be created, or its password cannot be set.
     """
-    from plastic_hotspots.annotations.server import set_password
+    from plastic_hotspots.annotations.server import DATABASE_FILE, set_password
 
     email = email.strip()
     local, _, domain = email.partition("@")
     if not local or "." not in domain or any(c.isspace() or c == "/" for c in email):
         raise AnnotationError(f"{email!r} is not an email address", hint="give the volunteer's email")
+    if not (Path(data_dir) / DATABASE_FILE).is_file():  # checked before the account is made
+        raise AnnotationError(
+            f"no Label Studio database in {data_dir}",
+            hint="pass the --data-dir of `annotate serve` on this machine; on a server elsewhere, "
+            "its administrator adds accounts",
+        )
     if password_file is None:
         password_file = Path(data_dir) / "volunteers" / email
         _private_dirs(password_file.parent, Path(data_dir))

@@ -33,7 +33,8 @@ from plastic_hotspots.annotations.server import (
     secure_data_dir,
     start_local_server,
 )
-from plastic_hotspots.annotations.workflow import MIRROR, check_title, init, push
+from plastic_hotspots.annotations.tasks import scan_photos
+from plastic_hotspots.annotations.workflow import MIRROR, add_volunteer, check_title, init, place_photo, push
 from plastic_hotspots.cli import main
 
 SECRET = b"TOP-SECRET-not-for-volunteers\n"
@@ -147,6 +148,37 @@ def test_only_pushed_photos_are_served(
     assert "s/passwd.jpg links outside the photo folder" in out
 
 
+def test_only_regular_files_inside_the_folder_are_scanned(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    _photo(photos / "a.jpg", 1)
+    (photos / "gone.jpg").symlink_to(tmp_path / "missing.jpg")
+    os.mkfifo(photos / "pipe.jpg")  # would block a reader forever
+    _photo(photos / ".hidden" / "b.jpg", 2)
+    _photo(photos / "d" / ".c.jpg", 3)
+    refused: list[tuple[str, str]] = []
+    assert [p.key for p in scan_photos(photos, refused)] == ["a.jpg"]
+    assert refused == [("gone.jpg", "is a broken link"), ("pipe.jpg", "is not a regular file")]
+
+
+def test_a_photo_is_copied_where_it_cannot_be_linked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _photo(tmp_path / "a.jpg", 1)
+    target = tmp_path / "mirror" / "a.jpg"
+    target.parent.mkdir()
+
+    def no_link(*args: object, **kwargs: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    place_photo(tmp_path / "a.jpg", target)
+    assert target.read_bytes() == (tmp_path / "a.jpg").read_bytes()
+    assert target.stat().st_ino != (tmp_path / "a.jpg").stat().st_ino
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    before = target.stat().st_ino
+    place_photo(tmp_path / "a.jpg", target)  # an unchanged photo is not copied again
+    assert target.stat().st_ino == before
+    assert sorted(p.name for p in target.parent.iterdir()) == ["a.jpg"]  # no temporary file left
+
+
 def test_data_folder_and_secrets_are_private(label_studio_server: LocalServer) -> None:
     data = label_studio_server.data_dir
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
@@ -203,6 +235,13 @@ def test_volunteer_gets_an_own_login_with_a_private_password(
     assert "exists; its password was replaced" in capsys.readouterr().out
     assert _web_login(server.url, "ana@example.org", default.read_text().strip())
     assert not _web_login(server.url, "ana@example.org", password)
+
+    # Without the server's database nothing is made: no account, no password file.
+    client = LabelStudioClient(server.url, server.api_key)
+    with pytest.raises(AnnotationError, match="no Label Studio database"):
+        add_volunteer(client, "ben@example.org", tmp_path / "elsewhere", tmp_path / "for-ben")
+    assert not (tmp_path / "for-ben").exists()
+    assert "ben@example.org" not in client.user_emails().values()
 
 
 def test_titles_are_checked_before_the_server_is_asked(
