@@ -236,12 +236,12 @@ def start_local_server(
     """
     exe = find_executable(executable)
     data_dir = Path(data_dir).resolve()
-    had_database = (data_dir / DATABASE_FILE).is_file()
-    secure_data_dir(data_dir)
     if port:
-        check_port_free(port)
+        check_port_free(port)  # before anything is made
     else:
         port = free_port()
+    had_database = (data_dir / DATABASE_FILE).is_file()
+    secure_data_dir(data_dir)
     key = _private_value(data_dir / API_KEY_FILE, secrets.token_hex(20))[0]
     password, new_password = _private_value(data_dir / ADMIN_PASSWORD_FILE, secrets.token_urlsafe(24))
     if had_database and new_password:

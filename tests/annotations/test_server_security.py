@@ -288,6 +288,7 @@ def test_a_taken_port_is_named_before_start(listener: int, tmp_path: Path) -> No
         start_local_server(tmp_path / "data", port=listener)
     assert "--port 0" in info.value.hint
     assert _label_studio_processes() == before
+    assert not (tmp_path / "data").exists()  # refused before anything was made
     check_port_free(_free())  # a free port passes
 
 
@@ -377,3 +378,36 @@ def _executable() -> Path:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true but {exc.message}")
         pytest.skip(exc.message)
+
+
+def test_sigterm_while_label_studio_starts_stops_it_too(tmp_path: Path) -> None:
+    psutil = pytest.importorskip("psutil")
+    cmd = [
+        sys.executable,
+        "-m",
+        "plastic_hotspots.cli",
+        "annotate",
+        "serve",
+        "--data-dir",
+        str(tmp_path),
+        "--port",
+        "0",
+    ]
+    env = {**os.environ, "PLASTIC_HOTSPOTS_LABEL_STUDIO": str(_executable())}
+    serve = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        children: list[psutil.Process] = []
+        while not children and time.monotonic() < deadline:
+            time.sleep(0.2)
+            children = psutil.Process(serve.pid).children(recursive=True)
+        assert children, "serve did not start label-studio"
+        serve.send_signal(signal.SIGTERM)  # migrations take a while: it is not up yet
+        out, _ = serve.communicate(timeout=90)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    assert "stopped before Label Studio was up" in out
+    assert serve.returncode == 0
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, [p.cmdline() for p in alive]
