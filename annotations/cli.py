@@ -36,32 +36,29 @@ def serve(
     from plastic_hotspots.annotations.errors import ServerError
     from plastic_hotspots.annotations.server import ADMIN_EMAIL, start_local_server
 
-    def stop_asked(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, stop_asked)
+    # Ctrl-C, SIGTERM and SIGHUP only ask to stop: nothing is interrupted half-way, so the server
+    # started is always stopped with all it started.
+    asked: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: asked.append(signum))
     try:
-        server = start_local_server(data_dir, port=port or None, document_root=photos)
-    except KeyboardInterrupt:  # the child is stopped by start_local_server
+        server = start_local_server(
+            data_dir, port=port or None, document_root=photos, cancel=lambda: bool(asked)
+        )
+    except KeyboardInterrupt:  # stop asked: start_local_server stopped Label Studio
         typer.echo("stopped before Label Studio was up")
         return
-    typer.echo(f"Label Studio is running at {server.url} (log: {server.log})")
-    typer.echo(f"export LABEL_STUDIO_URL={server.url}")
-    typer.echo(f"export LABEL_STUDIO_API_KEY=$(cat {server.data_dir / 'api-key'})")
-    typer.echo(
-        f"web login: {ADMIN_EMAIL}, password in {server.admin_password_file} (only you can read it); "
-        "volunteers get their own: `annotate volunteers add EMAIL`"
-    )
-    code = None
     try:
-        while (code := server.process.poll()) is None:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
+        typer.echo(f"Label Studio is running at {server.url} (log: {server.log})")
+        typer.echo(f"export LABEL_STUDIO_URL={server.url}")
+        typer.echo(f"export LABEL_STUDIO_API_KEY=$(cat {server.data_dir / 'api-key'})")
+        typer.echo(
+            f"web login: {ADMIN_EMAIL}, password in {server.admin_password_file} (only you can read it); "
+            "volunteers get their own: `annotate volunteers add EMAIL`"
+        )
+        while (code := server.process.poll()) is None and not asked:
+            time.sleep(0.5)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)  # a second signal must not cut the stop short
         server.stop()
     if code is not None:
         raise ServerError(f"Label Studio exited with code {code}", hint=f"see {server.log}")

@@ -23,6 +23,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,6 +221,7 @@ def start_local_server(
     document_root: Path | None = None,
     executable: Path | None = None,
     timeout_s: float = 300.0,
+    cancel: Callable[[], bool] | None = None,
 ) -> LocalServer:
     """Start Label Studio on ``127.0.0.1`` with its data in ``data_dir`` and wait until it answers.
 
@@ -229,6 +231,9 @@ def start_local_server(
         document_root: Folder whose files tasks may reference as ``/data/local-files/?d=...``.
         executable: The ``label-studio`` executable (default: :func:`find_executable`).
         timeout_s: How long the first start (database migrations) may take.
+        cancel: True when the start is to be given up (a signal arrived): Label Studio is stopped and
+            ``KeyboardInterrupt`` raised. A signal handler that records the signal for it, instead of
+            raising, can never leave a started Label Studio without its stop.
 
     Raises:
         ServerError: It is not installed, the port is taken, it exits, another server answers at the
@@ -254,6 +259,8 @@ def start_local_server(
         "LABEL_STUDIO_USER_TOKEN": key,
     }
     log = data_dir / LOG_FILE
+    if cancel is not None and cancel():
+        raise KeyboardInterrupt
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "ab") as out:
         process = subprocess.Popen(
@@ -269,18 +276,22 @@ def start_local_server(
     root = Path(document_root).resolve() if document_root else None
     server = LocalServer(f"http://127.0.0.1:{port}", key, data_dir, process, log, root)
     try:
-        _wait_until_up(server, port, timeout_s)
+        _wait_until_up(server, port, timeout_s, cancel)
+        secure_data_dir(data_dir)  # files it made before the umask applied (none expected)
     except BaseException:
         server.stop()
         raise
-    secure_data_dir(data_dir)  # files it made before the umask applied (none expected)
     return server
 
 
-def _wait_until_up(server: LocalServer, port: int, timeout_s: float) -> None:
+def _wait_until_up(
+    server: LocalServer, port: int, timeout_s: float, cancel: Callable[[], bool] | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
     strangers = 0  # answers at the port that refuse our key
     while time.monotonic() < deadline:
+        if cancel is not None and cancel():
+            raise KeyboardInterrupt
         if server.process.poll() is not None:
             raise ServerError(
                 f"Label Studio exited with code {server.process.returncode}", hint=f"see {server.log}"

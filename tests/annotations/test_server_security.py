@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import http.server
 import json
@@ -18,6 +19,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -340,6 +342,7 @@ def test_sigterm_to_serve_stops_label_studio(tmp_path: Path) -> None:
     env = {**os.environ, "PLASTIC_HOTSPOTS_LABEL_STUDIO": str(_executable())}
     serve = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     lines = []
+    children: list[psutil.Process] = []
     try:
         assert serve.stdout is not None
         deadline = time.monotonic() + 300
@@ -361,12 +364,25 @@ def test_sigterm_to_serve_stops_label_studio(tmp_path: Path) -> None:
         serve.send_signal(signal.SIGTERM)
         rest, _ = serve.communicate(timeout=90)
     finally:
-        if serve.poll() is None:
-            serve.kill()
+        _reap(serve, children)
     assert serve.returncode == 0, "".join(lines) + rest
     assert "Label Studio stopped" in rest
     _, alive = psutil.wait_procs(children, timeout=5)
     assert not alive, [p.cmdline() for p in alive]
+
+
+def _reap(serve: subprocess.Popen[str], children: list[Any]) -> None:
+    """After a failed test: kill serve and whatever it started, so no server outlives the test."""
+    import psutil
+
+    if serve.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            children = children + psutil.Process(serve.pid).children(recursive=True)
+        serve.kill()
+        serve.wait()
+    for child in children:
+        with contextlib.suppress(Exception):
+            child.kill()
 
 
 def _executable() -> Path:
@@ -395,9 +411,9 @@ def test_sigterm_while_label_studio_starts_stops_it_too(tmp_path: Path) -> None:
     ]
     env = {**os.environ, "PLASTIC_HOTSPOTS_LABEL_STUDIO": str(_executable())}
     serve = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    children: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 60
-        children: list[psutil.Process] = []
         while not children and time.monotonic() < deadline:
             time.sleep(0.2)
             children = psutil.Process(serve.pid).children(recursive=True)
@@ -405,8 +421,7 @@ def test_sigterm_while_label_studio_starts_stops_it_too(tmp_path: Path) -> None:
         serve.send_signal(signal.SIGTERM)  # migrations take a while: it is not up yet
         out, _ = serve.communicate(timeout=90)
     finally:
-        if serve.poll() is None:
-            serve.kill()
+        _reap(serve, children)
     assert "stopped before Label Studio was up" in out
     assert serve.returncode == 0
     _, alive = psutil.wait_procs(children, timeout=5)
