@@ -1,4 +1,4 @@
-"""Subcommands of the annotations stage: ``plastic-hotspots annotate serve|init|push|prelabel|pull``.
+"""Subcommands of the annotations stage: ``plastic-hotspots annotate serve|init|push|prelabel|pull|...``.
 
 The server and its key come from ``LABEL_STUDIO_URL`` and ``LABEL_STUDIO_API_KEY``; the key is never
 printed.
@@ -24,26 +24,47 @@ ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Label Studio p
 
 @annotate_app.command("serve")
 def serve(
-    data_dir: Annotated[Path, typer.Option(help="Label Studio's database, uploads and API key.")] = Path(
-        "label-studio-data"
-    ),
-    photos: Annotated[Path | None, typer.Option(help="Folder of photos the server may show.")] = None,
+    data_dir: Annotated[
+        Path, typer.Option(help="Label Studio's database, uploads, API key and admin password.")
+    ] = Path("label-studio-data"),
+    photos: Annotated[
+        Path | None, typer.Option(help="Document root: the server shows the photos pushed under it.")
+    ] = None,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 8080,
 ) -> None:
-    """Start a local Label Studio on 127.0.0.1 (analytics off) and keep it running until Ctrl-C."""
-    from plastic_hotspots.annotations.server import start_local_server
+    """Start a local Label Studio on 127.0.0.1 (analytics off) and keep it running until Ctrl-C or SIGTERM."""
+    import signal
 
-    server = start_local_server(data_dir, port=port or None, document_root=photos)
-    typer.echo(f"Label Studio is running at {server.url} (log: {server.log})")
-    typer.echo(f"export LABEL_STUDIO_URL={server.url}")
-    typer.echo(f"export LABEL_STUDIO_API_KEY=$(cat {server.data_dir / 'api-key'})")
+    from plastic_hotspots.annotations.errors import ServerError
+    from plastic_hotspots.annotations.server import ADMIN_EMAIL, start_local_server
+
+    # Ctrl-C, SIGTERM and SIGHUP only ask to stop: nothing is interrupted half-way, so the server
+    # started is always stopped with all it started.
+    asked: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: asked.append(signum))
     try:
-        while server.process.poll() is None:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
+        server = start_local_server(
+            data_dir, port=port or None, document_root=photos, cancel=lambda: bool(asked)
+        )
+    except KeyboardInterrupt:  # stop asked: start_local_server stopped Label Studio
+        typer.echo("stopped before Label Studio was up")
+        return
+    try:
+        typer.echo(f"Label Studio is running at {server.url} (log: {server.log})")
+        typer.echo(f"export LABEL_STUDIO_URL={server.url}")
+        typer.echo(f"export LABEL_STUDIO_API_KEY=$(cat {server.data_dir / 'api-key'})")
+        typer.echo(
+            f"web login: {ADMIN_EMAIL}, password in {server.admin_password_file} (only you can read it); "
+            "volunteers get their own: `annotate volunteers add EMAIL`"
+        )
+        while (code := server.process.poll()) is None and not asked:
+            time.sleep(0.5)
     finally:
         server.stop()
+    if code is not None:
+        raise ServerError(f"Label Studio exited with code {code}", hint=f"see {server.log}")
+    typer.echo("Label Studio stopped")
 
 
 @annotate_app.command("init")
@@ -59,8 +80,10 @@ def init(
 ) -> None:
     """Create (or update) a labelling project with the litter taxonomy and volunteer instructions."""
     from plastic_hotspots.annotations.labelstudio import LabelStudioClient
+    from plastic_hotspots.annotations.workflow import check_title
     from plastic_hotspots.annotations.workflow import init as do_init
 
+    check_title(project)  # before the server is asked
     client = LabelStudioClient()
     pid, created = do_init(client, project, overlap)
     verb = "created" if created else "updated"
@@ -225,7 +248,11 @@ def push(
         str | None, typer.Option(help="URL under which the photos are served instead.")
     ] = None,
 ) -> None:
-    """Add photos as labelling tasks with their geotag and time; photos already pushed are skipped."""
+    """Add photos as labelling tasks with their geotag and time; photos already pushed are skipped.
+
+    Only files inside the folder are pushed (a link to a file elsewhere is refused and listed), and the
+    server is given copies (hard links) of exactly those photos, never the whole folder.
+    """
     from plastic_hotspots.annotations.labelstudio import LabelStudioClient
     from plastic_hotspots.annotations.workflow import push as do_push
 
@@ -233,6 +260,42 @@ def push(
     typer.echo(
         f"{s.found} photos: {s.added} added, {s.already_there} already in the project, "
         f"{s.without_position} without a position"
+    )
+    if s.refused:
+        typer.echo(
+            f"{len(s.refused)} file{'s' if len(s.refused) > 1 else ''} refused (not pushed, not shown):"
+        )
+        for key, why in s.refused:
+            typer.echo(f"  {key} {why}")
+
+
+volunteers_app = typer.Typer(help="Volunteers' own Label Studio accounts.", no_args_is_help=True)
+annotate_app.add_typer(volunteers_app, name="volunteers")
+
+
+@volunteers_app.command("add")
+def volunteers_add(
+    email: Annotated[str, typer.Argument(help="The volunteer's email (their login).")],
+    data_dir: Annotated[
+        Path, typer.Option(help="The --data-dir of `annotate serve` (the password is set there).")
+    ] = Path("label-studio-data"),
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write the new password (mode 0600); default <data-dir>/volunteers/EMAIL."
+        ),
+    ] = None,
+) -> None:
+    """Give a volunteer their own login with a new password, written to a file only you can read."""
+    from plastic_hotspots.annotations.labelstudio import LabelStudioClient
+    from plastic_hotspots.annotations.workflow import add_volunteer
+
+    client = LabelStudioClient()
+    account = add_volunteer(client, email, data_dir, password_file)
+    verb = "created" if account.created else "exists; its password was replaced"
+    typer.echo(
+        f"account {email} {verb} (id {account.user}); its password is in {account.password_file} "
+        f"(only you can read it): hand it to the volunteer privately; they log in at {client.url}"
     )
 
 

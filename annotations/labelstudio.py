@@ -41,6 +41,19 @@ class ProjectSettings:
     overlap: int = 3
 
 
+def _validation_words(errors: object) -> str:
+    """Label Studio's validation errors as ``field: words; ...`` (``{"title": ["Ensure ..."]}``)."""
+    if isinstance(errors, Mapping):
+        parts = []
+        for field, words in errors.items():
+            said = " ".join(str(w) for w in words) if isinstance(words, list) else str(words)
+            parts.append(said if field == "non_field_errors" else f"{field}: {said}")
+        return "; ".join(parts)
+    if isinstance(errors, list):
+        return " ".join(str(w) for w in errors)
+    return str(errors or "")
+
+
 def _api_error(exc: Exception, doing: str) -> ServerError:
     status = getattr(exc, "status_code", None)
     body = getattr(exc, "body", None)
@@ -51,6 +64,11 @@ def _api_error(exc: Exception, doing: str) -> ServerError:
         return ServerError(
             f"Label Studio refused the key while {doing} (HTTP {status})",
             hint=f"set {KEY_ENV} to an access token from Label Studio's Account & Settings page",
+        )
+    if status == 400 and isinstance(body, Mapping) and body.get("validation_errors"):
+        return ServerError(
+            f"Label Studio refused a value while {doing}: {_validation_words(body['validation_errors'])}",
+            hint="correct the value Label Studio names and run the command again",
         )
     return ServerError(
         f"Label Studio failed while {doing}: HTTP {status} {detail}".strip(), hint="see the server log"
@@ -208,11 +226,19 @@ class LabelStudioClient:
 
     def ensure_user(self, email: str) -> int:
         """The id of the user with this email, created when missing (for volunteers and tests)."""
+        return self.add_user(email)[0]
+
+    def add_user(self, email: str) -> tuple[int, bool]:
+        """Add an account (no password, no admin rights) to the key's organization; ``(id, created)``.
+
+        An account that already exists is left as it is.
+        """
         try:
             for user in self._ls.users.list():
-                if user.email == email:
-                    return int(user.id)
-            return int(self._ls.users.create(email=email, username=email.split("@", maxsplit=1)[0]).id)
+                if str(user.email).lower() == email.lower():
+                    return int(user.id), False
+            made = self._ls.users.create(email=email, username=email.split("@", maxsplit=1)[0])
+            return int(made.id), True
         except Exception as exc:
             raise _api_error(exc, f"creating user {email}") from exc
 

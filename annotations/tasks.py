@@ -11,6 +11,8 @@ the least certain photos first, which are the ones that teach the next model mos
 
 from __future__ import annotations
 
+import os
+import stat
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -59,8 +61,41 @@ class PhotoTask:
         }
 
 
-def scan_photos(folder: Path) -> list[PhotoTask]:
-    """Every photo under ``folder`` with its upright size, geotag and time (unreadable files skipped)."""
+def vet_photo(path: Path, folder: Path) -> str | None:
+    """Why ``path`` may not be shown from the photo folder ``folder`` (resolved), or None when it may.
+
+    A photo may be shown when it is a regular file whose real path (links followed) lies inside the
+    folder: a link to ``/etc/passwd`` or to a server's key named ``x.jpg`` is refused.
+    """
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return "is a broken link" if path.is_symlink() else "cannot be read"
+    if not real.is_relative_to(folder):
+        return "links outside the photo folder"
+    if not stat.S_ISREG(real.stat().st_mode):
+        return "is not a regular file"
+    return None
+
+
+def _candidates(folder: Path) -> list[Path]:
+    """Files with a photo suffix under ``folder``, hidden files and folders (``.name``) left out."""
+    out: list[Path] = []
+    for top, dirs, files in os.walk(folder):  # links to folders are not entered
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        out.extend(
+            Path(top) / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in PHOTO_SUFFIXES
+        )
+    return sorted(out)
+
+
+def scan_photos(folder: Path, refused: list[tuple[str, str]] | None = None) -> list[PhotoTask]:
+    """Every photo under ``folder`` with its upright size, geotag and time.
+
+    Hidden files and folders (names starting with ``.``) are not searched. Files that resolve outside
+    the folder or are not regular files are never opened: their ``(key, reason)`` go to ``refused``.
+    Files that are not images are skipped.
+    """
     from PIL import Image, UnidentifiedImageError
 
     from plastic_hotspots.exif import read_exif
@@ -68,8 +103,15 @@ def scan_photos(folder: Path) -> list[PhotoTask]:
     folder = Path(folder)
     if not folder.is_dir():
         raise AnnotationError(f"{folder} is not a folder", hint="pass the folder of survey photos")
+    real_folder = folder.resolve()
     out = []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file()):
+    for path in _candidates(folder):
+        key = path.relative_to(folder).as_posix()
+        why = vet_photo(path, real_folder)
+        if why is not None:
+            if refused is not None:
+                refused.append((key, why))
+            continue
         try:
             with Image.open(path) as img:
                 width, height = img.size
@@ -83,7 +125,7 @@ def scan_photos(folder: Path) -> list[PhotoTask]:
             width, height = height, width
         out.append(
             PhotoTask(
-                key=path.relative_to(folder).as_posix(),
+                key=key,
                 path=path,
                 width=width,
                 height=height,

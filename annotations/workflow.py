@@ -8,7 +8,10 @@ line (``plastic-hotspots annotate ...``) only parses options and calls them.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +40,40 @@ def project_id(client: LabelStudioClient, title: str) -> int:
     return found
 
 
+TITLE_MIN, TITLE_MAX = 3, 50  # Label Studio's PROJECT_TITLE_MIN_LEN and PROJECT_TITLE_MAX_LEN
+MIRROR = ".plastic-hotspots-pushed"  # under the document root: the only files the server shows
+
+
+def check_title(title: str) -> None:
+    """Refuse a project title Label Studio would refuse or change.
+
+    Raises:
+        AnnotationError: The title is empty, too short or too long, or starts or ends with a space.
+    """
+    if not title.strip():
+        raise AnnotationError(
+            "the project title is empty", hint='name the project, e.g. --project "Chiang Rai"'
+        )
+    if title != title.strip():
+        raise AnnotationError(
+            f"the project title {title!r} starts or ends with a space",
+            hint="Label Studio would store it without them; leave them out",
+        )
+    if not TITLE_MIN <= len(title) <= TITLE_MAX:
+        raise AnnotationError(
+            f"the project title {title!r} has {len(title)} characters; Label Studio takes "
+            f"{TITLE_MIN} to {TITLE_MAX}",
+            hint=f"use a title of at most {TITLE_MAX} characters (a review project adds 9: ' (review)')",
+        )
+
+
 def init(client: LabelStudioClient, title: str, overlap: int = 3) -> tuple[int, bool]:
-    """Create or update the litter project; returns ``(id, created)``."""
+    """Create or update the litter project; returns ``(id, created)``.
+
+    Raises:
+        AnnotationError: The title or the overlap cannot be used (checked before the server is asked).
+    """
+    check_title(title)
     if overlap < 1:
         raise AnnotationError(
             f"overlap must be at least 1, got {overlap}", hint="use 3 to 5 volunteers per photo"
@@ -49,12 +84,90 @@ def init(client: LabelStudioClient, title: str, overlap: int = 3) -> tuple[int, 
 
 @dataclass(frozen=True, slots=True)
 class PushSummary:
-    """What a push did."""
+    """What a push did.
+
+    Attributes:
+        refused: ``(key, reason)`` of each file that was not pushed because it must not be shown (a
+            link out of the photo folder, not a regular file).
+    """
 
     found: int
     added: int
     already_there: int
     without_position: int
+    refused: tuple[tuple[str, str], ...] = ()
+
+
+def mirror_folder(document_root: Path, project: int) -> Path:
+    """Where a project's pushed photos are placed for the server: ``<root>/.plastic-hotspots-pushed/<id>``."""
+    return Path(document_root).resolve() / MIRROR / str(project)
+
+
+def _private_dirs(folder: Path, stop: Path) -> None:
+    """Create ``folder`` and its missing parents up to ``stop``, each 0700."""
+    missing = []
+    here = folder
+    while here != stop and not here.exists():
+        missing.append(here)
+        here = here.parent
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
+        path.chmod(0o700)
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _copy_of(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_size, a.st_mtime_ns) == (b.st_size, b.st_mtime_ns)
+
+
+def place_photo(source: Path, target: Path) -> None:
+    """Put the vetted photo ``source`` at ``target``: a hard link, or a copy where linking fails.
+
+    The result is checked to be a regular file with the vetted photo's content, so a photo swapped
+    for a link after vetting is not placed.
+
+    Raises:
+        AnnotationError: The photo changed into something else while it was placed.
+    """
+    real = source.resolve(strict=True)
+    want = os.stat(real, follow_symlinks=False)
+    try:
+        have = os.stat(target, follow_symlinks=False)
+    except FileNotFoundError:
+        pass
+    else:
+        if stat.S_ISREG(have.st_mode) and (_same_file(have, want) or _copy_of(have, want)):
+            return
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        try:
+            os.link(real, tmp, follow_symlinks=False)
+            linked = True
+        except OSError:  # another file system, or hard links not allowed: copy it
+            linked = False
+            src = os.open(real, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(src, "rb") as fin:
+                if not _same_file(os.fstat(fin.fileno()), want):
+                    raise AnnotationError(
+                        f"{source} changed while it was pushed", hint="push again"
+                    ) from None
+                dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(dst, "wb") as fout:
+                    shutil.copyfileobj(fin, fout)
+            os.utime(tmp, ns=(want.st_atime_ns, want.st_mtime_ns))
+        made = os.stat(tmp, follow_symlinks=False)
+        if not stat.S_ISREG(made.st_mode) or (linked and not _same_file(made, want)):
+            raise AnnotationError(f"{source} changed while it was pushed", hint="push again")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _refusals(refused: list[tuple[str, str]]) -> str:
+    return "; ".join(f"{key} {why}" for key, why in refused[:5]) + (" ..." if len(refused) > 5 else "")
 
 
 def push(
@@ -65,21 +178,45 @@ def push(
     document_root: Path | None = None,
     url_prefix: str | None = None,
 ) -> PushSummary:
-    """Add every photo under ``photos`` as a task (photos already in the project are skipped)."""
+    """Add every photo under ``photos`` as a task (photos already in the project are skipped).
+
+    With ``document_root`` (the server's ``LOCAL_FILES_DOCUMENT_ROOT``) the photos are hard-linked (or
+    copied) into ``<document_root>/.plastic-hotspots-pushed/<project id>/`` and the project's Local Files
+    storage covers that folder only, so the server shows the pushed photos and nothing else of the folder.
+    Files that resolve outside ``photos`` (links) are not pushed and are listed in ``refused``.
+    """
     pid = project_id(client, title)
-    found = scan_photos(photos)
+    refused: list[tuple[str, str]] = []
+    found = scan_photos(photos, refused)
     if not found:
-        raise AnnotationError(f"no photos under {photos}", hint="JPEG, PNG or TIFF files are pushed")
+        raise AnnotationError(
+            f"no photos under {photos}"
+            + (f" ({len(refused)} files refused: {_refusals(refused)})" if refused else ""),
+            hint="JPEG, PNG or TIFF files inside the folder are pushed; links to files elsewhere are not",
+        )
+    if url_prefix is None and document_root is None:
+        image_url(found[0].path)  # raises: no way for the server to reach the photos
     existing = client.task_ids_and_keys(pid)
     new = [p for p in found if p.key not in existing]
+    mirror = None
     if url_prefix is None and document_root is not None:
-        client.add_local_storage(pid, photos)
+        root = Path(document_root).resolve()
+        mirror = mirror_folder(root, pid)
+        _private_dirs(mirror, root)
+        for p in found:  # photos already in the project too: a removed mirror is put back
+            target = mirror / p.key
+            _private_dirs(target.parent, mirror)
+            place_photo(p.path, target)
+        client.add_local_storage(pid, mirror)
     tasks = []
     for p in new:
-        url = image_url(p.path, document_root=document_root, url_prefix=url_prefix, key=p.key)
+        where = mirror / p.key if mirror is not None else p.path
+        url = image_url(where, document_root=document_root, url_prefix=url_prefix, key=p.key)
         tasks.append({"data": p.data(url)})
     client.import_tasks(pid, tasks)
-    return PushSummary(len(found), len(new), len(found) - len(new), sum(p.lat is None for p in found))
+    return PushSummary(
+        len(found), len(new), len(found) - len(new), sum(p.lat is None for p in found), tuple(refused)
+    )
 
 
 def prelabel(
@@ -200,3 +337,65 @@ def connect_backend(client: LabelStudioClient, project: int, url: str, token_fil
             hint="check that `annotate backend` runs there and that --backend-token is its token file",
         )
     return "connected"
+
+
+@dataclass(frozen=True, slots=True)
+class VolunteerAccount:
+    """A volunteer's own Label Studio account.
+
+    Attributes:
+        user: The account's id.
+        created: False when the account existed (its password was replaced).
+        password_file: The file (mode 0600) holding its new password, to hand to the volunteer.
+    """
+
+    user: int
+    created: bool
+    password_file: Path
+
+
+def add_volunteer(
+    client: LabelStudioClient, email: str, data_dir: Path, password_file: Path | None = None
+) -> VolunteerAccount:
+    """Give a volunteer an account of their own with a new random password, never the admin's key.
+
+    The account joins the key's organization; its password is set in the local server's database under
+    ``data_dir`` and written to ``password_file`` (default ``<data_dir>/volunteers/<email>``, mode 0600),
+    never printed.
+
+    Raises:
+        AnnotationError: The email is not one, or the password file exists already.
+        ServerError: The account cannot be created, or its password cannot be set.
+    """
+    from plastic_hotspots.annotations.server import DATABASE_FILE, set_password
+
+    email = email.strip()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or any(c.isspace() or c == "/" for c in email):
+        raise AnnotationError(f"{email!r} is not an email address", hint="give the volunteer's email")
+    if not (Path(data_dir) / DATABASE_FILE).is_file():  # checked before the account is made
+        raise AnnotationError(
+            f"no Label Studio database in {data_dir}",
+            hint="pass the --data-dir of `annotate serve` on this machine; on a server elsewhere, "
+            "its administrator adds accounts",
+        )
+    if password_file is None:
+        password_file = Path(data_dir) / "volunteers" / email
+        _private_dirs(password_file.parent, Path(data_dir))
+    if password_file.exists():
+        raise AnnotationError(
+            f"{password_file} exists already",
+            hint="hand that password over, or delete the file (or pass another --password-file) "
+            "to give the volunteer a new one",
+        )
+    password = secrets.token_urlsafe(12)
+    fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(password + "\n")
+    try:
+        user, created = client.add_user(email)
+        set_password(data_dir, email, password)
+    except BaseException:
+        password_file.unlink(missing_ok=True)
+        raise
+    return VolunteerAccount(user, created, password_file)

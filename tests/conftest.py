@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from plastic_hotspots.annotations.server import LocalServer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -35,8 +39,8 @@ _hypothesis_settings.load_profile("plastic-hotspots")
 
 
 @pytest.fixture(scope="session")
-def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
-    """A real Label Studio on 127.0.0.1, once per session: ``(url, api_key, document_root)``."""
+def label_studio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    """A real Label Studio on 127.0.0.1, once per session, showing files under ``<tmp>/photos``."""
     from plastic_hotspots.annotations.errors import ServerError
     from plastic_hotspots.annotations.server import find_executable, start_local_server
 
@@ -51,6 +55,14 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     photos_root.mkdir()
     server = start_local_server(root / "data", document_root=photos_root)
     try:
-        yield server.url, server.api_key, photos_root
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def label_studio(label_studio_server: LocalServer) -> tuple[str, str, Path]:
+    """The session's Label Studio as ``(url, api_key, document_root)``."""
+    server = label_studio_server
+    assert server.document_root is not None
+    return server.url, server.api_key, server.document_root
