@@ -216,3 +216,21 @@ def test_the_unspoilt_copy_runs(
     code = main(["hotspots", "--config", str(inputs / "basin.yaml"), "--out", str(tmp_path / "out")])
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "out" / "hotspots.gpkg").exists()
+
+
+def test_a_grid_too_large_is_refused_up_front_with_the_tiled_mode_suggested(tmp_path: Path) -> None:
+    from plastic_hotspots.errors import ConfigError
+    from plastic_hotspots.maps.science.basin import check_grid_fits
+    from plastic_hotspots.records import GridSpec
+
+    grid = GridSpec(crs="EPSG:32647", west=0.0, north=0.0, cell_size=1.0, width=20_000, height=20_000)
+    gib = 1 << 30
+    with pytest.raises(ConfigError, match=r"400,000,000 cells .* needs about 56 GiB of memory") as info:
+        check_grid_fits(grid, tile=None, work_dir=tmp_path, available=8 * gib, free_disk=500 * gib)
+    assert "--tile 1024" in info.value.hint
+    assert "cell_size_m: 5 fits" in info.value.hint  # 150 bytes x (20 km / 5 m)^2 = 2.2 GiB < 8 GiB
+    with pytest.raises(ConfigError, match="needs about 63 GiB of scratch disk") as info:
+        check_grid_fits(grid, tile=1024, work_dir=tmp_path, available=8 * gib, free_disk=10 * gib)
+    assert "--work-dir" in info.value.hint
+    check_grid_fits(grid, tile=1024, work_dir=tmp_path, available=8 * gib, free_disk=500 * gib)  # fits
+    check_grid_fits(grid, tile=None, work_dir=tmp_path, available=None, free_disk=None)  # unknown: no check
