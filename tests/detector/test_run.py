@@ -228,3 +228,28 @@ def test_resume_on_a_finished_out_adds_only_the_new_images(tmp_path: Path) -> No
         [tmp_path / "photos"], out, FakeDetector(), ingest=ingest, run=RunOptions(resume=True)
     )
     assert (again.images, again.skipped_done) == (6, 7)  # nothing new: nothing detected, nothing lost
+
+
+def test_a_second_run_racing_a_living_one_is_refused_and_the_first_ends_whole(tmp_path: Path) -> None:
+    """Two real runs on one --out: the second (even with --resume or --overwrite, as the hint of an
+    interrupted run says) is refused while the first lives; the first then writes every image once."""
+    from plastic_hotspots.detector.run import output_lock_path
+
+    sidecar, expected = make_survey(tmp_path / "photos", 20)
+    out = tmp_path / "run" / "d.parquet"
+    out.parent.mkdir()
+    first = _child(tmp_path / "photos", out, sidecar, delay=0.1, resume=False)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not output_lock_path(out).exists():
+        time.sleep(0.02)
+    try:
+        for run in (RunOptions(), RunOptions(resume=True), RunOptions(overwrite=True)):
+            with pytest.raises(ConfigError, match=f"another detect run \\(process {first.pid}\\)"):
+                run_detection([tmp_path / "photos"], out, FakeDetector(), run=run,
+                              ingest=IngestOptions(sidecar=sidecar))  # fmt: skip
+    finally:
+        assert first.wait(timeout=120) == 0
+    images = pd.read_parquet(output_paths(out)["images"])
+    assert sorted(Path(p).name for p in images["image"]) == [f"img_{i:04d}.jpg" for i in range(20)]
+    assert len(gpd.read_parquet(out)) == expected
+    assert not output_lock_path(out).exists()
