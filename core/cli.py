@@ -8,7 +8,9 @@ inside the commands, so ``plastic-hotspots --help`` starts fast.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+import warnings
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -58,7 +60,13 @@ maps_cli.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code (1 for the project's own errors, 2 for usage)."""
+    """Run the command line; return the exit code (1 for the project's own errors, 2 for usage).
+
+    Started as a program (``argv`` None), the project's own warnings print as one line each, "Warning:
+    ..." (escaped like errors), instead of Python's file, line and source line.
+    """
+    if argv is None:
+        warnings.showwarning = _warning_printer(warnings.showwarning)
     try:
         app(args=argv, prog_name="plastic-hotspots", standalone_mode=True)
     except SystemExit as exc:
@@ -73,6 +81,18 @@ def main(argv: list[str] | None = None) -> int:
         _print_error(f"a file could not be read: {escape(library_message(exc))}", escape(READING_HINT))
         return 1
     return 0
+
+
+def _warning_printer(default: Callable[..., None]) -> Callable[..., None]:
+    """``warnings.showwarning`` that prints the project's warnings for people, others as ``default`` does."""
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if not category.__module__.startswith("plastic_hotspots"):
+            default(message, category, *args, **kwargs)
+            return
+        Console(stderr=True).print(f"[bold yellow]Warning:[/] {escape(str(message))}", highlight=False)
+
+    return show
 
 
 def _print_error(message: str, hint: str | None) -> None:

@@ -98,7 +98,7 @@ def test_the_corpus_covers_every_layer_and_command() -> None:
 
 
 def test_a_warning_and_an_error_from_a_real_process(corpus: dict[str, dict[str, Any]]) -> None:
-    """The entry point as a user starts it: warnings reach the terminal, errors exit with 1."""
+    """The entry point as a user starts it: warnings reach the terminal as "Warning: ...", errors exit 1."""
     for name, code in (("barriers_far_away", 0), ("config_top_n_fraction", 1)):
         done = subprocess.run(
             [sys.executable, "-m", "plastic_hotspots.cli", *corpus[name]["commands"][-1]],
@@ -109,3 +109,7 @@ def test_a_warning_and_an_error_from_a_real_process(corpus: dict[str, dict[str, 
         assert "Traceback" not in said
         for word in corpus[name]["words"]:
             assert word.lower() in said.lower(), f"{word!r} not in: {said}"
+        if code == 0:  # the warning as one line for people: no Python file, line or source
+            assert "Warning: 2 of 10 barriers" in said
+            assert "LayerWarning" not in said
+            assert "warn_unplaced_barriers(" not in said
