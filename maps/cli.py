@@ -265,7 +265,14 @@ def density(
     from plastic_hotspots.geoio import atomic_path, check_output_file
     from plastic_hotspots.maps.inputs.observations import read_observations
     from plastic_hotspots.maps.params import GI_FDR
-    from plastic_hotspots.maps.survey.cells import density_cells, survey_density, track_lines
+    from plastic_hotspots.maps.survey.cells import (
+        check_density_fits,
+        density_cells,
+        survey_density,
+        survey_grid,
+        track_lines,
+    )
+    from plastic_hotspots.memory import available_memory
     from plastic_hotspots.provenance import make_provenance
 
     if not validate:
@@ -277,6 +284,7 @@ def density(
             hint="street surveys are usually binned at 100 to 500 m",
         )
     frame = read_observations(observations)
+    check_density_fits(survey_grid(frame, cell_size)[0], available_memory())
     if validate:
         _validate_density(frame, cell_size, splits)
         return
