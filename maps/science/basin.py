@@ -86,16 +86,21 @@ def check_grid_fits(
     if tile is None:
         need = cells * WHOLE_GRID_BYTES_PER_CELL
         if available is not None and need > available:
-            tiled = (
-                f"run it tile by tile with --tile 1024 (under 1 GiB of memory; about {format_bytes(disk)} of "
-                "scratch disk in its work folder), or "
-                if free_disk is None or disk <= free_disk
-                else ""
-            )
+            coarse = coarser(available, WHOLE_GRID_BYTES_PER_CELL)
+            if free_disk is None or disk <= free_disk:
+                hint = (
+                    "run it tile by tile with --tile 1024 (under 1 GiB of memory; about "
+                    f"{format_bytes(disk)} of scratch disk in its work folder), or use {coarse}"
+                )
+            else:
+                hint = (
+                    f"use {coarse}; --tile 1024 would need about {format_bytes(disk)} of scratch disk, "
+                    f"{format_bytes(free_disk)} is free there (--work-dir on a larger disk)"
+                )
             raise ConfigError(
                 f"the grid of {size} needs about {format_bytes(need)} of memory in one piece "
                 f"({WHOLE_GRID_BYTES_PER_CELL} bytes per cell); {format_bytes(available)} is available",
-                hint=f"{tiled}use {coarser(available, WHOLE_GRID_BYTES_PER_CELL)}",
+                hint=hint,
             )
         return
     if free_disk is not None and disk > free_disk:

@@ -229,6 +229,9 @@ def test_a_grid_too_large_is_refused_up_front_with_the_tiled_mode_suggested(tmp_
         check_grid_fits(grid, tile=None, work_dir=tmp_path, available=8 * gib, free_disk=500 * gib)
     assert "--tile 1024" in info.value.hint
     assert "cell_size_m: 5 fits" in info.value.hint  # 150 bytes x (20 km / 5 m)^2 = 2.2 GiB < 8 GiB
+    with pytest.raises(ConfigError, match="needs about 56 GiB of memory") as info:
+        check_grid_fits(grid, tile=None, work_dir=tmp_path, available=8 * gib, free_disk=10 * gib)
+    assert "--tile 1024 would need about 63 GiB of scratch disk, 10 GiB is free" in info.value.hint
     with pytest.raises(ConfigError, match="needs about 63 GiB of scratch disk") as info:
         check_grid_fits(grid, tile=1024, work_dir=tmp_path, available=8 * gib, free_disk=10 * gib)
     assert "--work-dir" in info.value.hint
