@@ -8,7 +8,9 @@ inside the commands, so ``plastic-hotspots --help`` starts fast.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+import warnings
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,7 +19,7 @@ from rich.markup import escape
 from plastic_hotspots import __version__
 from plastic_hotspots.annotations import cli as annotations_cli
 from plastic_hotspots.detector import cli as detector_cli
-from plastic_hotspots.errors import PlasticHotspotsError
+from plastic_hotspots.errors import READING_HINT, PlasticHotspotsError, is_reading_error, library_message
 from plastic_hotspots.maps import cli as maps_cli
 from plastic_hotspots.training import cli as training_cli
 
@@ -58,7 +60,13 @@ maps_cli.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code (1 for the project's own errors, 2 for usage)."""
+    """Run the command line; return the exit code (1 for the project's own errors, 2 for usage).
+
+    Started as a program (``argv`` None), the project's own warnings print as one line each, "Warning:
+    ..." (escaped like errors), instead of Python's file, line and source line.
+    """
+    if argv is None:
+        warnings.showwarning = _warning_printer(warnings.showwarning)
     try:
         app(args=argv, prog_name="plastic-hotspots", standalone_mode=True)
     except SystemExit as exc:
@@ -68,15 +76,23 @@ def main(argv: list[str] | None = None) -> int:
         _print_error(escape(exc.message), escape(exc.hint) if exc.hint else None)
         return 1
     except Exception as exc:
-        if not _is_reading_error(exc):
+        if not is_reading_error(exc):
             raise
-        _print_error(
-            f"a file could not be read: {escape(str(exc))}",
-            "check that the file named above is complete and of the format its name says (a 0-byte "
-            "file, or text named .tif/.gpkg/.parquet, is neither): export or copy it again",
-        )
+        _print_error(f"a file could not be read: {escape(library_message(exc))}", escape(READING_HINT))
         return 1
     return 0
+
+
+def _warning_printer(default: Callable[..., None]) -> Callable[..., None]:
+    """``warnings.showwarning`` that prints the project's warnings for people, others as ``default`` does."""
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if not category.__module__.startswith("plastic_hotspots"):
+            default(message, category, *args, **kwargs)
+            return
+        Console(stderr=True).print(f"[bold yellow]Warning:[/] {escape(str(message))}", highlight=False)
+
+    return show
 
 
 def _print_error(message: str, hint: str | None) -> None:
@@ -85,16 +101,6 @@ def _print_error(message: str, hint: str | None) -> None:
     err.print(f"[bold red]Error:[/] {message}", highlight=False)
     if hint:
         err.print(f"[bold]How to fix:[/] {hint}", highlight=False)
-
-
-READING_ERROR_MODULES = ("rasterio", "pyogrio", "fiona", "pyarrow", "sqlite3", "PIL")
-"""Libraries whose errors, escaping a reader, mean an input file is broken (not a bug of ours)."""
-
-
-def _is_reading_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is an error of one of :data:`READING_ERROR_MODULES` (a reader met a broken file)."""
-    module = type(exc).__module__.split(".", 1)[0].lstrip("_")
-    return module in READING_ERROR_MODULES
 
 
 if __name__ == "__main__":

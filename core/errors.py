@@ -61,3 +61,37 @@ class GeotagError(PlasticHotspotsError):
     """A photo's GPS tags are present but malformed or impossible (``reason`` is ``impossible_gps``)."""
 
     reason = "impossible_gps"
+
+
+READING_ERROR_MODULES = ("rasterio", "pyogrio", "fiona", "pyarrow", "sqlite3", "PIL")
+"""Libraries whose errors, escaping a reader, mean an input file is broken (not a bug of ours)."""
+
+READING_HINT = (
+    "check that the file named above is complete and of the format its name says (a 0-byte file, or text "
+    "named .tif/.gpkg/.parquet, is neither): export or copy it again"
+)
+"""How to fix a file a library could not read."""
+
+
+def is_reading_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is an error of one of :data:`READING_ERROR_MODULES` (a reader met a broken file)."""
+    module = type(exc).__module__.split(".", 1)[0].lstrip("_")
+    return module in READING_ERROR_MODULES
+
+
+def library_message(exc: BaseException) -> str:
+    """A library error's words with those of the errors it came from (GDAL names the file in those).
+
+    rasterio's "Read failed. See previous exception for details." says nothing by itself: the chained
+    GDAL errors say which file and what was wrong, and are joined to it.
+    """
+    words: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(words) < 4:
+        seen.add(id(current))
+        text = str(current).replace("See previous exception for details.", "").strip()
+        if text and not any(text in earlier for earlier in words):
+            words.append(text)
+        current = current.__cause__ or current.__context__
+    return "; ".join(words) or type(exc).__name__

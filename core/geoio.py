@@ -7,6 +7,7 @@ never leaves a half-written file where a finished one is expected.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -54,9 +55,17 @@ def check_output_dir(path: Path, option: str = "--out") -> None:
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds."""
+    """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds.
+
+    The temporary, ``.<stem>.tmp-<pid>-<random><suffix>``, keeps the target's suffix (writers choose
+    their format by it) and names its process: temporaries of ``target`` that a killed run left (their
+    process no longer lives) are removed here, by the next write of the same file.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=target.suffix, dir=target.parent)
+    remove_stale_temporaries(target)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{target.stem}.tmp-{os.getpid()}-", suffix=target.suffix, dir=target.parent
+    )
     os.close(fd)
     tmp = Path(name)
     tmp.unlink()
@@ -69,6 +78,21 @@ def atomic_path(target: Path) -> Iterator[Path]:
     finally:
         if tmp.is_file():
             tmp.unlink()
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Remove the temporaries of ``target`` (see :func:`atomic_path`) whose process no longer lives."""
+    removed = []
+    for stale in Path(target).parent.glob(f".{glob.escape(Path(target).stem)}.tmp-*"):
+        pid = stale.name[len(f".{Path(target).stem}.tmp-") :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or process_alive(int(pid)):
+            continue  # ours, or a run writing the same file now
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+        removed.append(stale)
+    return removed
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["reuse_freed_memory"]
+__all__ = ["available_memory", "format_bytes", "reuse_freed_memory"]
 
 # mallopt(3) parameters and glibc's defaults.
 _M_TRIM_THRESHOLD = -1
@@ -58,3 +58,29 @@ def reuse_freed_memory() -> Iterator[bool]:
         libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
         libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
         libc.malloc_trim(0)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory a new allocation can get without swapping (Linux ``MemAvailable``); None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes for people: "3.2 GiB", "17 TiB"."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" or abs(n) >= 10 else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.0f} PiB"  # pragma: no cover - the loop returns

@@ -81,7 +81,13 @@ def detect(
     track_every_s: Annotated[
         float, typer.Option(help="Seconds between the frames the tracker sees (denser than --every-s).")
     ] = TRACKING.every_s,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run into the same output.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue an interrupted run into the same output, or add to a finished one only the "
+            "images it has not seen."
+        ),
+    ] = False,
     overwrite: Annotated[
         bool,
         typer.Option(help="Replace a finished run in --out, or discard an interrupted one and start again."),

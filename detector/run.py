@@ -4,7 +4,8 @@ Work is committed in chunks: every ``chunk_size`` images, the detections and the
 that chunk are written to ``<out>.parts/`` (temporary file + rename, images part last). A run that is
 interrupted (Ctrl-C, ``kill -9``, power loss) is resumed with ``resume=True``: images whose chunk was
 committed are skipped, the rest are done, so no image is lost and none is counted twice. When every
-image is done the chunks are merged into the outputs and the parts folder is removed.
+image is done the chunks are merged into the outputs and the parts folder is removed. ``resume=True`` on
+a finished output reopens it as one committed chunk: only images it has not seen are detected.
 
 Outputs, for ``--out detections.parquet``:
 
@@ -71,7 +72,8 @@ class RunOptions:
         batch_size: Images per model call.
         decode_threads: Threads reading images ahead of the model (0: read between model calls), in a
             run in one process; a worker reads its chunk's images one by one.
-        resume: Continue an interrupted run into the same output.
+        resume: Continue an interrupted run into the same output, or add to a finished one only the
+            images it has not seen.
         overwrite: Replace a finished run in the same output, or throw away an interrupted run's parts.
         gpkg: Also write a GeoPackage beside the GeoParquet.
     """
@@ -157,6 +159,52 @@ def _prepare_parts(parts: Path, signature: dict[str, Any], run: RunOptions) -> s
         if det_part.name.removeprefix("detections-") not in committed:
             det_part.unlink()
     return done
+
+
+def _reopen_finished(paths: dict[str, Path], signature: dict[str, Any], detector: Detector) -> None:
+    """Make a finished run's outputs its committed parts again, so that ``--resume`` adds only new images.
+
+    Its images and detections become one committed chunk (the images part last, as a commit); the
+    images it has already seen, rejected ones included, are then skipped, and the merge at the end
+    writes the outputs of both runs together. Killed while reopening, the outputs are untouched and
+    the next ``--resume`` starts again from them.
+
+    Raises:
+        ConfigError: The finished run used another model or other classes (its rows and the new ones
+            would not be comparable).
+    """
+    import geopandas as gpd
+
+    from plastic_hotspots.geoio import read_provenance
+
+    try:
+        earlier = read_provenance(paths["detections"]).model
+    except (KeyError, ValueError):
+        earlier = None
+    if earlier is not None and earlier != detector.model_version:
+        raise ConfigError(
+            f"--resume adds images to {paths['detections']}, which another model found ({earlier}; this "
+            f"run: {detector.model_version})",
+            hint="resume with the same --model, or --overwrite to detect every image again",
+        )
+    images = _without_geometry(gpd.read_parquet(paths["images"]))
+    images = images.drop(columns=[c for c in images.columns if c.startswith("unique_")])  # tracking redoes
+    detections = _without_geometry(gpd.read_parquet(paths["detections"]))
+    parts = paths["parts"]
+    parts.mkdir(parents=True)
+    with atomic_path(parts / "run.json") as tmp:
+        tmp.write_text(json.dumps(signature, indent=1), encoding="utf-8")
+    with atomic_path(parts / "detections-000000.parquet") as tmp:
+        detections.to_parquet(tmp, index=False)
+    with atomic_path(parts / "images-000000.parquet") as tmp:  # last: it marks the chunk committed
+        images.to_parquet(tmp, index=False)
+
+
+def _without_geometry(frame: Any) -> Any:
+    """A GeoDataFrame's columns as a plain DataFrame (the parts hold lon and lat, not geometry)."""
+    import pandas as pd
+
+    return pd.DataFrame(frame.drop(columns=frame.geometry.name))
 
 
 # Columns of the images table that hold numbers; all-empty in a part, they are stored as float64, so the
@@ -299,13 +347,16 @@ def _run_detection(
 ) -> RunSummary:
     """:func:`run_detection` with the lock of ``out`` held."""
     paths = output_paths(out)
-    if paths["detections"].exists() and not paths["parts"].exists() and not run.overwrite:
-        raise ConfigError(
-            f"{out} holds a finished detect run",
-            hint="add --overwrite to replace it, or give this run another --out",
-        )
     classes = [detector.names[k] for k in sorted(detector.names)]
     signature = _run_signature(sources, ingest, detector)
+    if paths["detections"].exists() and not paths["parts"].exists() and not run.overwrite:
+        if not run.resume:
+            raise ConfigError(
+                f"{out} holds a finished detect run",
+                hint="add --resume to add only the images it has not seen, --overwrite to replace it, or "
+                "give this run another --out",
+            )
+        _reopen_finished(paths, signature, detector)
     items = discover(sources, ingest, own_outputs=[*paths.values(), output_lock_path(out)])
     if not items:
         raise ConfigError(

@@ -8,6 +8,7 @@ added here, once; the command line then only declares its option.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -70,6 +71,22 @@ class DetectorSettings:
                 hint=f"use --backend openvino (or auto) with --precision {self.precision}, "
                 "or --precision fp32",
             )
+        if isinstance(self.imgsz, bool) or not isinstance(self.imgsz, int) or not 32 <= self.imgsz <= 8192:
+            raise ModelError(
+                f"--imgsz must be a whole number of pixels from 32 to 8192, got {self.imgsz!r}",
+                hint="use the size the model was trained at (640 for the shipped model), a multiple of 32",
+            )
+        for name, value, usual in (
+            ("conf", self.conf, 0.25),
+            ("iou", self.iou, 0.5),
+            ("slice-overlap", self.slice_overlap, 0.2),
+        ):
+            top = 0.95 if name == "slice-overlap" else 1.0
+            if not (isinstance(value, int | float) and math.isfinite(value) and 0 <= value <= top):
+                raise ModelError(
+                    f"--{name} must be a fraction in [0, {top:g}], got {value!r}",
+                    hint=f"e.g. --{name} {usual}",
+                )
         if self.slice_size and self.slice_size < 32:
             raise ModelError(
                 f"slice size {self.slice_size} is too small", hint="use 0 (off) or at least the model's imgsz"

@@ -105,6 +105,7 @@ def hotspots(
 
     basin = load_config(config)
     check_output_dir(out)
+    _check_size(basin, out, tile, work_dir)
     if uncertainty is not None:
         basin = replace(basin, uncertainty=replace(basin.uncertainty, draws=uncertainty))
     if tile is None:
@@ -116,6 +117,20 @@ def hotspots(
         _whole_grid(basin, out)
         return
     _large(basin, out, tile, work_dir, workers, scheduler, scheduler_timeout)
+
+
+def _check_size(basin: BasinConfig, out: Path, tile: int | None, work_dir: Path | None) -> None:
+    """Refuse a grid that cannot fit in memory (whole grid) or on disk (tiled), before any work."""
+    import shutil
+
+    from plastic_hotspots.maps.science.basin import basin_grid, check_grid_fits
+    from plastic_hotspots.memory import available_memory
+
+    where = work_dir or out / ".work"
+    existing = next((p for p in (where, *where.absolute().parents) if p.exists()), None)
+    free = shutil.disk_usage(existing).free if existing is not None else None
+    grid = basin_grid(basin)
+    check_grid_fits(grid, tile=tile, work_dir=where, available=available_memory(), free_disk=free)
 
 
 def _whole_grid(basin: BasinConfig, out: Path) -> None:
@@ -250,7 +265,14 @@ def density(
     from plastic_hotspots.geoio import atomic_path, check_output_file
     from plastic_hotspots.maps.inputs.observations import read_observations
     from plastic_hotspots.maps.params import GI_FDR
-    from plastic_hotspots.maps.survey.cells import density_cells, survey_density, track_lines
+    from plastic_hotspots.maps.survey.cells import (
+        check_density_fits,
+        density_cells,
+        survey_density,
+        survey_grid,
+        track_lines,
+    )
+    from plastic_hotspots.memory import available_memory
     from plastic_hotspots.provenance import make_provenance
 
     if not validate:
@@ -262,6 +284,7 @@ def density(
             hint="street surveys are usually binned at 100 to 500 m",
         )
     frame = read_observations(observations)
+    check_density_fits(survey_grid(frame, cell_size)[0], available_memory())
     if validate:
         _validate_density(frame, cell_size, splits)
         return

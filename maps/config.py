@@ -316,6 +316,10 @@ def parse_config(raw: Any, base_dir: Path, source: Path | None = None) -> BasinC
     )
 
 
+CONFIG_HINT = "correct that value in the config; docs/hotspot-model.md gives each key with its unit and range"
+"""How to fix a config value whose check has no more particular hint."""
+
+
 def load_config(path: Path) -> BasinConfig:
     """Read and validate a basin config YAML file."""
     if not path.is_file():
@@ -326,5 +330,15 @@ def load_config(path: Path) -> BasinConfig:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
-    return parse_config(raw, path.parent, source=path)
+        raise ConfigError(
+            f"{path} is not valid YAML: {exc}",
+            hint="fix the line shown (an unclosed bracket or quote, or a tab for indentation, is usual)",
+        ) from exc
+    try:
+        return parse_config(raw, path.parent, source=path)
+    except ConfigError as exc:
+        # The file is named, and every message says how to fix it (where the check gave no hint of its own).
+        raise ConfigError(
+            f"the basin config {path}: {exc.message}",
+            hint=exc.hint or CONFIG_HINT,
+        ) from exc

@@ -14,7 +14,7 @@ import pandas as pd
 
 from plastic_hotspots.maps.errors import CRSError, LayerError
 from plastic_hotspots.maps.grid import lonlat_to_grid
-from plastic_hotspots.maps.inputs.rasters import require_file
+from plastic_hotspots.maps.inputs.rasters import reading_layer, require_file
 from plastic_hotspots.records import GridSpec
 
 FloatArray = npt.NDArray[np.float64]
@@ -73,11 +73,12 @@ def read_observations(path: Path) -> gpd.GeoDataFrame:
             head = handle.read(1 << 16)
         if b'"track"' in head:
             return read_plitter_tracks(path)
-    frame = (
-        gpd.read_parquet(path)
-        if path.suffix.lower() in (".parquet", ".geoparquet")
-        else gpd.read_file(path, engine="pyogrio")
-    )
+    with reading_layer(path, "observations"):
+        frame = (
+            gpd.read_parquet(path)
+            if path.suffix.lower() in (".parquet", ".geoparquet")
+            else gpd.read_file(path, engine="pyogrio")
+        )
     if frame.crs is None:
         raise CRSError(f"the observations {path} have no CRS", hint="write them as EPSG:4326 GeoParquet")
     if "items" not in frame.columns:

@@ -21,6 +21,7 @@ from rasterio.io import MemoryFile
 from rasterio.transform import Affine
 from rasterio.warp import Resampling, reproject
 
+from plastic_hotspots.errors import READING_HINT, is_reading_error, library_message
 from plastic_hotspots.maps.config import DemSource
 from plastic_hotspots.maps.errors import CRSError, LayerError
 from plastic_hotspots.maps.io.bands import read_band_nan
@@ -33,6 +34,23 @@ def require_file(path: Path, what: str) -> None:
     """Raise a :class:`LayerError` naming the config entry when a layer's file is missing."""
     if not Path(path).is_file():
         raise LayerError(f"{what} file not found: {path}", hint="check the path in the basin config")
+
+
+@contextmanager
+def reading_layer(path: Path | str, what: str) -> Iterator[None]:
+    """Turn a library's error while reading a layer's file into a :class:`LayerError` naming the file.
+
+    Raises:
+        LayerError: rasterio, pyogrio, pyarrow, ... could not read ``path`` (its words are kept).
+    """
+    try:
+        yield
+    except Exception as exc:
+        if not is_reading_error(exc):
+            raise
+        raise LayerError(
+            f"the {what} file could not be read: {path}: {library_message(exc)}", hint=READING_HINT
+        ) from exc
 
 
 ASSIGN_CRS_HINT = "assign one, e.g. `gdal_edit.py -a_srs EPSG:4326 FILE`, or re-export it with its CRS"
@@ -67,9 +85,9 @@ def dem_bounds_lonlat(dem: DemSource | Sequence[Path]) -> tuple[float, float, fl
 def raster_bounds_lonlat(path: Path, what: str = "raster") -> tuple[float, float, float, float]:
     """``(west, south, east, north)`` of a raster in EPSG:4326."""
     require_file(path, what)
-    with rasterio.open(path) as src:
+    with reading_layer(path, what), rasterio.open(path) as src:
         if src.crs is None:
-            raise CRSError(f"{path} has no CRS", hint="assign one, e.g. `gdal_edit.py -a_srs EPSG:4326 FILE`")
+            raise CRSError(f"the {what} raster {path} has no CRS", hint=ASSIGN_CRS_HINT)
         from rasterio.warp import transform_bounds
 
         west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
@@ -79,8 +97,10 @@ def raster_bounds_lonlat(path: Path, what: str = "raster") -> tuple[float, float
 def load_raster(path: Path, grid: GridSpec, *, what: str, resampling: Resampling) -> FloatArray:
     """Reproject band 1 of a raster onto the grid; nodata becomes NaN."""
     require_file(path, what)
-    with rasterio.open(path) as src:
+    with reading_layer(path, what), rasterio.open(path) as src:
         check_raster_crs(src, path, what)
+        if what == "DEM":
+            check_dem_units(src, path)
         out = _reproject_band(src, path, grid, what, resampling)
     if not np.isfinite(out).any():
         raise LayerError(
@@ -203,6 +223,8 @@ def open_mosaic(
         sources = [stack.enter_context(rasterio.open(path)) for path in paths]
         for src, path in zip(sources, paths, strict=True):
             check_raster_crs(src, path, what)
+            if what == "DEM":
+                check_dem_units(src, path)
         opened: list[tuple[rasterio.io.DatasetReader, str]] = []
         for group in _groups(sources):
             if len(group) == 1:
@@ -215,13 +237,49 @@ def open_mosaic(
         yield opened
 
 
+FEET_HINT = (
+    "convert it to metres above sea level: feet x 0.3048, e.g. `gdal_calc.py -A dem.tif "
+    '--calc="A*0.3048" --outfile dem_m.tif` (centimetres: divide by 100)'
+)
+"""How to convert a DEM in feet (or centimetres) to metres."""
+
+HIGHEST_M = 9000.0
+"""Above any summit on Earth (8,849 m): a DEM reaching higher is not in metres."""
+
+
+def _in_feet(unit: str | None) -> bool:
+    return unit is not None and unit.strip().lower().replace("_", " ") in {
+        "ft", "foot", "feet", "us survey foot", "us foot", "ftus", "us-ft", "international foot", "ft us",
+    }  # fmt: skip
+
+
+def check_dem_units(src: rasterio.io.DatasetReader, path: Path | str) -> None:
+    """Refuse a DEM whose file says its heights are feet: its band unit, or its CRS's vertical axis.
+
+    Raises:
+        LayerError: The band's unit (GDAL's unit type) or a compound CRS's vertical unit is a foot.
+    """
+    unit = src.units[0] if src.units else None
+    if not _in_feet(unit) and src.crs is not None and src.crs.to_wkt().upper().startswith("COMPD_CS"):
+        from pyproj import CRS
+
+        vertical = CRS.from_wkt(src.crs.to_wkt()).sub_crs_list[-1]
+        unit = vertical.axis_info[0].unit_name if vertical.axis_info else None
+    if _in_feet(unit):
+        raise LayerError(
+            f"the DEM {path} is in feet (its file gives the heights' unit as {unit!r}); expected metres",
+            hint=FEET_HINT,
+        )
+
+
 def check_dem_range(dem: DemSource | Sequence[Path], lowest: float, highest: float) -> None:
     """LayerError unless a DEM's elevations, ``lowest`` to ``highest``, are metres on Earth."""
-    if highest > 9000.0 or lowest < -500.0:
+    if highest > HIGHEST_M or lowest < -500.0:
         label = ", ".join(str(p) for p in dem_tiles(dem))
         raise LayerError(
-            f"the DEM {label} has elevations from {lowest:.0f} to {highest:.0f}; expected metres",
-            hint="convert it to metres above sea level",
+            f"the DEM {label} has elevations from {lowest:.0f} to {highest:.0f}; expected metres (no land "
+            f"lies above {HIGHEST_M:.0f} m or below -500 m: the DEM is likely in feet or centimetres)",
+            hint=FEET_HINT,
         )
 
 

@@ -21,7 +21,7 @@ from plastic_hotspots.maps.config import (
     ZoneValue,
 )
 from plastic_hotspots.maps.errors import CRSError, LayerError, LayerWarning
-from plastic_hotspots.maps.inputs.rasters import require_file
+from plastic_hotspots.maps.inputs.rasters import reading_layer, require_file
 from plastic_hotspots.maps.params import BarrierPass, ZoneDefaults
 from plastic_hotspots.records import GridSpec
 
@@ -31,7 +31,8 @@ FloatArray = npt.NDArray[np.float64]
 def read_vector(path: Path, what: str) -> gpd.GeoDataFrame:
     """Read a vector file and check it has a CRS."""
     require_file(path, what)
-    frame = gpd.read_file(path, engine="pyogrio")
+    with reading_layer(path, what):
+        frame = gpd.read_file(path, engine="pyogrio")
     if frame.crs is None:
         raise CRSError(
             f"the {what} layer {path} has no CRS",

@@ -10,6 +10,7 @@ description. Writers take names, band descriptions and unit tags from here
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,12 +54,16 @@ class RasterLayer:
         unit: Unit of the values, written as the band's ``unit`` tag.
         kind: How it may be resampled (``count``: sum-preserving; ``continuous``: averaged).
         description: The band description written into the file.
+        low: The smallest value a cell with data may hold (docs/hotspot-model.md, Outputs).
+        high: The largest value a cell with data may hold; cells without data are NaN.
     """
 
     name: str
     unit: str
     kind: LayerKind
     description: str
+    low: float = 0.0
+    high: float = math.inf
 
     @property
     def filename(self) -> str:
@@ -97,10 +102,10 @@ def _by_name(*entries: _Entry) -> Mapping[str, _Entry]:
 
 
 RASTERS: Mapping[str, RasterLayer] = _by_name(
-    RasterLayer("dem", "m", "continuous", "conditioned DEM"),
+    RasterLayer("dem", "m", "continuous", "conditioned DEM", low=-500.0, high=9000.0),
     RasterLayer("population", "people", "count", "people per cell"),
     RasterLayer("mismanaged_plastic", "kg/yr", "count", "L_src"),
-    RasterLayer("p_land", "1", "continuous", "probability of reaching a river"),
+    RasterLayer("p_land", "1", "continuous", "probability of reaching a river", high=1.0),
     RasterLayer("leakage_index", "kg/yr", "count", "plastic entering rivers"),
     RasterLayer("river_load", "kg/yr", "continuous", "load carried"),
     RasterLayer("accumulation", "kg/yr", "count", "load retained"),

@@ -86,6 +86,7 @@ from plastic_hotspots.maps.science.basin import (
     river_threshold_km2,
     run_provenance,
     snap_barriers,
+    warn_unplaced_barriers,
 )
 from plastic_hotspots.maps.science.uncertainty import LARGE_MODE_UNCERTAINTY_NOTE, skipped_document
 from plastic_hotspots.maps.science.vectors import barrier_frame, basin_frame, hotspot_frame
@@ -519,6 +520,8 @@ def _route_rivers(
     rivers = made["rivers"]
     barriers = load_barriers(config.barriers, grid, params.barrier_pass) if config.barriers else None
     barrier_cells = snap_barriers(barriers, grid, rivers.read_window) if barriers is not None else []
+    if barriers is not None:
+        warn_unplaced_barriers(barriers, grid, barrier_cells)
     layers, order_solves = river_layers_tiled(
         grid,
         params,

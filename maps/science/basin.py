@@ -8,14 +8,17 @@ grid), so the two modes make the same choices with the same messages.
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from plastic_hotspots.maps.config import BasinConfig
-from plastic_hotspots.maps.errors import LayerError, ModelError
+from plastic_hotspots.maps.errors import LayerError, LayerWarning, ModelError
 from plastic_hotspots.maps.grid import grid_for_bounds, lonlat_to_grid, rowcol
 from plastic_hotspots.maps.inputs.rasters import dem_bounds_lonlat
 from plastic_hotspots.maps.inputs.vectors import Barriers
@@ -45,6 +48,69 @@ def basin_grid(config: BasinConfig) -> GridSpec:
     """The projected grid of a basin config: its area of interest, or the DEM's extent (all its tiles)."""
     bounds = config.area_of_interest or dem_bounds_lonlat(config.dem)
     return grid_for_bounds(bounds, config.params.cell_size_m, config.crs)
+
+
+WHOLE_GRID_BYTES_PER_CELL = 150
+"""Peak memory of a whole-grid run per cell (docs/scale-out.md: 9.3 GiB for 6.4 x 10^7 cells)."""
+LARGE_MODE_DISK_BYTES_PER_CELL = 170
+"""Scratch disk of the large mode's work folder per cell (docs/scale-out.md)."""
+
+
+def check_grid_fits(
+    grid: GridSpec, *, tile: int | None, work_dir: Path, available: int | None, free_disk: int | None
+) -> None:
+    """Refuse, before any work, a grid whose run cannot fit: memory for the whole grid, disk when tiled.
+
+    The estimate is cells x bytes per cell (:data:`WHOLE_GRID_BYTES_PER_CELL`,
+    :data:`LARGE_MODE_DISK_BYTES_PER_CELL`) against the memory available now (``available``) or the free
+    disk under the work folder (``free_disk``); None skips a check.
+
+    Raises:
+        ConfigError: The run would run out of memory (the hint gives ``--tile`` and a cell size that
+            fits) or of disk.
+    """
+    from plastic_hotspots.errors import ConfigError
+    from plastic_hotspots.memory import format_bytes
+
+    cells = grid.width * grid.height
+    size = f"{cells:,} cells ({grid.width:,} x {grid.height:,} cells of {grid.cell_size:g} m)"
+    disk = cells * LARGE_MODE_DISK_BYTES_PER_CELL
+
+    def coarser(budget: int | None, per_cell: int) -> str:
+        if not budget:
+            return "coarser cells (a larger cell_size_m)"
+        fits = grid.cell_size * math.sqrt(cells * per_cell / budget)
+        nice = next((c for c in (1, 2, 5, 10, 20, 25, 30, 50, 100, 200, 250, 500, 1000) if c >= fits), None)
+        return f"coarser cells (cell_size_m: {nice if nice else math.ceil(fits)} fits)"
+
+    if tile is None:
+        need = cells * WHOLE_GRID_BYTES_PER_CELL
+        if available is not None and need > available:
+            coarse = coarser(available, WHOLE_GRID_BYTES_PER_CELL)
+            if free_disk is None or disk <= free_disk:
+                hint = (
+                    "run it tile by tile with --tile 1024 (under 1 GiB of memory; about "
+                    f"{format_bytes(disk)} of scratch disk in its work folder), or use {coarse}"
+                )
+            else:
+                hint = (
+                    f"use {coarse}; --tile 1024 would need about {format_bytes(disk)} of scratch disk, "
+                    f"{format_bytes(free_disk)} is free there (--work-dir on a larger disk)"
+                )
+            raise ConfigError(
+                f"the grid of {size} needs about {format_bytes(need)} of memory in one piece "
+                f"({WHOLE_GRID_BYTES_PER_CELL} bytes per cell); {format_bytes(available)} is available",
+                hint=hint,
+            )
+        return
+    if free_disk is not None and disk > free_disk:
+        raise ConfigError(
+            f"the grid of {size} needs about {format_bytes(disk)} of scratch disk in the work folder "
+            f"{work_dir} ({LARGE_MODE_DISK_BYTES_PER_CELL} bytes per cell); "
+            f"{format_bytes(free_disk)} is free",
+            hint="give --work-dir on a larger disk, or use "
+            f"{coarser(free_disk, LARGE_MODE_DISK_BYTES_PER_CELL)}",
+        )
 
 
 def river_threshold_km2(params: HotspotParams, mapped_rivers: bool) -> float:
@@ -124,6 +190,36 @@ def snap_barriers(
         k = int(np.argmin(d))
         cells.append(int((rr[k] + r0) * grid.width + cc[k] + c0))
     return cells
+
+
+def warn_unplaced_barriers(
+    barriers: Barriers, grid: GridSpec, cells: list[int], radius: int = BARRIER_SNAP_CELLS
+) -> None:
+    """Warn, naming them, of barriers :func:`snap_barriers` placed on no river (they hold nothing back).
+
+    A barrier outside the grid (e.g. 2,000 km away: a wrong CRS or swapped coordinates) and one with no
+    river cell within ``radius`` cells are told apart.
+    """
+    _, _, inside = rowcol(grid, barriers.x, barriers.y)
+    outside = [n for n, c, ok in zip(barriers.name, cells, inside.tolist(), strict=True) if c < 0 and not ok]
+    off = [n for n, c, ok in zip(barriers.name, cells, inside.tolist(), strict=True) if c < 0 and ok]
+    if not outside and not off:
+        return
+
+    def names(which: list[str]) -> str:
+        return ", ".join(which[:10]) + (f" and {len(which) - 10} more" if len(which) > 10 else "")
+
+    parts = []
+    if outside:
+        parts.append(f"outside the basin grid: {names(outside)}")
+    if off:
+        parts.append(f"with no river within {radius * grid.cell_size:g} m: {names(off)}")
+    warnings.warn(
+        f"{len(outside) + len(off)} of {len(cells)} barriers hold nothing back and are left out, "
+        f"{'; '.join(parts)}. Check their coordinates and CRS, or put them on the river",
+        LayerWarning,
+        stacklevel=2,
+    )
 
 
 def barrier_kinds(barriers: Barriers | None, cells: list[int]) -> dict[int, str]:

@@ -177,6 +177,34 @@ def _queen_sums(
     return local_sum, w_sum
 
 
+DENSITY_BYTES_PER_CELL = 128
+"""Peak memory of ``density`` per cell of the survey's grid (measured: about 110 bytes, 2.3 million cells)."""
+
+
+def check_density_fits(grid: GridSpec, available: int | None) -> None:
+    """Refuse, before any work, a survey grid whose smoothing would not fit in memory.
+
+    Raises:
+        ConfigError: cells x :data:`DENSITY_BYTES_PER_CELL` exceeds ``available`` (None: no check).
+    """
+    import math
+
+    from plastic_hotspots.errors import ConfigError
+    from plastic_hotspots.memory import format_bytes
+
+    cells = grid.width * grid.height
+    need = cells * DENSITY_BYTES_PER_CELL
+    if available is None or need <= available:
+        return
+    fits = math.ceil(grid.cell_size * math.sqrt(need / available))
+    raise ConfigError(
+        f"--cell-size {grid.cell_size:g} cuts the survey's extent into {cells:,} cells ({grid.width:,} x "
+        f"{grid.height:,}), which need about {format_bytes(need)} of memory; {format_bytes(available)} is "
+        "available",
+        hint=f"use --cell-size {max(fits, 1)} or more (street surveys are usually binned at 100 to 500 m)",
+    )
+
+
 def survey_grid(
     frame: gpd.GeoDataFrame, cell_size: float, grid: GridSpec | None = None
 ) -> tuple[GridSpec, IntArray, IntArray, npt.NDArray[np.bool_]]:

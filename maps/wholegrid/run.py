@@ -45,6 +45,7 @@ from plastic_hotspots.maps.science.basin import (
     river_threshold_km2,
     run_provenance,
     snap_barriers,
+    warn_unplaced_barriers,
 )
 from plastic_hotspots.maps.science.openwater import mask_open_water
 from plastic_hotspots.maps.survey.density import sparse_values_at
@@ -288,6 +289,7 @@ def _route_rivers(
     barrier_cells: list[int] = []
     if barriers is not None:
         barrier_cells = snap_barriers(barriers, grid, array_window(rivers))
+        warn_unplaced_barriers(barriers, grid, barrier_cells)
         for cell, factor in zip(barrier_cells, barriers.pass_factor.tolist(), strict=True):
             if cell >= 0:
                 barrier_pass.ravel()[cell] *= factor

@@ -79,3 +79,30 @@ def test_a_living_runs_partial_folder_is_left_alone(tmp_path: Path) -> None:
         (partial / "a.tif").write_text("x")
     assert other.is_dir()
     shutil.rmtree(other)
+
+
+def test_a_killed_writes_temporary_is_removed_by_the_next_write_of_that_file(tmp_path: Path) -> None:
+    from plastic_hotspots.geoio import atomic_path
+
+    target = tmp_path / "report [1].html"
+    script = (
+        "import os\n"
+        "from pathlib import Path\n"
+        "from plastic_hotspots.geoio import atomic_path\n"
+        f"with atomic_path(Path({str(target)!r})) as tmp:\n"
+        "    tmp.write_text('half')\n"
+        "    os._exit(9)  # as kill -9: no cleanup runs\n"
+    )
+    assert subprocess.run([sys.executable, "-c", script], check=False).returncode == 9
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1
+    assert left[0].startswith(".report [1].tmp-")
+    assert left[0].endswith(".html")  # the writer still sees the format by the suffix
+    living = tmp_path / f".report [1].tmp-{os.getppid()}-abcd.html"  # a run writing it now
+    living.write_text("busy")
+    other = tmp_path / ".map.tmp-999999999-abcd.html"  # another file's: not this write's business
+    other.write_text("x")
+    with atomic_path(target) as tmp:
+        tmp.write_text("whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, living.name, other.name])
+    assert target.read_text() == "whole"

@@ -192,3 +192,64 @@ def test_a_finished_out_needs_overwrite_and_a_living_run_holds_its_lock(tmp_path
     )
     assert third.images == 4
     assert not lock.exists()
+
+
+def test_resume_on_a_finished_out_adds_only_the_new_images(tmp_path: Path) -> None:
+    sidecar, _ = make_survey(tmp_path / "photos", 6)
+    later = tmp_path / "later"
+    later.mkdir()
+    for name in ("img_0004.jpg", "img_0005.jpg"):  # taken after the first run
+        (tmp_path / "photos" / name).rename(later / name)
+    (tmp_path / "photos" / "broken.jpg").write_text("not an image")
+    out = tmp_path / "out" / "d.parquet"
+    ingest = IngestOptions(sidecar=sidecar)
+    first = run_detection([tmp_path / "photos"], out, FakeDetector(), ingest=ingest)
+    assert (first.images, first.rejected) == (4, 1)
+    for name in ("img_0004.jpg", "img_0005.jpg"):
+        (later / name).rename(tmp_path / "photos" / name)
+    detector = FakeDetector()
+    second = run_detection(
+        [tmp_path / "photos"], out, detector, ingest=ingest, run=RunOptions(resume=True, batch_size=8)
+    )
+    assert second.skipped_done == 5  # four photos and the broken file: seen, not read again
+    assert detector.calls == 1  # one batch: the two new photos
+    assert (second.images, second.rejected) == (6, 1)
+    whole = run_detection(
+        [tmp_path / "photos"], tmp_path / "whole" / "d.parquet", FakeDetector(), ingest=ingest
+    )
+    paths, whole_paths = output_paths(out), output_paths(tmp_path / "whole" / "d.parquet")
+    for name in ("detections", "images"):
+        got = gpd.read_parquet(paths[name]).drop(columns="geometry")
+        want = gpd.read_parquet(whole_paths[name]).drop(columns="geometry")
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)
+    assert whole.detections == second.detections
+    assert not paths["parts"].exists()
+    again = run_detection(
+        [tmp_path / "photos"], out, FakeDetector(), ingest=ingest, run=RunOptions(resume=True)
+    )
+    assert (again.images, again.skipped_done) == (6, 7)  # nothing new: nothing detected, nothing lost
+
+
+def test_a_second_run_racing_a_living_one_is_refused_and_the_first_ends_whole(tmp_path: Path) -> None:
+    """Two real runs on one --out: the second (even with --resume or --overwrite, as the hint of an
+    interrupted run says) is refused while the first lives; the first then writes every image once."""
+    from plastic_hotspots.detector.run import output_lock_path
+
+    sidecar, expected = make_survey(tmp_path / "photos", 20)
+    out = tmp_path / "run" / "d.parquet"
+    out.parent.mkdir()
+    first = _child(tmp_path / "photos", out, sidecar, delay=0.1, resume=False)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not output_lock_path(out).exists():
+        time.sleep(0.02)
+    try:
+        for run in (RunOptions(), RunOptions(resume=True), RunOptions(overwrite=True)):
+            with pytest.raises(ConfigError, match=f"another detect run \\(process {first.pid}\\)"):
+                run_detection([tmp_path / "photos"], out, FakeDetector(), run=run,
+                              ingest=IngestOptions(sidecar=sidecar))  # fmt: skip
+    finally:
+        assert first.wait(timeout=120) == 0
+    images = pd.read_parquet(output_paths(out)["images"])
+    assert sorted(Path(p).name for p in images["image"]) == [f"img_{i:04d}.jpg" for i in range(20)]
+    assert len(gpd.read_parquet(out)) == expected
+    assert not output_lock_path(out).exists()

@@ -216,3 +216,77 @@ def test_the_unspoilt_copy_runs(
     code = main(["hotspots", "--config", str(inputs / "basin.yaml"), "--out", str(tmp_path / "out")])
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "out" / "hotspots.gpkg").exists()
+
+
+def test_a_grid_too_large_is_refused_up_front_with_the_tiled_mode_suggested(tmp_path: Path) -> None:
+    from plastic_hotspots.errors import ConfigError
+    from plastic_hotspots.maps.science.basin import check_grid_fits
+    from plastic_hotspots.records import GridSpec
+
+    grid = GridSpec(crs="EPSG:32647", west=0.0, north=0.0, cell_size=1.0, width=20_000, height=20_000)
+    gib = 1 << 30
+    with pytest.raises(ConfigError, match=r"400,000,000 cells .* needs about 56 GiB of memory") as info:
+        check_grid_fits(grid, tile=None, work_dir=tmp_path, available=8 * gib, free_disk=500 * gib)
+    assert "--tile 1024" in info.value.hint
+    assert "cell_size_m: 5 fits" in info.value.hint  # 150 bytes x (20 km / 5 m)^2 = 2.2 GiB < 8 GiB
+    with pytest.raises(ConfigError, match="needs about 56 GiB of memory") as info:
+        check_grid_fits(grid, tile=None, work_dir=tmp_path, available=8 * gib, free_disk=10 * gib)
+    assert "--tile 1024 would need about 63 GiB of scratch disk, 10 GiB is free" in info.value.hint
+    with pytest.raises(ConfigError, match="needs about 63 GiB of scratch disk") as info:
+        check_grid_fits(grid, tile=1024, work_dir=tmp_path, available=8 * gib, free_disk=10 * gib)
+    assert "--work-dir" in info.value.hint
+    check_grid_fits(grid, tile=1024, work_dir=tmp_path, available=8 * gib, free_disk=500 * gib)  # fits
+    check_grid_fits(grid, tile=None, work_dir=tmp_path, available=None, free_disk=None)  # unknown: no check
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()
+    }
+
+
+def test_kill_9_of_hotspots_at_any_point_leaves_a_whole_result_for_map(
+    demo_inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Killed after 0, 3, 8 or 12 of its files, a run over an earlier result leaves that result as it was
+    (or, finished, the whole new one): `map` reads a whole result, never a mix; the next run cleans up."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    inputs = tmp_path / "inputs"
+    shutil.copytree(demo_inputs, inputs)
+    _config(inputs, cell_size_m=400.0, uncertainty={"draws": 0})  # a run of seconds
+    out = tmp_path / "out"
+    command = ["hotspots", "--config", str(inputs / "basin.yaml"), "--out", str(out)]
+    assert main(command) == 0
+    old = _hashes(out)
+    _config(inputs, params={"land_lambda_m": 250})  # the new result differs in every raster
+    kept = 0
+    for files in (0, 3, 8, 12):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "plastic_hotspots.cli", *command],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        partial = tmp_path / f".out.partial-{proc.pid}"
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if partial.is_dir() and len(list(partial.iterdir())) >= files:
+                break
+            time.sleep(0.01)
+        proc.kill()
+        proc.wait()
+        now = _hashes(out)
+        kept += now == old
+        if now != old:  # it finished before the kill: the new result, whole
+            assert set(now) == set(old)
+            assert json.loads((out / "provenance.json").read_text())["parameters"]["land_lambda_m"] == 250
+        assert main(["map", str(out), "--out", str(tmp_path / f"map-{files}.html")]) == 0
+    assert kept >= 2  # killed while writing its files, at least at 0 and 3 of them
+    capsys.readouterr()
+    assert main(command) == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []  # no partial left

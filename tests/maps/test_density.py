@@ -181,3 +181,16 @@ def test_an_empty_survey_leaves_every_cell_unsurveyed() -> None:
     assert np.isnan(grid.rate).all()
     assert grid.observations.shape == (3, 4)
     assert grid.observed_cells().size == 0
+
+
+def test_a_survey_grid_too_large_for_memory_is_refused_before_any_work() -> None:
+    from plastic_hotspots.errors import ConfigError
+    from plastic_hotspots.maps.survey.cells import check_density_fits
+    from plastic_hotspots.records import GridSpec
+
+    grid = GridSpec(crs="EPSG:32647", west=0.0, north=0.0, cell_size=1.0, width=15_000, height=15_000)
+    with pytest.raises(ConfigError, match=r"225,000,000 cells .* need about 27 GiB of memory") as info:
+        check_density_fits(grid, available=4 << 30)
+    assert "--cell-size 3 or more" in info.value.hint  # 128 bytes x (15 km / 3 m)^2 = 3 GiB
+    check_density_fits(grid, available=64 << 30)  # fits
+    check_density_fits(grid, available=None)  # unknown: no check

@@ -416,3 +416,50 @@ def test_prints_to_a_short_pdf(page: Path, tmp_path: Path) -> None:
     pdf = print_to_pdf(page, tmp_path / "report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF")
     assert 1 <= pdf_page_count(pdf) <= 3
+
+
+def _visible_text(page_html: str) -> str:
+    """The words a reader sees: no tags, styles or attribute values."""
+    body = re.sub(r"<style.*?</style>|<svg.*?</svg>|<[^>]+>", " ", page_html, flags=re.DOTALL)
+    return html.unescape(" ".join(body.split()))
+
+
+def test_the_report_never_prints_nan(demo_dir: Path, text: str, tmp_path: Path) -> None:
+    """Neither on the demo, nor when every figure it reads is NaN: those say n/a (never "nan", "nan %")."""
+    assert not re.search(r"\bnan\b", _visible_text(text), re.IGNORECASE)
+    spoiled = tmp_path / "hotspots"
+    shutil.copytree(demo_dir, spoiled)
+    gpkg = spoiled / "hotspots.gpkg"
+    for name, columns in (
+        ("subbasins", ("area_km2", "leakage_kg_yr", "accumulation_kg_yr")),
+        ("barriers", ("pass_factor", "retained_kg_yr")),
+        ("leakage_hotspots", ("value", "population", "collection_rate", "p_land", "observed_extra_kg_yr")),
+        ("accumulation_hotspots", ("value", "load_kg_yr", "pass_factor")),
+        ("observed_density", ("effort_km", "items", "rate", "rate_lo", "rate_hi")),
+    ):
+        frame = layer(spoiled, name)
+        for column in columns:
+            frame[column] = np.nan
+        frame.to_file(gpkg, layer=name, driver="GPKG", engine="pyogrio")
+    figures = json.loads((spoiled / "fusion.json").read_text(encoding="utf-8"))
+    for key, value in figures.items():
+        if isinstance(value, float):
+            figures[key] = float("nan")
+    (spoiled / "fusion.json").write_text(json.dumps(figures), encoding="utf-8")
+    ranges = json.loads((spoiled / "uncertainty.json").read_text(encoding="utf-8"))
+    (spoiled / "uncertainty.json").write_text(json.dumps(_floats_to_nan(ranges["totals"]) and ranges))
+    page = render_report(spoiled, tmp_path / "report.html", title="Every figure missing")
+    seen = _visible_text(page.read_text(encoding="utf-8"))
+    assert not re.search(r"\bnan\b", seen, re.IGNORECASE), re.findall(r".{60}\bnan\b.{20}", seen, re.I)
+    assert seen.count("n/a") >= 5  # the missing figures are there, said as missing
+
+
+def _floats_to_nan(tree: object) -> object:
+    """Every float inside ``tree`` (dicts and lists, changed in place) set to NaN; returns ``tree``."""
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
+    for key, value in list(items):
+        if isinstance(value, float):
+            tree[key] = float("nan")  # type: ignore[index]
+        else:
+            _floats_to_nan(value)
+    return tree

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyogrio
 import pytest
 import rasterio
@@ -62,6 +63,18 @@ def test_every_raster_written_is_in_the_schema_with_its_description_and_unit(res
         with rasterio.open(path) as src:
             assert src.descriptions[0] == raster.description, path.name
             assert src.tags(1)["unit"] == raster.unit, path.name
+
+
+def test_every_raster_holds_finite_values_in_its_documented_range(result_dir: Path) -> None:
+    for raster in RASTERS.values():
+        with rasterio.open(raster.path(result_dir)) as src:
+            values = src.read(1, masked=True)
+        data = np.asarray(values.compressed(), dtype=np.float64)
+        data = data[~np.isnan(data)]  # NaN is the documented "no data"
+        assert data.size > 0, raster.name
+        assert np.isfinite(data).all(), raster.name
+        assert raster.low <= data.min(), (raster.name, float(data.min()))
+        assert data.max() <= raster.high, (raster.name, float(data.max()))
 
 
 def test_every_geopackage_layer_is_in_the_schema_with_its_kind_of_feature(result_dir: Path) -> None:
