@@ -168,6 +168,8 @@ def _large(
     timeout_s: float,
 ) -> None:
     from plastic_hotspots.cluster import check_workers_or_scheduler, optional_cluster
+    from plastic_hotspots.geoio import whole_folder
+    from plastic_hotspots.maps.io.results import result_names
     from plastic_hotspots.maps.large.run import run_large
 
     if tile < 16:
@@ -186,9 +188,15 @@ def _large(
             "[yellow]The large mode does not read the survey (observations): no observed density, "
             "calibration or observed extra source.[/]"
         )
+    # Whole or absent, as the whole-grid run: the outputs go into a fresh folder swapped in at the end. The
+    # tiles' work folder stays where it was (default ``out/.work``, carried into the new folder), so a run
+    # stopped midway resumes from its tiles.
+    work = work_dir if work_dir is not None else out / ".work"
     with optional_cluster(workers, scheduler, timeout_s=timeout_s) as cluster:
         mapper = cluster.map_unordered if cluster is not None else None
-        result = run_large(basin, out, tile=tile, work_dir=work_dir, mapper=mapper)
+        with whole_folder(out, result_names()) as partial:
+            written = run_large(basin, partial, tile=tile, work_dir=work, mapper=mapper)
+    result = written.moved_to(partial, out)
     n_leak = sum(1 for h in result.hotspots if h.kind == "leakage")
     n_acc = len(result.hotspots) - n_leak
     counts = result.counts

@@ -35,6 +35,7 @@ leakage index, river loads).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -122,6 +123,20 @@ class LargeOutputs:
     counts: TileCounts
     totals: dict[str, float]
     hotspots: tuple[Hotspot, ...]
+
+    def moved_to(self, written: Path, final: Path) -> LargeOutputs:
+        """The same outputs after the folder ``written`` became ``final``."""
+
+        def moved(path: Path) -> Path:
+            return final / path.relative_to(written)
+
+        return dataclasses.replace(
+            self,
+            directory=final,
+            rasters={name: moved(path) for name, path in self.rasters.items()},
+            vectors=moved(self.vectors),
+            provenance=moved(self.provenance),
+        )
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -19,6 +19,7 @@ from shapely.geometry import Point
 from plastic_hotspots.cli import main
 from plastic_hotspots.maps.config import load_config
 from plastic_hotspots.maps.demo import generate_demo_basin
+from plastic_hotspots.maps.errors import LayerError
 from plastic_hotspots.maps.io.bands import read_band
 from plastic_hotspots.maps.large.run import LARGE_LAYERS, run_large
 from plastic_hotspots.maps.wholegrid.run import run_hotspots
@@ -246,3 +247,28 @@ def test_large_mode_on_dask_workers_writes_the_same(demo_inputs: Path, tmp_path:
         serial_spots = gpd.read_file(tmp_path / "serial" / "hotspots.gpkg", layer=f"{kind}_hotspots")
         dask_spots = gpd.read_file(tmp_path / "dask" / "hotspots.gpkg", layer=f"{kind}_hotspots")
         assert dask_spots.drop(columns="geometry").equals(serial_spots.drop(columns="geometry"))
+
+
+def test_a_failed_large_run_leaves_the_earlier_result_whole(
+    demo_inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import plastic_hotspots.maps.large.run as large
+
+    out = tmp_path / "out"
+    assert main(["hotspots", "--config", str(demo_inputs), "--out", str(out), "--tile", "96"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    # A second run with other figures fails after writing its rasters, before its GeoPackage.
+    raw = yaml.safe_load(demo_inputs.read_text())
+    raw.setdefault("params", {}).setdefault("zone_defaults", {})["generation_kg_per_cap_day"] = 1.5
+    other = demo_inputs.with_name("other.yaml")
+    other.write_text(yaml.safe_dump(raw))
+
+    def fail_late(*args: object, **kwargs: object) -> None:
+        raise LayerError("the disk went away", hint="free some space")
+
+    monkeypatch.setattr(large, "write_large_gpkg", fail_late)
+    assert main(["hotspots", "--config", str(other), "--out", str(out), "--tile", "96"]) == 1
+    assert "the disk went away" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # the old result, whole
+    assert (out / ".work").is_dir()  # the tiles stay for a resume
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []  # no partial folder left
