@@ -126,7 +126,16 @@ def whole_folder(target: Path, own: Collection[str]) -> Iterator[Path]:
 
 
 def _remove_stale_folders(target: Path) -> None:
-    """Remove partial or old folders of ``target`` left by runs that no longer live."""
+    """Remove partial or old folders of ``target`` left by runs that no longer live.
+
+    A run killed between the swap's two renames left ``target`` absent, its old result as ``.old-PID`` and its
+    finished result as ``.partial-PID``: that swap is finished first (the partial folder becomes ``target``).
+    """
+    for old in target.parent.glob(f".{target.name}.old-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        done = target.parent / f".{target.name}.partial-{pid}"
+        if pid.isdigit() and not process_alive(int(pid)) and not target.exists() and done.is_dir():
+            done.rename(target)
     for stale in (
         *target.parent.glob(f".{target.name}.partial-*"),
         *target.parent.glob(f".{target.name}.old-*"),

@@ -106,3 +106,27 @@ def test_a_killed_writes_temporary_is_removed_by_the_next_write_of_that_file(tmp
         tmp.write_text("whole")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, living.name, other.name])
     assert target.read_text() == "whole"
+
+
+def test_a_swap_cut_between_its_renames_is_finished_by_the_next_run(tmp_path: Path) -> None:
+    out = tmp_path / "result"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    # As a kill leaves it between `target -> .old` and `.partial -> target`: no result folder at all.
+    old, done = tmp_path / f".result.old-{dead}", tmp_path / f".result.partial-{dead}"
+    old.mkdir()
+    (old / "a.tif").write_text("old")
+    done.mkdir()
+    (done / "a.tif").write_text("finished")
+    (done / "map.html").write_text("the user's map")
+
+    def failing_run() -> None:
+        with whole_folder(out, OWN) as partial:
+            (partial / "a.tif").write_text("half")
+            raise RuntimeError("this run fails too")
+
+    with pytest.raises(RuntimeError):
+        failing_run()
+    assert (out / "a.tif").read_text() == "finished"  # the cut swap was finished, not thrown away
+    assert (out / "map.html").read_text() == "the user's map"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result"]
