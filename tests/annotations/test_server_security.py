@@ -324,23 +324,19 @@ def test_a_stranger_answering_at_the_port_is_not_taken_for_ours(tmp_path: Path) 
     assert child.returncode is not None
 
 
+def _start_serve(data: Path) -> subprocess.Popen[str]:
+    """`plastic-hotspots annotate serve` on a free port, as a user starts it, its output piped."""
+    cmd = [sys.executable, "-m", "plastic_hotspots.cli", "annotate", "serve", "--data-dir", str(data),
+           "--port", "0"]  # fmt: skip
+    env = {**os.environ, "PLASTIC_HOTSPOTS_LABEL_STUDIO": str(_executable())}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
 def test_sigterm_to_serve_stops_label_studio(tmp_path: Path) -> None:
     psutil = pytest.importorskip("psutil")
     data = tmp_path / "data"
     data.mkdir(mode=0o755)  # as an older version left it
-    cmd = [
-        sys.executable,
-        "-m",
-        "plastic_hotspots.cli",
-        "annotate",
-        "serve",
-        "--data-dir",
-        str(data),
-        "--port",
-        "0",
-    ]
-    env = {**os.environ, "PLASTIC_HOTSPOTS_LABEL_STUDIO": str(_executable())}
-    serve = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    serve = _start_serve(data)
     lines = []
     children: list[psutil.Process] = []
     try:
@@ -398,19 +394,7 @@ def _executable() -> Path:
 
 def test_sigterm_while_label_studio_starts_stops_it_too(tmp_path: Path) -> None:
     psutil = pytest.importorskip("psutil")
-    cmd = [
-        sys.executable,
-        "-m",
-        "plastic_hotspots.cli",
-        "annotate",
-        "serve",
-        "--data-dir",
-        str(tmp_path),
-        "--port",
-        "0",
-    ]
-    env = {**os.environ, "PLASTIC_HOTSPOTS_LABEL_STUDIO": str(_executable())}
-    serve = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    serve = _start_serve(tmp_path)
     children: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 60
