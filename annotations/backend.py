@@ -122,9 +122,17 @@ class PhotoSource:
                 hint="start the backend with --document-root, "
                 "or set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY",
             )
-        headers = {"Authorization": f"Token {self.label_studio_key}"} if self.label_studio_key else {}
+        # The Label Studio key goes to Label Studio only: a task's URL elsewhere is fetched without it.
+        ours = bool(self.label_studio_url) and _origin(url) == _origin(str(self.label_studio_url))
+        key = self.label_studio_key if ours else None
+        headers = {"Authorization": f"Token {key}"} if key else {}
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60) as response:
             return read_upright_rgb(response.read())
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
 
 
 class ModelService:

@@ -160,6 +160,8 @@ class RetrainLoop:
             return
         folder = self.state_dir / "jobs" / time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         folder.mkdir(parents=True, exist_ok=True)
+        job = _Job(self.state_dir)
+        job.step("starting")  # until the job names its first step; the last job's "done" no longer holds
         cmd = [sys.executable, "-m", "plastic_hotspots.cli", "annotate", "retrain",
                "--state-dir", str(self.state_dir), "--job-dir", str(folder)]  # fmt: skip
         with open(folder / "job.log", "ab") as out:
