@@ -71,3 +71,56 @@ def test_local_photos_must_lie_under_the_document_root(tmp_path: Path) -> None:
                 "/data/local-files/?d=s/missing.jpg", "https://example.org/a.jpg"):  # fmt: skip
         with pytest.raises(AnnotationError):
             local_photo(bad, root)
+
+
+def test_the_backend_command_serves_until_sigterm_and_refuses_a_loop_without_its_project(
+    tmp_path: Path,
+) -> None:
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    base = [
+        sys.executable,
+        "-m",
+        "plastic_hotspots.cli",
+        "annotate",
+        "backend",
+        "--state-dir",
+        str(tmp_path / "s"),
+    ]
+    env = {**os.environ, "PLASTIC_HOTSPOTS_CACHE": str(tmp_path / "cache")}
+    refused = subprocess.run(
+        [*base, "--retrain-after", "5"], capture_output=True, text=True, env=env, check=False
+    )
+    assert refused.returncode == 1
+    assert "needs the project and the photos" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    serve = subprocess.Popen([*base, "--port", "0"], text=True, env=env, **pipes)
+    try:
+        assert serve.stdout is not None
+        line = serve.stdout.readline()  # "ML backend serving <version> at <url> (token: ...)"
+        url = line.split(" at ", 1)[1].split(" ", 1)[0]
+        with urllib.request.urlopen(f"{url}/health", timeout=30) as response:
+            assert json.loads(response.read())["status"] == "UP"
+        assert (tmp_path / "s" / "backend-token").stat().st_mode & 0o777 == 0o600
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=30) == 0
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # the port is closed with the process
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2)
+        except OSError:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the backend still answers after SIGTERM")
