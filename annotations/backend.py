@@ -142,6 +142,7 @@ class ModelService:
         self.model = Path(model) if model else None
         self.settings = settings
         self._lock = threading.Lock()
+        self._run_lock = threading.Lock()
         self._loaded: tuple[Path, int, int] | None = None
         self._detector: YoloDetector | None = None
 
@@ -176,10 +177,12 @@ class ModelService:
         rgb = photos.read(str(data.get("image") or ""))
         height, width = rgb.shape[:2]
         key = str(data.get("key") or task.get("id"))
+        with self._run_lock:  # one inference at a time: requests arrive on several threads
+            found = detector.predict([rgb])[0]
         rows = [
             {"key": key, "class_name": d.class_name, "score": d.score,
              "x1": d.box.x1, "y1": d.box.y1, "x2": d.box.x2, "y2": d.box.y2}
-            for d in detector.predict([rgb])[0]
+            for d in found
         ]  # fmt: skip
         label = prelabels(rows, {key: (width, height)}, CLASS_NAMES)[0]
         return {"result": label.result, "score": label.score, "model_version": detector.model_version}

@@ -124,3 +124,40 @@ def test_the_backend_command_serves_until_sigterm_and_refuses_a_loop_without_its
         time.sleep(0.2)
     else:
         pytest.fail("the backend still answers after SIGTERM")
+
+
+def test_concurrent_predictions_agree(tmp_path: Path) -> None:
+    import base64
+    import json
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    from plastic_hotspots.annotations.backend import BACKEND_USER, ModelService, backend_token, start_backend
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "root" / "s").mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(
+        tmp_path / "root" / "s" / "a.jpg"
+    )
+    token = backend_token(tmp_path / "state")
+    running = start_backend(ModelService(None), PhotoSource(tmp_path / "root"), token, port=0)
+    auth = "Basic " + base64.b64encode(f"{BACKEND_USER}:{token}".encode()).decode()
+    body = json.dumps(
+        {"tasks": [{"id": 1, "data": {"image": "/data/local-files/?d=s/a.jpg", "key": "s/a.jpg"}}]}
+    )
+
+    def ask(_: int) -> dict[str, object]:
+        headers = {"Authorization": auth, "Content-Type": "application/json"}
+        request = urllib.request.Request(f"{running.url}/predict", body.encode(), headers, method="POST")
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(ask, range(6)))
+    finally:
+        running.stop()
+    assert all(a == answers[0] for a in answers)
+    (result,) = answers[0]["results"]  # type: ignore[misc]
+    assert result["model_version"].startswith("litter-baseline.pt sha256:")
+    assert 0.0 <= result["score"] <= 1.0
