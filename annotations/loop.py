@@ -35,6 +35,7 @@ from plastic_hotspots.geoio import atomic_path, process_alive
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from plastic_hotspots.annotations.backend import ModelService, PhotoSource
     from plastic_hotspots.annotations.labelstudio import LabelStudioClient
 
 LOOP_FILE = "loop.json"
@@ -356,8 +357,8 @@ def refresh_predictions(
     client: LabelStudioClient,
     project: str,
     tasks: list[dict[str, Any]],
-    service: Any,
-    photos: Any,
+    service: ModelService,
+    photos: PhotoSource,
 ) -> int:
     """New predictions, with the served model's version, on every task nobody has labelled; queue by them."""
     from plastic_hotspots.annotations.workflow import project_id
