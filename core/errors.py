@@ -53,6 +53,10 @@ class ConfigError(PlasticHotspotsError):
     """
 
 
+class ConfigWarning(UserWarning):
+    """A config key is accepted but has no effect (the message says what to do instead)."""
+
+
 class ClusterError(PlasticHotspotsError):
     """Dask workers cannot be used: Dask is not installed, the scheduler is unreachable, workers died."""
 

@@ -17,10 +17,11 @@ litter density where observations exist.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-from plastic_hotspots.errors import ConfigError
+from plastic_hotspots.errors import ConfigError, ConfigWarning
 
 GI_FDR = 0.05
 """False-discovery rate of the Gi* hot and cold spots (Benjamini-Hochberg over the cells tested)."""
@@ -112,6 +113,13 @@ class BarrierPass:
         return value
 
 
+# Parameters that once had a meaning and are accepted still, with a warning, so that old configs run.
+RETIRED = {
+    "prior_strength_obs": "the weight of the area-wide rate in the observed density is chosen by "
+    "cross-validation on the survey itself (see `density --validate`); remove the key",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class HotspotParams:
     """Parameters of the hotspot model.
@@ -132,9 +140,6 @@ class HotspotParams:
         top_n: How many hotspots of each kind are ranked.
         hotspot_separation_m: Two ranked hotspots of one kind are at least this far apart.
         min_observations: Cells with fewer observations are "not surveyed", never "clean".
-        prior_strength_obs: Least weight (in observations) of the area-wide mean rate when shrinking
-            a cell's observed rate (empirical-Bayes gamma-Poisson); the weight itself is estimated
-            from the spread between cells.
         interval: Central probability of the reported rate interval.
         observed_source_weight: How strongly an observed excess of litter over the modelled
             expectation is added as an extra source (0 ignores observations).
@@ -158,7 +163,6 @@ class HotspotParams:
     top_n: int = 10
     hotspot_separation_m: float = 500.0
     min_observations: int = 3
-    prior_strength_obs: float = 5.0
     interval: float = 0.9
     observed_source_weight: float = 1.0
     sea_level_m: float | None = 0.0
@@ -169,7 +173,6 @@ class HotspotParams:
             "river_threshold_km2": "km²",
             "land_lambda_m": "metres",
             "river_mu_km": "km",
-            "prior_strength_obs": "observations",
         }
         for name, unit in positive.items():
             check_number(name, getattr(self, name), low=0, low_open=True, unit=unit)
@@ -218,13 +221,19 @@ class HotspotParams:
                 hint="write e.g. `params: {land_lambda_m: 400, top_n: 10}`",
             )
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
+        unknown = sorted(set(raw) - known - set(RETIRED))
         if unknown:
             raise ConfigError(
                 f"unknown model parameter(s): {', '.join(unknown)}",
                 hint=f"known parameters: {', '.join(sorted(known))}",
             )
         values = dict(raw)
+        for name, instead in RETIRED.items():
+            if name in values:
+                del values[name]
+                warnings.warn(
+                    f"`params: {name}` has no effect and is ignored: {instead}", ConfigWarning, stacklevel=2
+                )
         if values.get("sea_level_m") is False:
             values["sea_level_m"] = None  # ``false`` in a config: no sea
         for name, group in (("barrier_pass", BarrierPass), ("zone_defaults", ZoneDefaults)):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from plastic_hotspots.errors import ConfigError
+from plastic_hotspots.errors import ConfigError, ConfigWarning
 from plastic_hotspots.maps.config import load_config, parse_config
 from plastic_hotspots.maps.params import HotspotParams
 
@@ -51,6 +51,14 @@ def test_relative_paths_resolve_against_the_config(tmp_path: Path) -> None:
 def test_bad_configs_say_what_is_wrong(raw: object, message: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(raw, tmp_path)
+
+
+def test_a_retired_parameter_is_ignored_with_a_warning_that_says_what_replaced_it(tmp_path: Path) -> None:
+    raw = {"layers": {"dem": "a.tif"}, "params": {"prior_strength_obs": 5, "top_n": 4}}
+    with pytest.warns(ConfigWarning, match="prior_strength_obs` has no effect .* cross-validation"):
+        config = parse_config(raw, tmp_path)
+    assert config.params.top_n == 4
+    assert "prior_strength_obs" not in config.params.flat()  # provenance records only what was used
 
 
 def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
