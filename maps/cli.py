@@ -102,9 +102,11 @@ def hotspots(
 
     from plastic_hotspots.geoio import check_output_dir
     from plastic_hotspots.maps.config import load_config
+    from plastic_hotspots.maps.inputs.preflight import check_layer_files
 
     basin = load_config(config)
     check_output_dir(out)
+    check_layer_files(basin)
     _check_size(basin, out, tile, work_dir)
     if uncertainty is not None:
         basin = replace(basin, uncertainty=replace(basin.uncertainty, draws=uncertainty))

@@ -478,6 +478,27 @@ def cases() -> list[Case]:
         "51 of", "missing, infinite or negative item count", "0 where nothing was seen")  # fmt: skip
     bad("observations_negative_items", "observations", lambda c: _observations(c, _set("items", -1)),
         "items", ">= 0")  # fmt: skip
+    # The same four kinds of broken file for every layer that the lines above do not cover already
+    implied = {
+        "population": ("population.tif", ("cut_short",)),
+        "zones": ("zones.gpkg", ("cut_short",)),
+        "rivers": ("rivers.gpkg", ("cut_short",)),
+        "barriers": ("barriers.gpkg", ("text",)),
+        "observations": ("observations.parquet", ("cut_short",)),
+        "boundaries": ("districts.gpkg", ("zero_bytes", "text", "cut_short", "missing")),
+    }
+    spoilers = {"zero_bytes": _zero_bytes, "text": _text, "cut_short": _cut_short, "missing": _missing}
+    for kind, (file, broken) in implied.items():
+        for how in broken:
+            words = ("not found", file) if how == "missing" else (file, "could not be read")
+            bad(f"{kind}_{how}", kind, spoilers[how](file), *words)
+    bad(
+        "boundaries_without_crs",
+        "boundaries",
+        _vector_without_crs("districts.gpkg"),
+        "has no crs",
+        "districts",
+    )
     # The config file
     bad("config_missing", "config", _missing("basin.yaml"), "basin config not found")
     bad("config_not_yaml", "config", _yaml_text("layers: [unclosed\n"), "not valid yaml")

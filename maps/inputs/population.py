@@ -14,7 +14,7 @@ from rasterio.transform import Affine
 from plastic_hotspots.maps.config import PopulationPolygons, PopulationSource
 from plastic_hotspots.maps.errors import LayerError
 from plastic_hotspots.maps.inputs.divisions import load_population_polygons
-from plastic_hotspots.maps.inputs.rasters import check_raster_crs, require_file
+from plastic_hotspots.maps.inputs.rasters import check_raster_crs, reading_layer, require_file
 from plastic_hotspots.maps.io.bands import read_band_nan
 from plastic_hotspots.maps.kernels import compiled
 from plastic_hotspots.records import GridSpec
@@ -297,7 +297,7 @@ def load_population(path: PopulationSource, grid: GridSpec) -> FloatArray:
     if isinstance(path, PopulationPolygons):
         return load_population_polygons(path, grid)
     require_file(path, "population")
-    with rasterio.open(path) as src:
+    with reading_layer(path, "population"), rasterio.open(path) as src:
         check_raster_crs(src, path, "population", POPULATION_CRS_HINT)
         # Float rasters stay in their own precision (WorldPop's float32 takes half the memory);
         # values are widened to float64 where they are added, exactly.

@@ -28,16 +28,17 @@ from plastic_hotspots.records import GridSpec
 FloatArray = npt.NDArray[np.float64]
 
 
+VECTOR_CRS_HINT = "save it with its CRS (set it in QGIS, or with geopandas `set_crs`)"
+"""How to fix a vector layer without a CRS."""
+
+
 def read_vector(path: Path, what: str) -> gpd.GeoDataFrame:
     """Read a vector file and check it has a CRS."""
     require_file(path, what)
     with reading_layer(path, what):
         frame = gpd.read_file(path, engine="pyogrio")
     if frame.crs is None:
-        raise CRSError(
-            f"the {what} layer {path} has no CRS",
-            hint="save it with its CRS (set it in QGIS, or with geopandas `set_crs`)",
-        )
+        raise CRSError(f"the {what} layer {path} has no CRS", hint=VECTOR_CRS_HINT)
     return frame
 
 

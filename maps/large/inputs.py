@@ -51,6 +51,7 @@ from plastic_hotspots.maps.inputs.rasters import (
     dem_tiles,
     fill_gaps,
     open_mosaic,
+    reading_layer,
     require_file,
 )
 from plastic_hotspots.maps.inputs.vectors import ZoneRasters, rasterize_zones
@@ -208,7 +209,7 @@ def regrid_population_tiled(path: PopulationSource, grid: GridSpec, out_path: Pa
         return _spread_divisions_tiled(read_divisions(path, grid), layout, out_path)
     require_file(path, "population")
     out = TiledRaster.create(out_path, layout, np.float64)
-    with rasterio.open(path) as src:
+    with reading_layer(path, "population"), rasterio.open(path) as src:
         check_raster_crs(src, path, "population", POPULATION_CRS_HINT)
         lo, hi, any_people = math.inf, -math.inf, False
         for strip in _strips(src, tile * tile):

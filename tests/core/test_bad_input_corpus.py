@@ -90,11 +90,16 @@ def test_case(
 
 
 def test_the_corpus_covers_every_layer_and_command() -> None:
-    kinds = {case.kind for case in _tool().cases()}
+    cases = _tool().cases()
+    kinds = {case.kind for case in cases}
     assert kinds >= {
-        "dem", "population", "zones", "rivers", "barriers", "observations", "config", "options", "map",
-        "report", "density", "detect", "paths",
+        "dem", "population", "zones", "rivers", "barriers", "observations", "boundaries", "config", "options",
+        "map", "report", "density", "detect", "paths",
     }  # fmt: skip
+    names = {case.name for case in cases}
+    for layer in ("dem", "population", "zones", "rivers", "barriers", "observations", "boundaries"):
+        for broken in ("zero_bytes", "text", "cut_short", "missing", "without_crs"):
+            assert f"{layer}_{broken}" in names
 
 
 def test_a_warning_and_an_error_from_a_real_process(corpus: dict[str, dict[str, Any]]) -> None:

@@ -290,3 +290,59 @@ def test_kill_9_of_hotspots_at_any_point_leaves_a_whole_result_for_map(
     capsys.readouterr()
     assert main(command) == 0
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []  # no partial left
+
+
+LAYER_FILES = [
+    ("dem", "dem.tif"),
+    ("population", "population.tif"),
+    ("zones", "zones.gpkg"),
+    ("rivers", "rivers.gpkg"),
+    ("barriers", "barriers.gpkg"),
+    ("observations", "observations.parquet"),
+    ("boundaries", "districts.gpkg"),
+]
+
+
+@pytest.mark.parametrize("broken", ["zero_bytes", "text", "missing", "header_cut"])
+@pytest.mark.parametrize(("layer", "file"), LAYER_FILES, ids=[layer for layer, _ in LAYER_FILES])
+def test_every_layer_file_is_checked_before_the_model_starts(
+    layer: str, file: str, broken: str, demo_inputs: Path, tmp_path: Path
+) -> None:
+    from plastic_hotspots.maps.config import load_config
+    from plastic_hotspots.maps.errors import LayerError
+    from plastic_hotspots.maps.inputs.preflight import check_layer_files
+
+    inputs = tmp_path / "inputs"
+    shutil.copytree(demo_inputs, inputs)
+    check_layer_files(load_config(inputs / "basin.yaml"))  # the unspoilt copy passes
+    path = inputs / file
+    if broken == "zero_bytes":
+        path.write_bytes(b"")
+    elif broken == "text":
+        path.write_text("not a layer, just text\n")
+    elif broken == "missing":
+        path.unlink()
+    else:
+        path.write_bytes(path.read_bytes()[:200])  # a copy that stopped inside the header
+    with pytest.raises(LayerError) as info:
+        check_layer_files(load_config(inputs / "basin.yaml"))
+    message = str(info.value)
+    assert message.startswith(f"{layer} file not found" if broken == "missing" else f"the {layer} file")
+    assert file in message
+
+
+@pytest.mark.parametrize("file", ["zones.gpkg", "rivers.gpkg", "barriers.gpkg", "districts.gpkg"])
+def test_a_vector_layer_without_crs_is_refused_before_the_model_starts(
+    file: str, demo_inputs: Path, tmp_path: Path
+) -> None:
+    from plastic_hotspots.maps.config import load_config
+    from plastic_hotspots.maps.errors import CRSError
+    from plastic_hotspots.maps.inputs.preflight import check_layer_files
+
+    inputs = tmp_path / "inputs"
+    shutil.copytree(demo_inputs, inputs)
+    frame = gpd.read_file(inputs / file).set_crs(None, allow_override=True)
+    (inputs / file).unlink()
+    frame.to_file(inputs / file)
+    with pytest.raises(CRSError, match=f"{file} has no CRS"):
+        check_layer_files(load_config(inputs / "basin.yaml"))
