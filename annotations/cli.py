@@ -371,18 +371,20 @@ def dataset_cmd(
     seed: Annotated[int, typer.Option(help="Salt of the split.")] = 0,
 ) -> None:
     """Write an Ultralytics YOLO dataset of the accepted consensus boxes, split by place and day."""
-    import json
-
     from plastic_hotspots.annotations.dataset import DatasetSpec
-    from plastic_hotspots.annotations.results import dataset_from_consensus
+    from plastic_hotspots.annotations.export import load_export
+    from plastic_hotspots.annotations.results import dataset_from_consensus, is_labelled
 
-    tasks = json.loads(export.read_text(encoding="utf-8"))
+    tasks = load_export(export)
 
     def photo_of(task: Mapping[str, Any]) -> Path:
         return photos / str((task.get("data") or {}).get("key") or task.get("id"))
 
     spec = DatasetSpec(group_m=group_m, seed=seed)
     summary = dataset_from_consensus(consensus_dir, tasks, photo_of, out, spec, source={"path": str(export)})
+    unlabelled = sum(not is_labelled(task) for task in tasks if isinstance(task, Mapping))
+    if unlabelled:
+        typer.echo(f"{unlabelled} tasks nobody has labelled yet are left out")
     typer.echo(
         f"dataset {summary.version}: "
         + ", ".join(f"{s} {summary.images[s]} photos / {summary.boxes[s]} boxes" for s in summary.images)

@@ -6,13 +6,16 @@ region, kind, detail) and goes on.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from plastic_hotspots.annotations.consensus import Submission, VolunteerBox
 from plastic_hotspots.annotations.convert import ls_to_pixels
+from plastic_hotspots.annotations.errors import ExportError
 from plastic_hotspots.records import BBox
 
 ProblemKind = Literal[
@@ -98,6 +101,41 @@ def _region_box(region: Mapping[str, Any], data: Mapping[str, Any], problem: Any
     if (x1, y1, x2, y2) != (x, y, x + w, y + h):
         problem("clipped", f"box at x={x:.3g}%, y={y:.3g}% ({w:.3g}% x {h:.3g}%) clipped to the image")
     return ls_to_pixels(x1, y1, x2 - x1, y2 - y1, image_w, image_h), str(labels[0])
+
+
+EXPORT_HINT = (
+    "give the JSON file that `plastic-hotspots annotate pull --out FILE` wrote (Label Studio's JSON export)"
+)
+
+
+JSON_TYPES = {dict: "object", str: "string", int: "number", float: "number", bool: "true/false"}
+
+
+def load_export(path: Path) -> list[Any]:
+    """The tasks of a Label Studio JSON export file (a list of tasks).
+
+    Raises:
+        ExportError: The file is missing, a folder, not JSON, or JSON that is not a list of tasks.
+    """
+    path = Path(path)
+    if not path.is_file():
+        what = "is a folder, not an export file" if path.is_dir() else "was not found"
+        raise ExportError(f"the export {path} {what}", hint=EXPORT_HINT)
+    try:
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            raise ExportError(f"the export {path} is empty", hint=EXPORT_HINT)
+        tasks = json.loads(text)
+    except UnicodeDecodeError:
+        raise ExportError(f"the export {path} is not text (JSON)", hint=EXPORT_HINT) from None
+    except json.JSONDecodeError as exc:
+        raise ExportError(f"the export {path} is not valid JSON: {exc}", hint=EXPORT_HINT) from None
+    if not isinstance(tasks, list):
+        raise ExportError(
+            f"the export {path} holds a JSON {JSON_TYPES.get(type(tasks), 'value')}, not a list of tasks",
+            hint=EXPORT_HINT,
+        )
+    return tasks
 
 
 def read_export(tasks: Iterable[Mapping[str, Any]], classes: Iterable[str]) -> ExportContents:

@@ -266,7 +266,7 @@ def _retrain(
 ) -> dict[str, Any]:
     from plastic_hotspots.annotations.backend import ModelService, PhotoSource, local_photo
     from plastic_hotspots.annotations.dataset import DatasetSpec
-    from plastic_hotspots.annotations.results import dataset_from_consensus, run_consensus
+    from plastic_hotspots.annotations.results import dataset_from_consensus, is_labelled, run_consensus
     from plastic_hotspots.annotations.workflow import pull
     from plastic_hotspots.detector.yolo import cache_root, default_model_path, train_yolo
     from plastic_hotspots.training.registry import promote
@@ -281,7 +281,7 @@ def _retrain(
     tasks = json.loads(export.read_text(encoding="utf-8"))
     job.step("consensus")
     made = run_consensus(export, job_dir / "consensus")
-    labelled = [t for t in tasks if any(not a.get("was_cancelled") for a in t.get("annotations") or [])]
+    labelled = [t for t in tasks if is_labelled(t)]
     job.step("dataset")
     heldout_file = state_dir / "heldout.json"
     fixed = _read(heldout_file)

@@ -33,7 +33,8 @@ from plastic_hotspots.annotations.dataset import (
     PhotoMeta,
     write_dataset,
 )
-from plastic_hotspots.annotations.export import ExportContents, read_export
+from plastic_hotspots.annotations.errors import ExportError
+from plastic_hotspots.annotations.export import ExportContents, load_export, read_export
 from plastic_hotspots.annotations.taxonomy import CLASS_NAMES
 from plastic_hotspots.geoio import atomic_path
 from plastic_hotspots.litterlist import COLUMN, litter_list_codes
@@ -55,7 +56,7 @@ def run_consensus(export: Path, out: Path, params: ConsensusParams | None = None
     import pandas as pd
 
     params = params or ConsensusParams()
-    tasks = json.loads(Path(export).read_text(encoding="utf-8"))
+    tasks = load_export(Path(export))
     contents = read_export(tasks, CLASS_NAMES)
     gold_skill = skills_from_gold(contents.boxes, contents.gold, submissions=contents.submissions)
     weights = effective_skills(gold_skill, params)
@@ -65,6 +66,12 @@ def run_consensus(export: Path, out: Path, params: ConsensusParams | None = None
     result = consensus(boxes, submissions, params, weights)
     stats = volunteer_stats(contents.boxes, contents.submissions, result, gold_skill)
     out.mkdir(parents=True, exist_ok=True)
+    columns = {
+        "task": "object", "label": "object", COLUMN: "object", "x1": "float64", "y1": "float64",
+        "x2": "float64", "y2": "float64", "support": "float64", "sigma": "float64",
+        "label_agreement": "float64", "n_annotators": "int64", "n_submitters": "int64", "members": "object",
+        "accepted": "bool", "needs_review": "bool",
+    }  # fmt: skip
     rows = [
         {
             "task": b.task,
@@ -85,7 +92,12 @@ def run_consensus(export: Path, out: Path, params: ConsensusParams | None = None
         }
         for b in result.boxes
     ]
-    frame = pd.DataFrame(rows)
+    # The columns even with no box at all, so that `dataset` reads an empty consensus as empty.
+    frame = (
+        pd.DataFrame(rows, columns=list(columns))
+        if rows
+        else pd.DataFrame(columns=list(columns)).astype(columns)
+    )
     with atomic_path(out / "consensus.parquet") as tmp:
         frame.to_parquet(tmp, index=False)
     with atomic_path(out / "parameters.json") as tmp:
@@ -133,6 +145,11 @@ def plot_leaderboard(stats: list[VolunteerStats], path: Path) -> None:
     plt.close(fig)
 
 
+def is_labelled(task: Mapping[str, Any]) -> bool:
+    """Whether a volunteer submitted the task: an annotation not cancelled, with or without boxes."""
+    return any(isinstance(a, Mapping) and not a.get("was_cancelled") for a in task.get("annotations") or [])
+
+
 def dataset_from_consensus(
     consensus_dir: Path,
     tasks: Sequence[Mapping[str, Any]],
@@ -146,10 +163,27 @@ def dataset_from_consensus(
     """A YOLO dataset of the accepted consensus boxes of ``tasks`` (an export), split by place and day.
 
     ``photo_of`` gives a task's photo file (from its data); ``fixed_splits`` pins photos to a split.
+    Only labelled tasks (:func:`is_labelled`) become photos of the dataset: a photo nobody labelled is
+    not a photo without litter.
+
+    Raises:
+        ExportError: ``consensus_dir`` holds no consensus, or no task of ``tasks`` is labelled.
     """
     import pandas as pd
 
-    frame = pd.read_parquet(Path(consensus_dir) / "consensus.parquet")
+    table = Path(consensus_dir) / "consensus.parquet"
+    if not table.is_file():
+        raise ExportError(
+            f"{consensus_dir} holds no consensus.parquet",
+            hint="give the folder that `plastic-hotspots annotate consensus EXPORT --out FOLDER` wrote",
+        )
+    tasks = [task for task in tasks if isinstance(task, Mapping) and is_labelled(task)]
+    if not tasks:
+        raise ExportError(
+            "the export holds no labelled photo: a dataset would have nothing to learn from",
+            hint="pull again once volunteers have submitted annotations",
+        )
+    frame = pd.read_parquet(table)  # a broken file: the command line names it with the library's words
     frame = frame[frame["accepted"]]
     boxes = [
         LabelledBox(str(task), str(label), BBox(float(x1), float(y1), float(x2), float(y2)))

@@ -15,6 +15,7 @@ never do. A cached export also skips importing PyTorch at all.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -59,8 +60,13 @@ def _onnx_export(weights: Path, imgsz: int, sha: str, config_dir: Path | None) -
         from plastic_hotspots.detector.yolo import apply_offline_settings, export_onnx, model_names
 
         apply_offline_settings(config_dir)
-        export_onnx(weights, imgsz, sha, cache)
-        names = model_names(weights)
+        try:
+            names = model_names(weights)  # first: a bad checkpoint is named as given, not as its copy
+            export_onnx(weights, imgsz, sha, cache)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                cache.rmdir()  # a `<weights>.exports` folder made for nothing goes again (if empty)
+            raise
         tmp = entry / "meta.json.tmp"
         tmp.write_text(json.dumps({"names": names, "imgsz": imgsz, "sha256": sha}), encoding="utf-8")
         tmp.replace(meta)

@@ -192,8 +192,9 @@ def _load_yolo(weights: Path) -> Any:
     try:
         return YOLO(str(weights), task="detect")
     except Exception as exc:  # ultralytics raises many kinds of error for a bad checkpoint
+        reason = str(exc).split("Recommended fixes")[0].strip()  # its fixes download models: not here
         raise ModelError(
-            f"{weights} is not a YOLO detection checkpoint Ultralytics can load ({exc})",
+            f"{weights} is not a YOLO detection checkpoint Ultralytics can load ({reason})",
             hint="pass the .pt file written by training (weights/best.pt)",
         ) from exc
 

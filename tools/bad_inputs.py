@@ -337,6 +337,64 @@ def _detect_bad_option(*options: str) -> Callable[[Path], list[list[str]]]:
     return make
 
 
+def _export_file(text: str | None) -> Callable[[Path], list[list[str]]]:
+    """``annotate consensus`` on an export file holding ``text`` (None: no file at all)."""
+
+    def make(case: Path) -> list[list[str]]:
+        if text is not None:
+            (case / "export.json").write_text(text, encoding="utf-8")
+        return [["annotate", "consensus", str(case / "export.json"), "--out", str(case / "consensus")]]
+
+    return make
+
+
+def _dataset_without_consensus(case: Path) -> list[list[str]]:
+    (case / "export.json").write_text("[]", encoding="utf-8")
+    (case / "consensus").mkdir()
+    return [["annotate", "dataset", str(case / "consensus"), "--export", str(case / "export.json"),
+             "--photos", str(case), "--out", str(case / "dataset")]]  # fmt: skip
+
+
+def _dataset_of_unlabelled_tasks(case: Path) -> list[list[str]]:
+    tasks = [{"id": k, "data": {"key": f"p{k}.jpg"}, "annotations": []} for k in range(3)]
+    (case / "export.json").write_text(json.dumps(tasks), encoding="utf-8")
+    return [
+        ["annotate", "consensus", str(case / "export.json"), "--out", str(case / "consensus")],
+        ["annotate", "dataset", str(case / "consensus"), "--export", str(case / "export.json"),
+         "--photos", str(case), "--out", str(case / "dataset")],
+    ]  # fmt: skip
+
+
+def _train_on(make_folder: Callable[[Path], Path]) -> Callable[[Path], list[list[str]]]:
+    return lambda case: [["train", str(make_folder(case)), "--out", str(case / "runs"), "--epochs", "1"]]
+
+
+def _folder_of_photos(case: Path) -> Path:
+    photos = case / "photos"
+    photos.mkdir()
+    _photo(photos / "a.jpg", (20.0, 12.0, 0.0), (100.0, 5.0, 0.0))
+    return photos
+
+
+def _dataset_with_an_empty_split(case: Path) -> Path:
+    folder = case / "dataset"
+    for split in ("train", "val"):
+        (folder / "images" / split).mkdir(parents=True)
+    _photo(folder / "images" / "val" / "a.jpg", (20.0, 12.0, 0.0), (100.0, 5.0, 0.0))
+    (folder / "data.yaml").write_text(
+        "names: {0: bottle}\ntrain: images/train\nval: images/val\n", encoding="utf-8"
+    )
+    return folder
+
+
+def _detect_with_a_broken_model(case: Path) -> list[list[str]]:
+    (case / "litter.pt").write_bytes(b"these bytes are not a checkpoint")
+    (case / "photos").mkdir()
+    _photo(case / "photos" / "a.jpg", (20.0, 12.0, 0.0), (100.0, 5.0, 0.0))
+    return [["detect", str(case / "photos"), "--out", str(case / "detections.parquet"),
+             "--model", str(case / "litter.pt"), "--backend", "onnx"]]  # fmt: skip
+
+
 def _detect_missing_source(case: Path) -> list[list[str]]:
     return [["detect", str(case / "no such folder"), "--out", str(case / "detections.parquet")]]
 
@@ -552,6 +610,26 @@ def cases() -> list[Case]:
             Case("detect_conf_above_one", "detect", _detect_bad_option("--conf", "2"), ("conf", "2")),
             Case("detect_imgsz_zero", "detect", _detect_bad_option("--imgsz", "0"), ("imgsz", "0")),
             Case("detect_missing_source", "detect", _detect_missing_source, ("no such folder",)),
+            Case("detect_model_not_a_checkpoint", "detect", _detect_with_a_broken_model,
+                 ("litter.pt is not a YOLO detection checkpoint", "weights/best.pt"), basin=False),
+            Case("annotate_export_missing", "annotate", _export_file(None), ("export.json was not found",
+                 "annotate pull"), basin=False),
+            Case("annotate_export_empty", "annotate", _export_file(""), ("export.json is empty",),
+                 basin=False),
+            Case("annotate_export_not_json", "annotate", _export_file("task,annotator\n1,ana\n"),
+                 ("is not valid json",), basin=False),
+            Case("annotate_export_an_object", "annotate", _export_file('{"tasks": []}'),
+                 ("holds a json object, not a list of tasks",), basin=False),
+            Case("annotate_dataset_without_consensus", "annotate", _dataset_without_consensus,
+                 ("holds no consensus.parquet", "annotate consensus"), basin=False),
+            Case("annotate_dataset_of_unlabelled_tasks", "annotate", _dataset_of_unlabelled_tasks,
+                 ("no labelled photo",), basin=False),
+            Case("train_missing_dataset", "train", _train_on(lambda c: c / "no dataset"),
+                 ("was not found", "annotate dataset"), basin=False),
+            Case("train_on_a_folder_of_photos", "train", _train_on(_folder_of_photos),
+                 ("holds no data.yaml", "annotate dataset"), basin=False),
+            Case("train_on_an_empty_split", "train", _train_on(_dataset_with_an_empty_split),
+                 ("the train split", "holds no images"), basin=False),
         ]
     )  # fmt: skip
     # Accepted: fallbacks that warn, and names that are text

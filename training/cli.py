@@ -45,6 +45,7 @@ def train(
     """Train (or fine-tune) the litter detector offline; prints the best weights' path."""
     from plastic_hotspots.detector.yolo import cache_root, default_model_path, train_yolo
     from plastic_hotspots.training.config import TrainConfig
+    from plastic_hotspots.training.datasets import check_dataset
 
     given = {
         name: ctx.params[name]
@@ -52,13 +53,14 @@ def train(
         if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
     }
     settings = (TrainConfig.from_file(config) if config else TrainConfig()).override(given)
+    data_yaml = check_dataset(dataset)
     chosen = settings.device
     if chosen == "auto":
         from plastic_hotspots.training.device import auto_device
 
         chosen = auto_device()
     best = train_yolo(
-        dataset / "data.yaml", settings.start or default_model_path(), Path(settings.out),
+        data_yaml, settings.start or default_model_path(), Path(settings.out),
         epochs=settings.epochs, imgsz=settings.imgsz, batch=settings.batch, device=chosen,
         seed=settings.seed, patience=settings.patience, resume=resume,
         config_dir=cache_root() / "ultralytics",

@@ -81,3 +81,70 @@ def test_write_dataset(tmp_path: Path) -> None:
         write_dataset(
             tmp_path / "ds", photos, [LabelledBox(photos[0].key, "tyre", BBox(0, 0, 5, 5))], CLASS_NAMES
         )
+
+
+def _task(key: str, annotations: list[dict[str, object]]) -> dict[str, object]:
+    return {"id": key, "data": {"key": key, "width": 50, "height": 40}, "annotations": annotations}
+
+
+def test_only_labelled_photos_enter_the_dataset(tmp_path: Path) -> None:
+    """A photo nobody has labelled is not a photo without litter: it is left out, not kept as background."""
+    from plastic_hotspots.annotations.results import dataset_from_consensus, run_consensus
+
+    photos = survey(tmp_path / "photos", n_places=2, per_place=2)
+    box = {"id": "r1", "type": "rectanglelabels", "from_name": "label", "to_name": "image",
+           "original_width": 50, "original_height": 40,
+           "value": {"x": 20, "y": 25, "width": 20, "height": 50, "rectanglelabels": ["bottle"]}}  # fmt: skip
+    tasks = [
+        _task(photos[0].key, [{"completed_by": 1, "result": [box]}]),  # a bottle
+        _task(photos[1].key, [{"completed_by": 1, "result": []}]),  # looked at: nothing there
+        _task(photos[2].key, [{"completed_by": 1, "was_cancelled": True, "result": []}]),  # skipped
+        _task(photos[3].key, []),  # nobody has opened it yet
+    ]
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(tasks))
+    run_consensus(export, tmp_path / "consensus")
+    by_key = {p.key: p.path for p in photos}
+    summary = dataset_from_consensus(
+        tmp_path / "consensus", tasks, lambda t: by_key[str(t["id"])], tmp_path / "ds"
+    )
+    assert sum(summary.images.values()) == 2
+    assert sum(summary.boxes.values()) == 1
+    names = sorted(p.name for p in (tmp_path / "ds" / "labels").rglob("*.txt"))
+    assert names == ["site00__img0.txt", "site00__img1.txt"]
+
+    from plastic_hotspots.annotations.errors import ExportError
+
+    with pytest.raises(ExportError, match="no labelled photo"):
+        dataset_from_consensus(
+            tmp_path / "consensus", tasks[2:], lambda t: by_key[str(t["id"])], tmp_path / "d2"
+        )
+    with pytest.raises(ExportError, match=r"holds no consensus\.parquet"):
+        dataset_from_consensus(tmp_path / "nothing", tasks, lambda t: by_key[str(t["id"])], tmp_path / "d3")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "was not found"),
+        ("", "is empty"),
+        ("[unclosed", "is not valid JSON"),
+        ('{"tasks": []}', "holds a JSON object, not a list of tasks"),
+        ("folder", "is a folder, not an export file"),
+    ],
+)
+def test_an_export_that_is_not_one_is_refused_with_the_file_named(
+    content: str | None, message: str, tmp_path: Path
+) -> None:
+    from plastic_hotspots.annotations.errors import ExportError
+    from plastic_hotspots.annotations.export import load_export
+
+    path = tmp_path / "export.json"
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(ExportError, match=message) as info:
+        load_export(path)
+    assert str(path) in str(info.value)
+    assert "annotate pull" in (info.value.hint or "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -131,6 +132,13 @@ def test_model_errors(weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="not a YOLO detection checkpoint"):
         YoloDetector(bad, config_dir=tmp_path / "cfg")
+    for backend in ("onnx", "openvino"):  # exported backends: the file is named as given, not as its copy
+        with pytest.raises(
+            ModelError, match=f"^{re.escape(str(bad))} is not a YOLO detection checkpoint"
+        ) as info:
+            YoloDetector(bad, backend=backend, config_dir=tmp_path / "cfg")
+        assert "Recommended fixes" not in str(info.value)  # Ultralytics' advice is to download a model
+        assert not (tmp_path / "bad.exports").exists()
     monkeypatch.setenv("PLASTIC_HOTSPOTS_MODEL", str(tmp_path / "gone.pt"))
     with pytest.raises(ModelError, match="no litter model") as info:
         default_model_path()
