@@ -37,6 +37,9 @@ def serve(
 
     from plastic_hotspots.annotations.errors import ServerError
     from plastic_hotspots.annotations.server import ADMIN_EMAIL, start_local_server
+    from plastic_hotspots.annotations.workflow import check_port
+
+    check_port(port)
 
     # Ctrl-C, SIGTERM and SIGHUP only ask to stop: nothing is interrupted half-way, so the server
     # started is always stopped with all it started.
@@ -79,11 +82,16 @@ def init(
     ),
 ) -> None:
     """Create (or update) a labelling project with the litter taxonomy and volunteer instructions."""
+    from plastic_hotspots.annotations.errors import AnnotationError
     from plastic_hotspots.annotations.labelstudio import LabelStudioClient
     from plastic_hotspots.annotations.workflow import check_title
     from plastic_hotspots.annotations.workflow import init as do_init
 
     check_title(project)  # before the server is asked
+    if overlap < 1:
+        raise AnnotationError(
+            f"--overlap must be at least 1, got {overlap}", hint="use 3 to 5 volunteers per photo"
+        )
     client = LabelStudioClient()
     pid, created = do_init(client, project, overlap)
     verb = "created" if created else "updated"
@@ -133,7 +141,15 @@ def backend_cmd(
     from plastic_hotspots.annotations.backend import ModelService, PhotoSource, backend_token, start_backend
     from plastic_hotspots.annotations.errors import AnnotationError
     from plastic_hotspots.annotations.loop import RetrainLoop, RetrainSettings
+    from plastic_hotspots.annotations.workflow import check_port
 
+    check_port(port)
+    for option, value, least in (
+        ("--retrain-after", retrain_after, 0), ("--retrain-epochs", retrain_epochs, 1),
+        ("--retrain-imgsz", retrain_imgsz, 32), ("--retrain-batch", retrain_batch, 1),
+    ):  # fmt: skip
+        if value < least:
+            raise AnnotationError(f"{option} must be at least {least}, got {value}", hint=f"fix {option}")
     loop = None
     if retrain_after > 0:
         from plastic_hotspots.annotations.labelstudio import LabelStudioClient
@@ -288,8 +304,9 @@ def volunteers_add(
 ) -> None:
     """Give a volunteer their own login with a new password, written to a file only you can read."""
     from plastic_hotspots.annotations.labelstudio import LabelStudioClient
-    from plastic_hotspots.annotations.workflow import add_volunteer
+    from plastic_hotspots.annotations.workflow import add_volunteer, check_volunteer
 
+    check_volunteer(email, data_dir)  # before the server is asked
     client = LabelStudioClient()
     account = add_volunteer(client, email, data_dir, password_file)
     verb = "created" if account.created else "exists; its password was replaced"

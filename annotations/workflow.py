@@ -63,7 +63,21 @@ def check_title(title: str) -> None:
         raise AnnotationError(
             f"the project title {title!r} has {len(title)} characters; Label Studio takes "
             f"{TITLE_MIN} to {TITLE_MAX}",
-            hint=f"use a title of at most {TITLE_MAX} characters (a review project adds 9: ' (review)')",
+            hint=f"use a title of {TITLE_MIN} to {TITLE_MAX} characters "
+            "(a review project adds 9: ' (review)')",
+        )
+
+
+def check_port(port: int, option: str = "--port") -> None:
+    """Refuse a TCP port outside 0 to 65535 (0: any free port) before anything is started.
+
+    Raises:
+        AnnotationError: The port cannot be bound.
+    """
+    if not 0 <= port <= 65535:
+        raise AnnotationError(
+            f"{option} must be a port from 0 to 65535, got {port}",
+            hint=f"e.g. {option} 9090, or 0 for any free port",
         )
 
 
@@ -354,6 +368,29 @@ class VolunteerAccount:
     password_file: Path
 
 
+def check_volunteer(email: str, data_dir: Path) -> str:
+    """The volunteer's email, stripped, once it looks like one and ``data_dir`` holds the local server.
+
+    Checked before any server is asked.
+
+    Raises:
+        AnnotationError: The email is not one, or ``data_dir`` holds no Label Studio database.
+    """
+    from plastic_hotspots.annotations.server import DATABASE_FILE
+
+    email = email.strip()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or any(c.isspace() or c == "/" for c in email):
+        raise AnnotationError(f"{email!r} is not an email address", hint="give the volunteer's email")
+    if not (Path(data_dir) / DATABASE_FILE).is_file():
+        raise AnnotationError(
+            f"no Label Studio database in {data_dir}",
+            hint="pass the --data-dir of `annotate serve` on this machine; on a server elsewhere, "
+            "its administrator adds accounts",
+        )
+    return email
+
+
 def add_volunteer(
     client: LabelStudioClient, email: str, data_dir: Path, password_file: Path | None = None
 ) -> VolunteerAccount:
@@ -367,18 +404,9 @@ def add_volunteer(
         AnnotationError: The email is not one, or the password file exists already.
         ServerError: The account cannot be created, or its password cannot be set.
     """
-    from plastic_hotspots.annotations.server import DATABASE_FILE, set_password
+    from plastic_hotspots.annotations.server import set_password
 
-    email = email.strip()
-    local, _, domain = email.partition("@")
-    if not local or "." not in domain or any(c.isspace() or c == "/" for c in email):
-        raise AnnotationError(f"{email!r} is not an email address", hint="give the volunteer's email")
-    if not (Path(data_dir) / DATABASE_FILE).is_file():  # checked before the account is made
-        raise AnnotationError(
-            f"no Label Studio database in {data_dir}",
-            hint="pass the --data-dir of `annotate serve` on this machine; on a server elsewhere, "
-            "its administrator adds accounts",
-        )
+    email = check_volunteer(email, data_dir)
     if password_file is None:
         password_file = Path(data_dir) / "volunteers" / email
         _private_dirs(password_file.parent, Path(data_dir))

@@ -123,7 +123,7 @@ def detect(
     Exit code 0: every input was used; 3: some inputs were rejected (see the .rejects.csv).
     """
     from plastic_hotspots.cluster import check_workers_or_scheduler, optional_cluster
-    from plastic_hotspots.detector.ingest import IngestOptions
+    from plastic_hotspots.detector.ingest import IngestOptions, check_position_files
     from plastic_hotspots.detector.predictor import YoloDetector
     from plastic_hotspots.detector.run import RunOptions, run_detection
     from plastic_hotspots.detector.yolo import cache_root, default_model_path
@@ -146,6 +146,7 @@ def detect(
         tile_size=tile_size,
         decode_size=imgsz if slice_size == 0 else 0,  # JPEGs decoded no larger than the model needs
     )
+    check_position_files(ingest)
     run = RunOptions(
         chunk_size=chunk_size,
         batch_size=batch_size,

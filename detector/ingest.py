@@ -471,6 +471,23 @@ class _SidecarRow:
     location_error_m: float | None
 
 
+def check_position_files(options: IngestOptions) -> None:
+    """Read the ``--sidecar`` and ``--gpx`` files before any image.
+
+    A missing or broken one then stops the run with its message, instead of rejecting every photo or
+    frame for want of a position (or, for a missing sidecar, ending in a traceback).
+
+    Raises:
+        ConfigError: The sidecar or the GPX track is missing or cannot be read.
+    """
+    if options.sidecar is not None:
+        if not options.sidecar.is_file():
+            raise ConfigError(f"sidecar {options.sidecar} does not exist", hint="check the --sidecar path")
+        _read_sidecar(options.sidecar.resolve(), options.sidecar.stat().st_mtime_ns)
+    if options.gpx is not None:
+        _track(options.gpx)
+
+
 def _sidecar_row(sidecar: Path, photo: Path) -> _SidecarRow | None:
     rows = _read_sidecar(sidecar.resolve(), sidecar.stat().st_mtime_ns)
     base = sidecar.resolve().parent

@@ -37,6 +37,9 @@ def demo(
 
     if basin not in BASINS:
         raise ConfigError(f"--basin {basin!r} is not a demo basin", hint=f"choose one of {', '.join(BASINS)}")
+    from plastic_hotspots.geoio import check_output_dir
+
+    check_output_dir(out)
     result = run_demo(out, seed, basin=basin)
     console.print("[bold green]Demo basin done.[/]")
     typer.echo(f"map:      {result.map_html}")

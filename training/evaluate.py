@@ -421,7 +421,14 @@ def evaluate(
         class_map = ClassMap.from_file(class_map)
     truths, classes = read_folder(folder, split)
     if not truths:
-        raise TrainingError(f"no images in {folder}", hint="point --data at a YOLO folder")
+        where = folder / "images" / split if split else folder / "images"
+        splits = sorted(p.name for p in (folder / "images").iterdir() if p.is_dir()) if not split else []
+        hint = (
+            f"its images are in split folders: add --split {' or '.join(splits)}"
+            if splits
+            else "point --data at a YOLO folder with labelled images"
+        )
+        raise TrainingError(f"no images in {where}", hint=hint)
     base = settings or DetectorSettings(backend=backend, imgsz=imgsz)
     run = replace(base, conf=EVAL_CONF, iou=EVAL_IOU)
     weights = model or default_model_path()

@@ -257,7 +257,7 @@ def test_titles_are_checked_before_the_server_is_asked(
     assert main(["annotate", "init", "--project", "y" * 60]) == 1
     err = " ".join(capsys.readouterr().err.split())  # the console wraps long lines
     assert "60 characters" in err
-    assert "at most 50" in err
+    assert "a title of 3 to 50 characters" in err
     assert main(["annotate", "init", "--project", " "]) == 1
     assert "title is empty" in capsys.readouterr().err
 

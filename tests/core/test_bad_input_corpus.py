@@ -94,7 +94,7 @@ def test_the_corpus_covers_every_layer_and_command() -> None:
     kinds = {case.kind for case in cases}
     assert kinds >= {
         "dem", "population", "zones", "rivers", "barriers", "observations", "boundaries", "config", "options",
-        "map", "report", "density", "detect", "paths", "annotate", "train",
+        "map", "report", "density", "detect", "paths", "annotate", "train", "demo",
     }  # fmt: skip
     names = {case.name for case in cases}
     for layer in ("dem", "population", "zones", "rivers", "barriers", "observations", "boundaries"):
