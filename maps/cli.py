@@ -296,6 +296,11 @@ def density(
             f"--cell-size must be a number of metres of at least 1, got {cell_size}",
             hint="street surveys are usually binned at 100 to 500 m",
         )
+    if min_observations < 1:
+        raise ConfigError(
+            f"--min-observations must be at least 1, got {min_observations}",
+            hint="a cell seen fewer times is flagged low_effort (uncertain, never clean); 3 is the default",
+        )
     frame = read_observations(observations)
     check_density_fits(survey_grid(frame, cell_size)[0], available_memory())
     if validate:

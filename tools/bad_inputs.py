@@ -603,6 +603,8 @@ def cases() -> list[Case]:
                  ("observations.parquet",)),
             Case("density_out_is_a_folder", "density",
                  lambda c: ((c / "cells.gpkg").mkdir(), _density()(c))[1], ("is a directory, not a file",)),
+            Case("density_min_observations_zero", "density", _density("--min-observations", "0"),
+                 ("--min-observations must be at least 1", "got 0")),
             Case("density_validate_no_splits", "density", _density("--validate", "--splits", "0"),
                  ("--splits must be at least 1",)),
             Case("detect_out_is_a_folder", "detect",

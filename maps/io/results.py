@@ -252,9 +252,21 @@ def read_result_layers(gpkg: Path, names: Iterable[str]) -> dict[str, gpd.GeoDat
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON object from a file, or None when it is missing, unreadable or not an object."""
+    """A JSON object from a result's file, or None when the file is absent (an optional one).
+
+    Raises:
+        RenderError: The file is there but damaged (not JSON, or not an object): a result written by
+            ``hotspots`` never is, so it was changed since, and nothing should be drawn from it.
+    """
+    if not path.exists():
+        return None
     try:
         loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return loaded if isinstance(loaded, dict) else None
+    except (OSError, ValueError) as exc:
+        raise RenderError(f"{path} is damaged: {exc}", hint=RERUN_HINT) from None
+    if not isinstance(loaded, dict):
+        raise RenderError(f"{path} is damaged: it holds no JSON object", hint=RERUN_HINT)
+    return loaded
+
+
+RERUN_HINT = "run `plastic-hotspots hotspots` again to write the whole result anew"

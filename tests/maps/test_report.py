@@ -463,3 +463,30 @@ def _floats_to_nan(tree: object) -> object:
         else:
             _floats_to_nan(value)
     return tree
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [("report", "provenance.json"), ("report", "fusion.json"), ("report", "uncertainty.json"),
+     ("map", "provenance.json")],
+)  # fmt: skip
+def test_a_damaged_record_is_refused_not_drawn_without(
+    command: str,
+    name: str,
+    demo_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An absent optional file leaves its part out; a file that is there but damaged stops the page."""
+    monkeypatch.setenv("COLUMNS", "1000")  # paths in messages are not wrapped mid-name
+    result = tmp_path / "result"
+    shutil.copytree(demo_dir, result)
+    for damage in ("{", "[1, 2]"):
+        (result / name).write_text(damage)
+        out = tmp_path / f"{command}.html"
+        assert main([command, str(result), "--out", str(out)]) == 1
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"{name} is damaged" in err
+        assert "plastic-hotspots hotspots" in err
+        assert not out.exists()
