@@ -97,6 +97,11 @@ class IngestOptions:
             raise ConfigError(f"video sampling distance must be positive, got {self.video_every_m} m")
         if self.tile_size < 64:
             raise ConfigError(f"raster tile size must be at least 64 pixels, got {self.tile_size}")
+        if not math.isfinite(self.clock_offset_s):
+            raise ConfigError(
+                f"--clock-offset-s must be a number of seconds, got {self.clock_offset_s}",
+                hint="e.g. --clock-offset-s -3.5 when the camera's clock runs 3.5 s ahead of the GPS",
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,14 @@ class RunOptions:
     overwrite: bool = False
     gpkg: bool = False
 
+    def __post_init__(self) -> None:
+        for option, value, least in (
+            ("--chunk-size", self.chunk_size, 1), ("--batch-size", self.batch_size, 1),
+            ("--decode-threads", self.decode_threads, 0),
+        ):  # fmt: skip
+            if value < least:
+                raise ConfigError(f"{option} must be at least {least}, got {value}", hint=f"fix {option}")
+
 
 @dataclass(frozen=True, slots=True)
 class RunSummary:
