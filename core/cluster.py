@@ -196,6 +196,15 @@ def open_cluster(options: ClusterOptions) -> Cluster:
             raise
         return Cluster(client, local)
     address = options.scheduler.strip()
+    try:  # a malformed address is refused here: a Client made from one hangs on closing for 20 s
+        scheme, location = dist.comm.parse_address(address)
+        if scheme in ("tcp", "tls"):
+            dist.comm.parse_host_port(location)
+    except ValueError as exc:
+        raise ClusterError(
+            f"--scheduler {address} is not a scheduler address ({exc})",
+            hint="give it as tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786 (the address `dask scheduler` prints)",
+        ) from None
     try:
         client = dist.Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:

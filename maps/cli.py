@@ -109,6 +109,8 @@ def hotspots(
 
     basin = load_config(config)
     check_output_dir(out)
+    if work_dir is not None:
+        check_output_dir(work_dir, "--work-dir")
     check_layer_files(basin)
     _check_size(basin, out, tile, work_dir)
     if uncertainty is not None:

@@ -201,6 +201,15 @@ def test_unreachable_scheduler_exits_1_with_how_to_fix(survey: tuple[Path, Path]
     assert "tcp://HOST:8786" in info.value.hint
 
 
+@pytest.mark.parametrize("address", ["notanaddress", "tcp://host-without-port", "tcp://127.0.0.1:port"])
+def test_a_malformed_scheduler_address_is_refused_at_once(address: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(ClusterError, match="is not a scheduler address") as info:
+        open_cluster(ClusterOptions(scheduler=address, timeout_s=5))
+    assert "tcp://HOST:PORT" in info.value.hint
+    assert time.monotonic() - started < 5  # no client made, none left to hang on closing
+
+
 def test_both_workers_and_scheduler_is_refused(tmp_path: Path) -> None:
     proc = _cli("detect", ".", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1", cwd=tmp_path)
     assert proc.returncode == 1
