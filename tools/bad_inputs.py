@@ -532,6 +532,9 @@ def cases() -> list[Case]:
     bad("observations_without_items", "observations",
         lambda c: _observations(c, lambda f: f.drop(columns="items")),
         "no `items` column", "item count")  # fmt: skip
+    bad("observations_as_polygons", "observations",
+        lambda c: _observations(c, lambda f: f.set_geometry(f.to_crs(32647).buffer(20).to_crs(4326))),
+        "polygon geometries", "each observation must be a point")  # fmt: skip
     bad("observations_nan_items", "observations", lambda c: _observations(c, _nan_items),
         "51 of", "missing, infinite or negative item count", "0 where nothing was seen")  # fmt: skip
     bad("observations_negative_items", "observations", lambda c: _observations(c, _set("items", -1)),

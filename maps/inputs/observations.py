@@ -89,6 +89,14 @@ def read_observations(path: Path) -> gpd.GeoDataFrame:
     if "status" in frame.columns:
         frame = frame[frame["status"] == "ok"]
     frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
+    kinds = sorted(set(frame.geom_type) - {"Point"})
+    if kinds:
+        raise LayerError(
+            f"the observations {path} hold {', '.join(kinds)} geometries; each observation must be a point "
+            "(where its image was taken)",
+            hint="give one point per image or frame; for areas, use their centroids "
+            "(geopandas: frame.geometry = frame.to_crs(a metric CRS).centroid)",
+        )
     if "unique_items" in frame.columns and frame["unique_items"].notna().all():
         unique = {c: c.removeprefix("unique_") for c in frame.columns if c.startswith("unique_")}
         frame = frame.drop(columns=[c for c in frame.columns if c == "items" or c.startswith("n_")])
