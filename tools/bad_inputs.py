@@ -242,6 +242,11 @@ def _nan_items(frame: Any) -> Any:
     return frame
 
 
+def _items_as_words(frame: Any) -> Any:
+    """Counts written as text, the first one as a word."""
+    return frame.assign(items=["three"] + [str(v) for v in frame["items"].iloc[1:]])
+
+
 def _density(*options: str) -> Callable[[Path], list[list[str]]]:
     return lambda case: [
         ["density", str(case / "observations.parquet"), "--out", str(case / "cells.gpkg"), *options]
@@ -535,6 +540,11 @@ def cases() -> list[Case]:
     bad("observations_as_polygons", "observations",
         lambda c: _observations(c, lambda f: f.set_geometry(f.to_crs(32647).buffer(20).to_crs(4326))),
         "polygon geometries", "each observation must be a point")  # fmt: skip
+    bad("observations_items_as_words", "observations",
+        lambda c: _observations(c, _items_as_words),
+        "1 of", "missing, infinite or negative item count")  # fmt: skip
+    bad("observations_negative_effort", "observations", lambda c: _observations(c, _set("effort_km", -1.0)),
+        "negative effort_km", "spacing along each track")  # fmt: skip
     bad("observations_nan_items", "observations", lambda c: _observations(c, _nan_items),
         "51 of", "missing, infinite or negative item count", "0 where nothing was seen")  # fmt: skip
     bad("observations_negative_items", "observations", lambda c: _observations(c, _set("items", -1)),

@@ -88,7 +88,22 @@ def read_observations(path: Path) -> gpd.GeoDataFrame:
         )
     if "status" in frame.columns:
         frame = frame[frame["status"] == "ok"]
-    frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
+    frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty].copy()
+    # Counts written as text ("3") are read as numbers; text that is no number ("three") becomes a
+    # missing count, which the density refuses with how many rows have one.
+    for column in [c for c in frame.columns if c == "items" or c.startswith(("n_", "unique_"))]:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    if "effort_km" in frame.columns:
+        effort = pd.to_numeric(frame["effort_km"], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(effort) | (effort < 0)
+        if bad.any():
+            raise LayerError(
+                f"{int(bad.sum())} of {len(frame)} observations in {path} have a missing, infinite or "
+                "negative effort_km",
+                hint="give each row the kilometres surveyed for it (0 for a photo), or leave the column out "
+                "and the effort is taken from the spacing along each track",
+            )
+        frame["effort_km"] = effort
     kinds = sorted(set(frame.geom_type) - {"Point"})
     if kinds:
         raise LayerError(
