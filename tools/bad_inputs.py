@@ -177,6 +177,17 @@ def _negative_population(case: Path) -> None:
     _raster(case / "population.tif", lambda v, p: (np.where(v == p["nodata"], v, -v - 1.0), p))
 
 
+def _population_polygons_without_counts(case: Path) -> None:
+    """Population as census polygons whose count column holds words, not numbers."""
+    _vector(case, "districts.gpkg", _set("people", "many"))
+    raw_layers = {"dem": "dem.tif", "population": {"path": "districts.gpkg", "count": "people"}}
+    import yaml
+
+    raw = yaml.safe_load((case / "basin.yaml").read_text(encoding="utf-8"))
+    raw["layers"] = {**raw["layers"], **raw_layers}
+    (case / "basin.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+
+
 def _zones_percent(frame: Any) -> Any:
     frame["collection_rate"] = frame["collection_rate"] * 100.0
     return frame
@@ -479,6 +490,8 @@ def cases() -> list[Case]:
         "nodata everywhere",
     )
     bad("population_negative", "population", _negative_population, "population", "negative")
+    bad("population_polygons_without_counts", "population", _population_polygons_without_counts,
+        "has no usable 'people'", "population.count")  # fmt: skip
     # Zones
     bad("zones_zero_bytes", "zones", _zero_bytes("zones.gpkg"), "zones.gpkg", *read_error)
     bad("zones_text", "zones", _text("zones.gpkg"), "zones.gpkg", *read_error)

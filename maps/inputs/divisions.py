@@ -78,8 +78,8 @@ def read_divisions(layer: PopulationPolygons, grid: GridSpec) -> DivisionPeople:
     outside the grid are logged: "N people in M divisions lie outside the grid".
 
     Raises:
-        LayerError: The file is missing, has no CRS or no such count column, or no polygon with people
-            touches the grid.
+        LayerError: The file is missing, has no CRS or no such count column, no row has a usable count,
+            or no polygon with people touches the grid.
     """
     import shapely
     from shapely.geometry import box
@@ -93,6 +93,12 @@ def read_divisions(layer: PopulationPolygons, grid: GridSpec) -> DivisionPeople:
         )
     counts = pd.to_numeric(frame[layer.count], errors="coerce").to_numpy(dtype=np.float64)
     usable = np.isfinite(counts) & (counts >= 0)
+    if len(frame) and not usable.any():
+        raise LayerError(
+            f"the population layer {layer.path} has no usable {layer.count!r}: every row's is missing, "
+            "not a number or negative",
+            hint="set `population.count` to a column that holds the number of people of each polygon",
+        )
     if not usable.all():
         warnings.warn(
             f"the population layer {layer.path}: {int((~usable).sum())} of {len(frame)} rows have a "
