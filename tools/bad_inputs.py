@@ -499,6 +499,9 @@ def cases() -> list[Case]:
     bad("zones_without_crs", "zones", _vector_without_crs("zones.gpkg"), "has no crs", "set_crs")
     bad("zones_in_percent", "zones", lambda c: _vector(c, "zones.gpkg", _zones_percent),
         "collection_rate", "fractions, not percentages")  # fmt: skip
+    bad("zones_figures_as_words", "zones",
+        lambda c: _vector(c, "zones.gpkg", _set("collection_rate", "high")),
+        "collection_rate is not a number", "'high'")  # fmt: skip
     bad("zones_with_no_features", "zones", lambda c: _vector(c, "zones.gpkg", lambda f: f.iloc[0:0]),
         "has no features", "leave `zones` out")  # fmt: skip
     bad("zones_without_their_columns", "zones", lambda c: _vector(c, "zones.gpkg", _zones_renamed),

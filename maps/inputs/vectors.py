@@ -142,7 +142,21 @@ def _plain_zones(path: Path) -> gpd.GeoDataFrame:
             LayerWarning,
             stacklevel=3,
         )
+    for column in present:
+        _refuse_words(frame, column, path, hint=f"write {column} as a number in every zone")
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(np.float64)
     return frame
+
+
+def _refuse_words(frame: gpd.GeoDataFrame, column: str, path: Path, *, hint: str) -> None:
+    """Refuse a zones column holding text that is no number (an empty value is allowed: the default)."""
+    words = frame[column].notna() & pd.to_numeric(frame[column], errors="coerce").isna()
+    if words.any():
+        raise LayerError(
+            f"the zones layer {path}: {int(words.sum())} of {len(frame)} zones' {column} is not a number "
+            f"(e.g. {frame.loc[words, column].iloc[0]!r})",
+            hint=f"{hint} (leave it empty where unknown: the default is used there)",
+        )
 
 
 def read_zones(source: ZoneSource, defaults: ZoneDefaults | None = None) -> gpd.GeoDataFrame:
@@ -211,6 +225,8 @@ def _zone_values(frame: gpd.GeoDataFrame, how: ZoneValue, path: Path, name: str)
                 f"the zones layer {path} has no column {column!r} (for {name})",
                 hint=f"its columns: {known}",
             )
+    for column in columns:
+        _refuse_words(frame, column, path, hint=f"the column {column!r} (for {name}) must hold numbers")
     numbers: list[FloatArray] = [
         np.asarray(pd.to_numeric(frame[c], errors="coerce"), dtype=np.float64) for c in columns
     ]
