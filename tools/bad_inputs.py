@@ -522,6 +522,9 @@ def cases() -> list[Case]:
     bad("barrier_pass_factor_negative", "barriers",
         lambda c: _vector(c, "barriers.gpkg", _set("pass_factor", -1.0)),
         "pass_factor must be a fraction in [0, 1]", "got -1")  # fmt: skip
+    bad("barrier_pass_factor_words", "barriers",
+        lambda c: _vector(c, "barriers.gpkg", _set("pass_factor", "half")),
+        "pass_factor must be a fraction in [0, 1]", "'half'")  # fmt: skip
     bad("barriers_without_kind", "barriers",
         lambda c: _vector(c, "barriers.gpkg", lambda f: f.drop(columns="kind")),
         "no `kind` column", "dam/weir/bridge/lock/port")  # fmt: skip

@@ -311,11 +311,20 @@ def load_barriers(path: Path, grid: GridSpec, passes: BarrierPass) -> Barriers:
             f"the barriers layer {path} has no `kind` column", hint="add kind = dam/weir/bridge/lock/port"
         )
     kinds = [str(k).strip().lower() for k in frame["kind"]]
-    given = (
-        frame["pass_factor"].to_numpy(dtype=float)
-        if "pass_factor" in frame.columns
-        else np.full(len(frame), np.nan)
-    )
+    if "pass_factor" in frame.columns:
+        numbers = pd.to_numeric(frame["pass_factor"], errors="coerce")
+        words = frame["pass_factor"].notna() & numbers.isna()
+        if words.any():
+            rows = ", ".join(str(int(i) + 1) for i in np.flatnonzero(words.to_numpy())[:5])
+            raise LayerError(
+                f"the barriers layer {path}: pass_factor must be a fraction in [0, 1], got "
+                f"{frame.loc[words, 'pass_factor'].iloc[0]!r} in row(s) {rows}",
+                hint="write the share of the load that passes (0.7), or leave pass_factor empty to use the "
+                "kind's default",
+            )
+        given = numbers.to_numpy(dtype=np.float64)
+    else:
+        given = np.full(len(frame), np.nan)
     bad = np.isfinite(given) & ((given < 0) | (given > 1))
     if bad.any():
         rows = ", ".join(str(int(i) + 1) for i in np.flatnonzero(bad)[:5])
