@@ -148,9 +148,14 @@ def _plain_zones(path: Path) -> gpd.GeoDataFrame:
     return frame
 
 
+def not_numbers(values: pd.Series) -> pd.Series:
+    """Where a column holds something that is no number ("high", "half"); empty values are not counted."""
+    return values.notna() & pd.to_numeric(values, errors="coerce").isna()
+
+
 def _refuse_words(frame: gpd.GeoDataFrame, column: str, path: Path, *, hint: str) -> None:
     """Refuse a zones column holding text that is no number (an empty value is allowed: the default)."""
-    words = frame[column].notna() & pd.to_numeric(frame[column], errors="coerce").isna()
+    words = not_numbers(frame[column])
     if words.any():
         raise LayerError(
             f"the zones layer {path}: {int(words.sum())} of {len(frame)} zones' {column} is not a number "
@@ -312,8 +317,7 @@ def load_barriers(path: Path, grid: GridSpec, passes: BarrierPass) -> Barriers:
         )
     kinds = [str(k).strip().lower() for k in frame["kind"]]
     if "pass_factor" in frame.columns:
-        numbers = pd.to_numeric(frame["pass_factor"], errors="coerce")
-        words = frame["pass_factor"].notna() & numbers.isna()
+        words = not_numbers(frame["pass_factor"])
         if words.any():
             rows = ", ".join(str(int(i) + 1) for i in np.flatnonzero(words.to_numpy())[:5])
             raise LayerError(
@@ -322,7 +326,7 @@ def load_barriers(path: Path, grid: GridSpec, passes: BarrierPass) -> Barriers:
                 hint="write the share of the load that passes (0.7), or leave pass_factor empty to use the "
                 "kind's default",
             )
-        given = numbers.to_numpy(dtype=np.float64)
+        given = pd.to_numeric(frame["pass_factor"], errors="coerce").to_numpy(dtype=np.float64)
     else:
         given = np.full(len(frame), np.nan)
     bad = np.isfinite(given) & ((given < 0) | (given > 1))
