@@ -82,16 +82,11 @@ def init(
     ),
 ) -> None:
     """Create (or update) a labelling project with the litter taxonomy and volunteer instructions."""
-    from plastic_hotspots.annotations.errors import AnnotationError
     from plastic_hotspots.annotations.labelstudio import LabelStudioClient
-    from plastic_hotspots.annotations.workflow import check_title
+    from plastic_hotspots.annotations.workflow import check_project
     from plastic_hotspots.annotations.workflow import init as do_init
 
-    check_title(project)  # before the server is asked
-    if overlap < 1:
-        raise AnnotationError(
-            f"--overlap must be at least 1, got {overlap}", hint="use 3 to 5 volunteers per photo"
-        )
+    check_project(project, overlap)  # before the server is asked
     client = LabelStudioClient()
     pid, created = do_init(client, project, overlap)
     verb = "created" if created else "updated"

@@ -81,17 +81,26 @@ def check_port(port: int, option: str = "--port") -> None:
         )
 
 
+def check_project(title: str, overlap: int) -> None:
+    """Refuse a project title or overlap Label Studio would refuse, before the server is asked.
+
+    Raises:
+        AnnotationError: The title (see :func:`check_title`) or the overlap (below 1) cannot be used.
+    """
+    check_title(title)
+    if overlap < 1:
+        raise AnnotationError(
+            f"--overlap must be at least 1, got {overlap}", hint="use 3 to 5 volunteers per photo"
+        )
+
+
 def init(client: LabelStudioClient, title: str, overlap: int = 3) -> tuple[int, bool]:
     """Create or update the litter project; returns ``(id, created)``.
 
     Raises:
         AnnotationError: The title or the overlap cannot be used (checked before the server is asked).
     """
-    check_title(title)
-    if overlap < 1:
-        raise AnnotationError(
-            f"overlap must be at least 1, got {overlap}", hint="use 3 to 5 volunteers per photo"
-        )
+    check_project(title, overlap)
     settings = ProjectSettings(title, label_config(), INSTRUCTIONS + class_table(), overlap)
     return client.init_project(settings)
 

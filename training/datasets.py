@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from plastic_hotspots.detector.ingest import PHOTO_SUFFIXES
 from plastic_hotspots.training.errors import TrainingError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".heif"})
 MAKE_ONE = (
     "give the folder that `plastic-hotspots annotate dataset --out DIR` (or `training/baseline.py prepare`) "
     "wrote: data.yaml with `names`, and images/train, images/val"
@@ -60,7 +60,7 @@ def check_dataset(folder: Path, splits: tuple[str, ...] = ("train", "val")) -> P
             if not where.exists():
                 raise TrainingError(f"the {split} images of {data_yaml} are missing: {where}", hint=MAKE_ONE)
             if where.is_dir() and not any(
-                p.suffix.lower() in IMAGE_SUFFIXES for p in where.rglob("*") if p.is_file()
+                p.suffix.lower() in PHOTO_SUFFIXES for p in where.rglob("*") if p.is_file()
             ):
                 raise TrainingError(
                     f"the {split} split of {data_yaml} holds no images ({where})",

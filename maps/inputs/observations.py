@@ -54,6 +54,14 @@ def read_plitter_tracks(path: Path) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(frame, geometry=gpd.points_from_xy(frame["lon"], frame["lat"]), crs="EPSG:4326")
 
 
+def is_track_file(path: Path) -> bool:
+    """Whether ``path`` is a pLitter track file (GeoJSON whose first 64 KiB name a ``track``)."""
+    if Path(path).suffix.lower() not in {".geojson", ".json"}:
+        return False
+    with Path(path).open("rb") as handle:
+        return b'"track"' in handle.read(1 << 16)
+
+
 def read_observations(path: Path) -> gpd.GeoDataFrame:
     """Survey points (EPSG:4326) from the detector's per-image GeoParquet or a pLitter track GeoJSON.
 
@@ -68,11 +76,8 @@ def read_observations(path: Path) -> gpd.GeoDataFrame:
     """
     path = Path(path)
     require_file(path, "observations")
-    if path.suffix.lower() in {".geojson", ".json"}:
-        with path.open("rb") as handle:
-            head = handle.read(1 << 16)
-        if b'"track"' in head:
-            return read_plitter_tracks(path)
+    if is_track_file(path):
+        return read_plitter_tracks(path)
     with reading_layer(path, "observations"):
         frame = (
             gpd.read_parquet(path)

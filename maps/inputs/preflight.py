@@ -14,6 +14,7 @@ from pathlib import Path
 
 from plastic_hotspots.maps.config import BasinConfig, PopulationPolygons, layer_paths
 from plastic_hotspots.maps.errors import CRSError
+from plastic_hotspots.maps.inputs.observations import is_track_file
 from plastic_hotspots.maps.inputs.rasters import reading_layer, require_file
 from plastic_hotspots.maps.inputs.vectors import VECTOR_CRS_HINT
 
@@ -53,15 +54,10 @@ def _open_header(path: Path, what: str, *, raster: bool) -> None:
 
             pq.read_schema(path)
             return
-        if what == "observations" and path.suffix.lower() in (".json", ".geojson") and _is_track_file(path):
+        if what == "observations" and is_track_file(path):
             return  # pLitter tracks: their own reader checks them
         import pyogrio
 
         info = pyogrio.read_info(path)
     if info.get("crs") is None and what != "observations":  # the observations' reader says it its own way
         raise CRSError(f"the {what} layer {path} has no CRS", hint=VECTOR_CRS_HINT)
-
-
-def _is_track_file(path: Path) -> bool:
-    with path.open("rb") as handle:
-        return b'"track"' in handle.read(1 << 16)
